@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import dataclasses
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from distalign.errors import InputError
+from distalign.metrics import Interval, bootstrap_mean, pooled_bootstrap
+
+
+def _sample(n: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).beta(2, 5, size=n)
+
+
+def test_interval_record() -> None:
+    i = Interval(mean=0.3, low=0.2, high=0.5, n=10)
+    assert i.half_width == pytest.approx(0.15)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        i.mean = 0.4  # type: ignore[misc]
+
+
+def test_bootstrap_mean_is_seeded_and_contains_the_mean() -> None:
+    values = _sample(200)
+    a, b = bootstrap_mean(values, seed=3), bootstrap_mean(values, seed=3)
+    assert a == b
+    assert bootstrap_mean(values, seed=4) != a
+    assert a.mean == pytest.approx(values.mean())
+    assert a.low < a.mean < a.high
+    assert a.n == 200
+
+
+def test_bootstrap_width_matches_normal_theory_and_shrinks_with_n() -> None:
+    small, large = _sample(100), _sample(10_000)
+    wide, narrow = bootstrap_mean(small, n_resamples=2000), bootstrap_mean(large, n_resamples=2000)
+    assert narrow.half_width < wide.half_width / 5  # sqrt(100) = 10 times narrower in theory
+    expected = 1.959964 * large.std() / np.sqrt(large.size)
+    assert narrow.half_width == pytest.approx(expected, rel=0.1)
+    ninety = bootstrap_mean(large, n_resamples=2000, level=0.9)
+    assert ninety.half_width == pytest.approx(1.644854 * large.std() / np.sqrt(large.size), rel=0.1)
+
+
+def test_bootstrap_mean_edge_cases() -> None:
+    single = bootstrap_mean([0.4])
+    assert (single.mean, single.low, single.high, single.n) == (0.4, 0.4, 0.4, 1)
+    empty = bootstrap_mean([])
+    assert empty.n == 0 and np.isnan(empty.mean) and np.isnan(empty.low)
+    with pytest.raises(InputError, match="NaN"):
+        bootstrap_mean([0.1, np.nan])
+    with pytest.raises(InputError, match="level"):
+        bootstrap_mean([0.1, 0.2], level=95)
+    with pytest.raises(InputError, match="n_resamples"):
+        bootstrap_mean([0.1, 0.2], n_resamples=0)
+
+
+def test_pooled_aggregate_is_mean_of_pool_means() -> None:
+    pools = {"opinionqa": _sample(599, 1), "nyt": _sample(940, 2) / 2, "global": _sample(300, 3) + 0.1}
+    out = pooled_bootstrap(pools, seed=0)
+    assert list(out) == ["opinionqa", "nyt", "global", "three"]
+    for name, values in pools.items():
+        assert out[name].mean == pytest.approx(values.mean())
+        assert out[name].low < out[name].mean < out[name].high
+        assert out[name].n == values.size
+    three = out["three"]
+    assert three.mean == pytest.approx(np.mean([v.mean() for v in pools.values()]))
+    assert three.n == 599 + 940 + 300
+    assert three.low < three.mean < three.high
+    # Pool means are independent, so the aggregate is narrower than the average pool interval.
+    assert three.half_width < np.mean([out[k].half_width for k in pools])
+    assert pooled_bootstrap(pools, seed=0) == out
+
+
+def test_pooled_intervals_do_not_depend_on_other_pools() -> None:
+    a, b = _sample(300, 1), _sample(400, 2)
+    both = pooled_bootstrap({"a": a, "b": b}, seed=5)
+    alone = pooled_bootstrap({"a": a}, seed=5, aggregate=None)
+    assert alone == {"a": both["a"]}
+    single = pooled_bootstrap({"a": a}, seed=5)
+    assert (single["three"].low, single["three"].high) == pytest.approx((single["a"].low, single["a"].high))
+
+
+def test_pooled_rejects_bad_pools() -> None:
+    with pytest.raises(InputError, match="'b'"):
+        pooled_bootstrap({"a": [0.1, 0.2], "b": []})
+    with pytest.raises(InputError, match="collides"):
+        pooled_bootstrap({"three": [0.1, 0.2]})
+    with pytest.raises(InputError, match="no pools"):
+        pooled_bootstrap({})
+    with pytest.raises(InputError, match="'a'"):
+        pooled_bootstrap({"a": [0.1, np.inf]})
+
+
+def test_large_pool_is_chunked_to_bounded_memory() -> None:
+    values = _sample(100_000)
+    tracemalloc.start()
+    try:
+        out = pooled_bootstrap({"big": values}, n_resamples=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out["big"].low < values.mean() < out["big"].high
+    # Unchunked, the (1000, 100000) index and value arrays alone would take 1.6 GB.
+    assert peak < 400 * 2**20
