@@ -83,7 +83,12 @@ class GroupDistribution:
 
     def __post_init__(self) -> None:
         p = np.asarray(self.probs, dtype=float)
-        if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1.0, atol=1e-6):
+        if (
+            p.ndim != 1
+            or not np.all(np.isfinite(p))
+            or np.any(p < 0)
+            or not np.isclose(p.sum(), 1.0, atol=1e-6)
+        ):
             raise ValueError(
                 f"{self.dataset}/{self.item_id}/{self.attribute}={self.group}: "
                 f"probabilities must be finite, non-negative and sum to 1 (got {p.tolist()})"

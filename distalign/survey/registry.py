@@ -1,0 +1,78 @@
+"""Dataset names -> loaders, so configs and the CLI name a dataset instead of importing a loader."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from distalign.errors import InputError
+from distalign.survey import global_opinions, nyt, opinionqa
+from distalign.survey.custom import load_custom
+from distalign.survey.model import Survey
+from distalign.survey.paths import data_dir as resolve_data_dir
+
+
+@dataclass(frozen=True)
+class DatasetLoader:
+    name: str
+    description: str
+    load: Callable[..., Survey]  # (root, **kw) -> Survey
+    files: tuple[str, ...]  # release files it reads (relative to the data folder)
+
+
+DATASET_LOADERS: dict[str, DatasetLoader] = {
+    "opinionqa": DatasetLoader(
+        "opinionqa",
+        "OpinionQA: 100 contentious Pew ATP questions x 6 groups (599 pairs)",
+        opinionqa.load_opinionqa,
+        tuple(opinionqa.required_files("100")),
+    ),
+    "opinionqa_500": DatasetLoader(
+        "opinionqa_500",
+        "OpinionQA: the 500-question pool the 100 were drawn from",
+        partial(opinionqa.load_opinionqa, pool="500"),
+        tuple(opinionqa.required_files("500")),
+    ),
+    "nyt_books": DatasetLoader(
+        "nyt_books",
+        "NYT Book Opinions: 235 books x Democrat/Republican/Male/Female (940 pairs)",
+        nyt.load_nyt_books,
+        (nyt.DATA, nyt.SIMILARITY),
+    ),
+    "global_opinions": DatasetLoader(
+        "global_opinions",
+        "GlobalOpinionQA: 100 questions x 3 countries (300 pairs)",
+        global_opinions.load_global_opinions,
+        (global_opinions.DATA, global_opinions.SIMILARITY),
+    ),
+}
+CUSTOM = "custom"
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`load_survey` (``custom`` needs ``path=``)."""
+    return [*DATASET_LOADERS, CUSTOM]
+
+
+def load_survey(name: str, data_dir: str | Path | None = None, **kw: Any) -> Survey:
+    """Load a released dataset from the data folder (see ``paths.data_dir``) or a custom file (``path=``)."""
+    if name == CUSTOM:
+        path = kw.pop("path", None)
+        if path is None:
+            raise InputError("dataset 'custom' needs a file: pass path=FILE (JSONL, CSV or Parquet)")
+        if kw:
+            raise InputError(f"dataset 'custom' takes no options {sorted(kw)}")
+        return load_custom(path)
+    loader = DATASET_LOADERS.get(name)
+    if loader is None:
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    root = resolve_data_dir(data_dir)
+    try:
+        inspect.signature(loader.load).bind(root, **kw)
+    except TypeError as exc:
+        raise InputError(f"dataset {name!r}: bad options {sorted(kw)} ({exc})") from None
+    return loader.load(root, **kw)
