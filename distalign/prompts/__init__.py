@@ -1,0 +1,1 @@
+"""Steering prompts: templates kept in YAML (Jinja), rendering into chat messages, few-shot selection."""

@@ -1,0 +1,58 @@
+"""``distalign toy``: run the biased-coin problem on a model and write its calibration curves."""
+
+from __future__ import annotations
+
+import argparse
+
+from distalign.methods.toy import calibration_table, coin_problems, run_toy, toy_methods, write_toy_outputs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "toy", help="biased-coin toy problem: calibration of log-probs, sequence and verbalized answers"
+    )
+    p.add_argument(
+        "--engine", default="hf", help="engine backend: hf | vllm | litellm | instant (default: hf)"
+    )
+    p.add_argument("--weights", default="default", help="model weights (default: the packaged SmolLM2-135M)")
+    p.add_argument("--model-name", default=None, help="model name for the record (default: from --weights)")
+    p.add_argument("--out", required=True, help="folder for toy_results.csv, toy_calibration.csv/.png")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="benchmark release root; its biased-coin wording (toy_problems/) is used when present",
+    )
+    p.add_argument("--seq-len", type=int, default=30, help="flips per sequence (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument(
+        "--templates", default=None, help="a YAML file of prompt templates replacing the packaged ones"
+    )
+    p.set_defaults(func=cmd_toy)
+
+
+def cmd_toy(args: argparse.Namespace) -> int:
+    # validate everything cheap before loading a model
+    from distalign.errors import InputError
+    from distalign.prompts.templates import load_templates
+    from distalign.survey.paths import data_dir
+
+    if args.seq_len < 1:
+        raise InputError("must be >= 1", where="--seq-len")
+    templates = load_templates(args.templates)
+    root = data_dir(args.data_dir)
+    problems = coin_problems(root)
+    methods = toy_methods(args.seq_len, args.seed)
+
+    from distalign.engines.registry import make_engine
+    from distalign.sweep.config import ModelConfig, ServingConfig
+
+    name = args.model_name or ("smollm2-135m-instruct" if args.weights == "default" else args.weights)
+    engine = make_engine(
+        ModelConfig(name=name, weights=args.weights, serving=ServingConfig(engine=args.engine))
+    )
+    results = run_toy(engine, problems, methods, args.seq_len, templates)
+    paths = write_toy_outputs(results, args.out)
+    print(calibration_table(results).round(3).to_string())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

@@ -1,0 +1,69 @@
+"""Paraphrase elicitation (Kambhatla et al.): one answer to each of 5 paraphrased prompts; the
+distribution is the frequency of the answers. The spread comes from the wording, not from sampling, so the
+answers are greedy by default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
+
+from distalign.engines.base import Capabilities, GenerateRequest, SamplingParams
+from distalign.errors import InputError
+from distalign.methods.base import (
+    Request,
+    Result,
+    check_positive,
+    generated_texts,
+    sample_requests,
+    with_errors,
+)
+from distalign.methods.parsed import Parsed
+from distalign.methods.parsers.letter import parse_letter_samples
+from distalign.prompts.render import RenderedPrompt
+
+
+@dataclass(frozen=True)
+class ParaphraseMethod:
+    n_paraphrases: int = 5
+    temperature: float = 0.0
+    max_tokens: int = 8
+    cot_max_tokens: int = 512
+    seed: int | None = 0
+    name: ClassVar[str] = "paraphrase"
+    fmt: ClassVar[str] = "single"
+    formats: ClassVar[Mapping[str, str]] = MappingProxyType({"supervision": "single"})
+
+    def __post_init__(self) -> None:
+        check_positive(n_paraphrases=self.n_paraphrases, max_tokens=self.max_tokens)
+
+    def params(self, prompt: RenderedPrompt) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.temperature,
+            max_tokens=self.cot_max_tokens if prompt.cot else self.max_tokens,
+            n=1,
+            top_p=1.0,
+            seed=self.seed,
+        )
+
+    def requests(self, prompt: RenderedPrompt, capabilities: Capabilities | None = None) -> list[Request]:
+        if len(prompt.variants) < self.n_paraphrases:
+            raise InputError(
+                f"method 'paraphrase' needs {self.n_paraphrases} paraphrased prompts but the prompt has "
+                f"{len(prompt.variants)} (use the supervision protocol, or add framings to the templates)",
+                where="method paraphrase",
+            )
+        out: list[GenerateRequest] = []
+        for messages in prompt.variants[: self.n_paraphrases]:
+            out.extend(sample_requests(messages, self.params(prompt), prompt.assistant_prefix, capabilities))
+        return list(out)
+
+    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
+        texts, errors = generated_texts(results)
+        if not texts:
+            n = self.n_paraphrases
+            return with_errors(Parsed.unparsed("no generation", n_total=n), errors, n)
+        return with_errors(
+            parse_letter_samples(texts, prompt.letters, prompt.labels), errors, self.n_paraphrases
+        )

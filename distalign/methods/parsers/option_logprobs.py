@@ -1,0 +1,57 @@
+"""Next-token log-probabilities of the option letters turned into a distribution.
+
+APIs and engines return log-probs for the candidates they saw; a candidate missing from the returned
+top-k is made explicit (probability 0, status ``partial``) rather than silently renormalised away.
+The raw coverage (total probability the candidates had before renormalisation) tells how much mass
+went to other tokens (vLLM's ``logprob_token_ids`` returned as little as 6%).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+
+from distalign.methods.parsed import Parsed
+
+
+def _clean(logprobs: object) -> list[float | None]:
+    """Finite floats or -inf; anything else (None, NaN, +inf, text) is missing."""
+    if not isinstance(logprobs, Sequence) or isinstance(logprobs, str | bytes):
+        return []
+    out: list[float | None] = []
+    for v in logprobs:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            out.append(None)
+            continue
+        x = float(v)
+        out.append(x if (math.isfinite(x) or x == -math.inf) and x <= 1e-6 else None)
+    return out
+
+
+def logprob_coverage(logprobs: Sequence[float | None]) -> float:
+    """Sum of exp(log-prob) over the candidates present: the mass the options had before renormalising."""
+    present = [x for x in _clean(logprobs) if x is not None]
+    return float(math.exp(min(0.0, logsumexp(present)))) if present else 0.0
+
+
+def logprobs_to_distribution(logprobs: Sequence[float | None]) -> Parsed:
+    """Softmax over the candidates present, in option order; missing candidates get 0. Never raises."""
+    values = _clean(logprobs)
+    if not values:
+        return Parsed.unparsed("no candidate log-probs")
+    present = np.array([x is not None for x in values])
+    missing = [chr(ord("A") + i) if i < 26 else str(i) for i in np.flatnonzero(~present)]
+    finite = np.array([x is not None and math.isfinite(x) for x in values])
+    if not finite.any():
+        return Parsed.unparsed(
+            "all candidates missing" if not present.any() else "all candidates have zero mass"
+        )
+    probs = np.zeros(len(values))
+    probs[finite] = softmax(np.array([values[i] for i in np.flatnonzero(finite)], dtype=float))
+    detail = f"coverage {logprob_coverage(values):.4g}"
+    if missing:
+        detail += f"; missing: {', '.join(missing)}"
+    return Parsed(probs=probs, status="partial" if missing else "ok", detail=detail)

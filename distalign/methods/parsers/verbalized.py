@@ -1,0 +1,163 @@
+"""Verbalized distributions: the model writes the probability of each option (usually as JSON).
+
+Seen in practice: JSON objects, single-quoted Python dicts, bare ``A: 20%`` lines, ``"Option A": 0.2``,
+option labels as keys, lists in letter order, markdown code fences, prose around the object and
+trailing commas. Numbers may be percents, fractions or counts; any positive total is renormalised.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from distalign.methods.parsed import Parsed
+from distalign.methods.parsers._text import bounded, option_index, to_number
+
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n?(.*?)```", re.S)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_PAIR = re.compile(
+    r"(?:^|(?<=[\n,;{]))[ \t]*(?P<key>[^\n,;:={}\[\]]{1,80}?)[ \t]*(?:[:=]|\)|\s[-\u2013])[ \t]*"
+    r"[\"']?(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)[ \t]*(?P<pct>%)?",
+    re.M,
+)
+#: bound on the number of bracketed spans tried per answer.
+_MAX_SPANS = 64
+
+
+def _spans(text: str, open_: str, close: str) -> list[str]:
+    """Top-level balanced ``open_ ... close`` spans, in order (linear scan, no regex backtracking)."""
+    out: list[str] = []
+    depth, start = 0, -1
+    for i, ch in enumerate(text):
+        if ch == open_:
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == close and depth > 0:
+            depth -= 1
+            if depth == 0:
+                out.append(text[start : i + 1])
+                if len(out) >= _MAX_SPANS:
+                    break
+    return out
+
+
+def _load(span: str) -> object:
+    """JSON, then JSON without trailing commas, then a Python literal (single quotes); ``None`` if none."""
+    for candidate in (span, _TRAILING_COMMA.sub(r"\1", span)):
+        try:
+            return json.loads(candidate)
+        except (ValueError, RecursionError):
+            pass
+    try:
+        return ast.literal_eval(span)
+    except Exception:  # literal_eval raises many kinds (SyntaxError, ValueError, MemoryError, ...)
+        return None
+
+
+def _from_pairs(
+    pairs: Sequence[tuple[object, object]], letters: Sequence[str], labels: Sequence[str] | None
+) -> tuple[np.ndarray | None, list[str]]:
+    values = np.full(len(letters), np.nan)
+    notes: list[str] = []
+    ignored: list[str] = []
+    for key, raw in pairs:
+        idx = option_index(key, letters, labels)
+        if idx is None:
+            ignored.append(str(key)[:40])
+            continue
+        x, _ = to_number(raw)
+        if x is None:
+            notes.append(f"non-numeric value for {key!s:.40}")
+            continue
+        values[idx] = x
+    if ignored:
+        notes.append(f"ignored keys: {', '.join(repr(k) for k in ignored[:10])}")
+    return (values if np.isfinite(values).any() else None), notes
+
+
+def _candidates(
+    text: str, letters: Sequence[str], labels: Sequence[str] | None
+) -> list[tuple[np.ndarray, list[str]]]:
+    found: list[tuple[np.ndarray, list[str]]] = []
+    for span in _spans(text, "{", "}"):
+        obj = _load(span)
+        if isinstance(obj, Mapping):
+            values, notes = _from_pairs(list(obj.items()), letters, labels)
+        else:  # e.g. `{"A": 20%}`: not a literal, but its pairs are readable
+            values, notes = _from_pairs(_regex_pairs(span), letters, labels)
+        if values is not None:
+            found.append((values, notes))
+    if not found:
+        for span in _spans(text, "[", "]"):
+            obj = _load(span)
+            if isinstance(obj, list) and len(obj) == len(letters):
+                nums = [to_number(x)[0] for x in obj]
+                if all(x is not None for x in nums):
+                    found.append((np.array(nums, dtype=float), ["list in letter order"]))
+    if not found:
+        values, notes = _from_pairs(_regex_pairs(text), letters, labels)
+        if values is not None:
+            found.append((values, notes))
+    return found
+
+
+def _regex_pairs(text: str) -> list[tuple[str, str]]:
+    return [(m["key"], m["num"] + (m["pct"] or "")) for m in _PAIR.finditer(text)]
+
+
+def parse_verbalized(text: str, letters: Sequence[str], labels: Sequence[str] | None = None) -> Parsed:
+    """One verbalized answer over the shown ``letters``. Never raises.
+
+    Among several objects in the text the one naming the most options wins (the last on ties); options
+    it omits get probability 0 (status ``partial``). Negative or all-zero numbers are unparsed.
+    """
+    if not letters:
+        return Parsed.unparsed("no options")
+    s = bounded(text)
+    fenced = _FENCE.findall(s)
+    body = "\n".join(fenced) if fenced else s
+    found = _candidates(body, letters, labels) or (_candidates(s, letters, labels) if fenced else [])
+    if not found:
+        return Parsed.unparsed("no probabilities for the options found")
+    values, notes = max(reversed(found), key=lambda c: int(np.isfinite(c[0]).sum()))
+    missing = [letters[i] for i in np.flatnonzero(~np.isfinite(values))]
+    values = np.nan_to_num(values, nan=0.0)
+    if np.any(values < 0):
+        return Parsed.unparsed("negative probability")
+    total = float(values.sum())
+    if not np.isfinite(total) or total <= 0:
+        return Parsed.unparsed("probabilities sum to zero")
+    probs = values / total
+    if not np.all(np.isfinite(probs)):
+        return Parsed.unparsed("probabilities not representable")
+    scale = "percent" if abs(total - 100) <= 5 else "fraction" if abs(total - 1) <= 0.05 else f"sum {total:g}"
+    notes = [scale, *notes]
+    if missing:
+        notes.append(f"missing options set to 0: {', '.join(missing)}")
+    return Parsed(probs=probs, status="partial" if missing else "ok", detail="; ".join(notes))
+
+
+def parse_verbalized_many(
+    texts: Sequence[str] | str, letters: Sequence[str], labels: Sequence[str] | None = None
+) -> Parsed:
+    """n generations: discard the unparseable ones and average the rest, renormalised (Kambhatla et al.)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts) if isinstance(texts, Sequence) else []
+    parsed = [parse_verbalized(t, letters, labels) for t in texts]
+    good = [p.probs for p in parsed if p.probs is not None]
+    n = len(parsed)
+    if not good:
+        reasons = sorted({p.detail for p in parsed})
+        return Parsed.unparsed(f"0 of {n} parsed: {'; '.join(reasons)[:200]}", n_total=max(n, 1))
+    mean = np.mean(np.stack(good), axis=0)
+    mean = mean / mean.sum()
+    status = "ok" if len(good) == n and all(p.status == "ok" for p in parsed) else "partial"
+    return Parsed(
+        probs=mean, status=status, detail=f"{len(good)} of {n} parsed", n_total=n, n_valid=len(good)
+    )

@@ -1,0 +1,67 @@
+"""Verbalize-then-sample, the hybrid the benchmark paper recommends: the model states a distribution, then
+an external seeded sampler draws synthetic respondents from it. The model's knowledge of the distribution
+is kept while the sampling is done by a process known to be calibrated.
+
+The seed is derived from the prompt hash and a configured seed, so a rerun reproduces the same
+respondents and different items get independent draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
+
+import numpy as np
+
+from distalign.engines.base import Capabilities
+from distalign.methods.base import Request, Result, check_positive
+from distalign.methods.parsed import Parsed
+from distalign.methods.verbalize import VerbalizeMethod
+from distalign.prompts.render import RenderedPrompt, stable_seed
+
+
+def draw_respondents(probs: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Empirical distribution of ``n`` respondents drawn from ``probs``."""
+    counts = np.random.default_rng(seed).multinomial(n, np.asarray(probs, dtype=float))
+    return counts / n
+
+
+@dataclass(frozen=True)
+class VerbalizeThenSampleMethod:
+    n_respondents: int = 30
+    seed: int = 0
+    n: int = 1
+    temperature: float | None = None
+    max_tokens: int = 200
+    cot_max_tokens: int = 768
+    name: ClassVar[str] = "verbalize_then_sample"
+    fmt: ClassVar[str] = "verbalize"
+    formats: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"benchmark": "verbalize", "supervision": "verbalize"}
+    )
+
+    def __post_init__(self) -> None:
+        check_positive(n_respondents=self.n_respondents)
+
+    @property
+    def verbalize(self) -> VerbalizeMethod:
+        return VerbalizeMethod(
+            n=self.n,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            cot_max_tokens=self.cot_max_tokens,
+            seed=self.seed,
+        )
+
+    def requests(self, prompt: RenderedPrompt, capabilities: Capabilities | None = None) -> list[Request]:
+        return self.verbalize.requests(prompt, capabilities)
+
+    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
+        stated = self.verbalize.parse(prompt, results)
+        if stated.probs is None:
+            return stated
+        probs = draw_respondents(stated.probs, self.n_respondents, stable_seed(prompt.prompt_hash, self.seed))
+        detail = f"{self.n_respondents} respondents drawn; {stated.detail}".rstrip("; ")
+        return Parsed(probs, stated.status, detail, stated.n_total, stated.n_valid)

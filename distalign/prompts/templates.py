@@ -1,0 +1,151 @@
+"""Prompt wording lives in YAML so researchers can change it without touching code.
+
+A user file must have exactly the keys of the packaged file (the packaged file *is* the schema): a typo in a
+key would otherwise silently fall back to default wording and make two runs look comparable when they are
+not. Every string is compiled as a Jinja template with ``StrictUndefined`` at load time, so a syntax error or
+an unknown variable is reported with its key and file before any model is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from distalign.errors import InputError
+
+PACKAGED = "templates.yaml"
+#: mappings whose keys are data (phrase lookups), not part of the schema
+FREE_FORM: frozenset[str] = frozenset(
+    {"phrases.attributes", "phrases.group_values", "phrases.group_plurals", "phrases.plural_patterns"}
+)
+
+_ENV = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False, trim_blocks=False
+)
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Compiled templates addressed by dotted key (``benchmark.task.persona.seq``; list items by index)."""
+
+    source: str
+    raw: Mapping[str, Any] = field(repr=False)
+    compiled: Mapping[str, jinja2.Template] = field(repr=False)
+
+    def has(self, key: str) -> bool:
+        return key in self.compiled
+
+    def render(self, key: str, **ctx: Any) -> str:
+        """Render one template; an unknown variable names the template key and file."""
+        try:
+            template = self.compiled[key]
+        except KeyError:
+            raise InputError(f"no template {key!r}", file=self.source) from None
+        try:
+            return template.render(**ctx)
+        except jinja2.UndefinedError as exc:
+            raise InputError(f"template {key!r}: {exc.message}", file=self.source) from None
+
+    def value(self, key: str) -> Any:
+        """A raw (uncompiled) entry, e.g. a phrase map or the letters list."""
+        node: Any = self.raw
+        for part in key.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    def count(self, key: str) -> int:
+        """Length of a list entry (e.g. how many paraphrases a framing has)."""
+        node = self.value(key)
+        return len(node) if isinstance(node, list) else 0
+
+
+def _check_shape(user: Any, schema: Any, path: str, source: str) -> None:
+    where = path or "<top level>"
+    if isinstance(schema, dict):
+        if not isinstance(user, dict):
+            raise InputError(f"key {where!r} must be a mapping", file=source)
+        if path in FREE_FORM:
+            for k, v in user.items():
+                if not isinstance(v, str):
+                    raise InputError(f"key {path}.{k} must be a string", file=source)
+            return
+        missing = [k for k in schema if k not in user]
+        unknown = [k for k in user if k not in schema]
+        if missing:
+            raise InputError(f"missing key {'.'.join(filter(None, [path, str(missing[0])]))!r}", file=source)
+        if unknown:
+            raise InputError(
+                f"unknown key {'.'.join(filter(None, [path, str(unknown[0])]))!r} "
+                f"(known here: {', '.join(map(str, schema))})",
+                file=source,
+            )
+        for k in schema:
+            _check_shape(user[k], schema[k], f"{path}.{k}" if path else str(k), source)
+    elif isinstance(schema, list):
+        if not isinstance(user, list) or not user:
+            raise InputError(f"key {where!r} must be a non-empty list", file=source)
+        for i, v in enumerate(user):
+            if not isinstance(v, str):
+                raise InputError(f"key {path}.{i} must be a string", file=source)
+    elif not isinstance(user, str):
+        raise InputError(f"key {where!r} must be a string (got {type(user).__name__})", file=source)
+
+
+def _compile(node: Any, path: str, source: str, out: dict[str, jinja2.Template]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _compile(v, f"{path}.{k}" if path else str(k), source, out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _compile(v, f"{path}.{i}", source, out)
+    else:
+        try:
+            out[path] = _ENV.from_string(str(node))
+        except jinja2.TemplateSyntaxError as exc:
+            raise InputError(f"template {path!r}: {exc.message} (line {exc.lineno})", file=source) from None
+
+
+def _read_yaml(path: Path | str, text: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError("a templates file must be a YAML mapping", file=path)
+    return data
+
+
+@lru_cache(maxsize=1)
+def _packaged() -> Templates:
+    text = files("distalign.prompts").joinpath(PACKAGED).read_text(encoding="utf-8")
+    raw = _read_yaml(PACKAGED, text)
+    compiled: dict[str, jinja2.Template] = {}
+    _compile(raw, "", PACKAGED, compiled)
+    return Templates(source=f"distalign/prompts/{PACKAGED}", raw=raw, compiled=compiled)
+
+
+def load_templates(path: str | Path | None = None) -> Templates:
+    """The packaged templates, or a user's file validated against them (keys, types, Jinja syntax,
+    and a trial render of every prompt shape so undefined variables surface now, not mid-sweep)."""
+    default = _packaged()
+    if path is None:
+        return default
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("templates file not found", file=p)
+    raw = _read_yaml(p, p.read_text(encoding="utf-8"))
+    _check_shape(raw, default.raw, "", str(p))
+    compiled: dict[str, jinja2.Template] = {}
+    _compile(raw, "", str(p), compiled)
+    templates = Templates(source=str(p), raw=raw, compiled=compiled)
+    from distalign.prompts.render import trial_render  # render needs this module; import late
+
+    trial_render(templates)
+    return templates

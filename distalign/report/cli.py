@@ -1,0 +1,176 @@
+"""``distalign baselines`` and ``distalign score``: the benchmark's reference rows, and the leaderboard
+of any predictions file (a sweep's output, another tool's, human annotators' estimates)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from distalign.errors import InputError
+from distalign.report.leaderboard import ROW_KEYS, baseline_rows, kss_table, leaderboard
+from distalign.report.predictions import datasets_in, read_predictions
+from distalign.report.scoring import UNPARSED_POLICIES, score_predictions
+from distalign.survey.model import DATASETS, Survey
+from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS
+from distalign.survey.registry import DATASET_LOADERS, load_survey
+
+_DATA_DIR_HELP = (
+    f"release root folder (default: ${ENV_VAR}, else ~/.cache/distalign/data; '{FIXTURE_ALIAS}' = sample)"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "baselines", help="uniform, majority and 30-sample baselines with 95%% intervals"
+    )
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
+    p.add_argument("--csv", type=Path, default=None, help="write the rows as CSV here")
+    _bootstrap_args(p)
+    p.set_defaults(func=cmd_baselines)
+
+    p = subparsers.add_parser(
+        "score", help="score a predictions file (JSONL, CSV or Parquet) into a leaderboard"
+    )
+    p.add_argument("predictions", type=Path, help="see distalign/report/PREDICTIONS_FORMAT.md")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument(
+        "--survey", type=Path, action="append", default=[], help="a custom survey file (repeatable)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="folder for leaderboard/KSS/baselines/scores (CSV + JSON)"
+    )
+    p.add_argument("--json", type=Path, default=None, help="write the leaderboard rows as JSON here")
+    p.add_argument(
+        "--unparsed", choices=UNPARSED_POLICIES, default="uniform", help="how unparsed answers score"
+    )
+    _bootstrap_args(p)
+    p.set_defaults(func=cmd_score)
+
+
+def _bootstrap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def _datasets(spec: str) -> list[str]:
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASET_LOADERS]
+    if not names or unknown:
+        raise InputError(
+            f"unknown dataset {unknown[0] if unknown else spec!r}; known: {', '.join(DATASET_LOADERS)}",
+            where="--datasets",
+        )
+    return names
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _pm(row: dict[str, Any]) -> str:
+    half = (row["ci_high"] - row["ci_low"]) / 2
+    return f"{_fmt(row['mean'])} ± {_fmt(half)}"
+
+
+def _table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Table:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(
+            c, justify="right" if c in {"TV (95% CI)", "n", "extraction", "kss"} else "left", no_wrap=True
+        )
+    for r in rows:
+        cells = {
+            "TV (95% CI)": _pm(r) if "mean" in r else "",
+            "extraction": _fmt(r.get("extraction_rate")),
+            "kss": f"{r['kss']:+.0%}" if "kss" in r and math.isfinite(r["kss"]) else "-",
+        }
+        table.add_row(*[cells.get(c, _fmt(r.get(c))) for c in columns])
+    return table
+
+
+def _write(
+    rows: Sequence[dict[str, Any]], json_path: Path | None = None, csv_path: Path | None = None
+) -> None:
+    for path in (json_path, csv_path):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    if json_path is not None:
+        clean = [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows
+        ]
+        json_path.write_text(json.dumps(clean, indent=1) + "\n", encoding="utf-8")
+    if csv_path is not None:
+        pd.DataFrame(list(rows)).to_csv(csv_path, index=False)
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    names = _datasets(args.datasets)
+    surveys = {n: load_survey(n, args.data_dir) for n in names}
+    rows = baseline_rows(surveys, names, n_resamples=args.n_resamples, seed=args.seed)
+    Console().print(
+        _table("Baselines: mean TV over (item, group) pairs", rows, ["model", "dataset", "TV (95% CI)", "n"])
+    )
+    _write(rows, args.json, args.csv)
+    return 0
+
+
+def _surveys_for(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
+    """Benchmark datasets the file names, plus custom surveys; unknown names are reported per row later."""
+    surveys: dict[str, Survey] = {}
+    for path in args.survey:
+        s = load_survey("custom", path=path)
+        surveys[s.name] = s
+    for name in datasets_in(df, args.predictions):
+        if name in DATASET_LOADERS and name not in surveys:
+            surveys[name] = load_survey(name, args.data_dir)
+    return surveys
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    df = read_predictions(args.predictions)
+    surveys = _surveys_for(df, args)
+    scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
+    order = [d for d in DATASETS if d in surveys] + [d for d in surveys if d not in DATASETS]
+    rows = leaderboard(scored, order, n_resamples=args.n_resamples, seed=args.seed)
+    base = baseline_rows(surveys, order, n_resamples=args.n_resamples, seed=args.seed)
+    kss = kss_table(rows)
+    console = Console()
+    cols = ["model", "method", "steering", "dataset", "TV (95% CI)", "n", "extraction"]
+    aggregates = {"three", "all"}
+    console.print(
+        _table("Leaderboard (aggregate over datasets)", [r for r in rows if r["dataset"] in aggregates], cols)
+    )
+    console.print(_table("Per dataset", [r for r in rows if r["dataset"] not in aggregates], cols))
+    if kss:
+        console.print(
+            _table("Knowledge-to-simulation gap TV(seq)/TV(verbalize) - 1", kss, ["model", "dataset", "kss"])
+        )
+    console.print(_table("Baselines", base, ["model", "dataset", "TV (95% CI)", "n"]))
+    _write([*rows, *base], args.json)
+    if args.out is not None:
+        out: Path = args.out
+        _write([*rows, *base], out / "leaderboard.json", out / "leaderboard.csv")
+        _write(kss, out / "kss.json", out / "kss.csv")
+        _write(base, out / "baselines.json", out / "baselines.csv")
+        flat = scored.assign(
+            pred=[None if p is None else json.dumps([round(float(x), 6) for x in p]) for p in scored["pred"]],
+            human=[json.dumps([round(float(x), 6) for x in h]) for h in scored["human"]],
+        )
+        flat.to_csv(out / "scores.csv", index=False)
+        console.print(f"wrote {out}/leaderboard.{{json,csv}}, kss.*, baselines.*, scores.csv")
+    return 0
+
+
+__all__ = ["ROW_KEYS", "cmd_baselines", "cmd_score", "register"]
