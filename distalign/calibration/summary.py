@@ -1,0 +1,56 @@
+"""The supervision paper's main table: per dataset x method x prompt type (x model), raw and calibrated
+alignment ``1 - WD/(N-1)`` and TV on the rows no calibrator trained on, with paired t-tests corrected by
+Bonferroni across the table's rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from distalign.calibration.frame import is_evaluated
+from distalign.errors import InputError
+from distalign.metrics import compare_paired
+
+ROW_KEYS: tuple[str, ...] = ("model", "dataset", "method", "steering")
+NEEDED: tuple[str, ...] = ("alignment", "calibrated_alignment", "tv", "calibrated_tv", "split")
+
+
+def _marked(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    return table.rename(
+        columns={
+            "mean_before": f"{prefix}_raw",
+            "mean_after": f"{prefix}_calibrated",
+            "t": f"{prefix}_t",
+            "p": f"{prefix}_p",
+            "p_bonferroni": f"{prefix}_p_bonferroni",
+            "significant": f"{prefix}_significant",
+        }
+    )
+
+
+def kambhatla_table(items_by_cell: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per setting present; ``*_mark`` is ``*`` where the change is significant after correction.
+
+    ``items_by_cell`` is the concatenation of calibrated items tables (``CalibrationOutcome.items``).
+    """
+    keys = [k for k in ROW_KEYS if k in items_by_cell.columns]
+    missing = [c for c in (*ROW_KEYS[1:], *NEEDED) if c not in items_by_cell.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}", where="calibrated items")
+    ev = items_by_cell[is_evaluated(items_by_cell["split"])]
+    groups = {"|".join(map(str, k)): f for k, f in ev.groupby(keys, sort=True)}
+    out = pd.DataFrame([dict(zip(keys, name.split("|"), strict=True)) for name in groups])
+    if out.empty:
+        return out
+    out["n"] = [len(f) for f in groups.values()]
+    for metric in ("alignment", "tv"):
+        test = compare_paired(
+            {
+                n: (f[metric].to_numpy(float), f[f"calibrated_{metric}"].to_numpy(float))
+                for n, f in groups.items()
+            },
+            alpha=alpha,
+        )
+        test = _marked(test.drop(columns="setting"), metric)
+        test[f"{metric}_mark"] = ["*" if s else "" for s in test[f"{metric}_significant"]]
+        out = pd.concat([out, test], axis=1)
+    return out

@@ -1,0 +1,110 @@
+"""Learning curves, out-of-domain transfer, per-group effects and the paper table on synthetic data whose
+answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distalign.calibration import (
+    gains_and_losses,
+    group_effects,
+    kambhatla_table,
+    learning_curve,
+    out_of_domain,
+)
+from distalign.calibration.curves import capped_sizes
+from distalign.calibration.figures import group_effects_figure, learning_curve_figure
+from distalign.errors import InputError
+from tests.calibration.conftest import power, synthetic_items
+
+FAST = ("linear", "ridge")
+
+
+def test_capped_sizes() -> None:
+    assert capped_sizes((1, 5, 10, 50, 1200), 40) == [1, 5, 10, 40]
+    assert capped_sizes((1, 5), 40) == [1, 5]
+
+
+def test_more_training_data_lowers_test_mse() -> None:
+    items = synthetic_items(n_items=80, distort=lambda h, r: power(h, 2.5, r, 0.3))
+    curve = learning_curve(items, sizes=(1, 5, 1200), repeats=5, candidates=FAST)
+    assert curve["n"].tolist() == [1, 5, int(curve["n"].iloc[-1])]
+    assert curve["n"].iloc[-1] == 64 * 3  # all training distributions: 64 train questions x 3 groups
+    mse = curve["mse_mean"].to_numpy()
+    assert mse[-1] < mse[0]
+    assert mse[-1] < curve["raw_mse"].iloc[0]
+    assert curve["mse_std"].iloc[0] > curve["mse_std"].iloc[-1]  # one distribution is a noisy teacher
+    assert curve["alignment_mean"].iloc[-1] > curve["raw_alignment"].iloc[0]
+    fig = learning_curve_figure(curve)
+    assert len(fig.axes) == 2
+    with pytest.raises(InputError, match="repeats"):
+        learning_curve(items, repeats=0)
+
+
+def test_out_of_domain_transfers_a_shared_distortion_and_not_an_opposite_one() -> None:
+    same = lambda h, r: power(h, 2.5, r, 0.05)  # noqa: E731
+    frames = [synthetic_items(n_items=30, distort=same, seed=i, dataset=d) for i, d in enumerate("abc")]
+    table = out_of_domain(pd.concat(frames), candidates=FAST)
+    assert table["target"].tolist() == ["a", "b", "c"]
+    assert table["sources"].tolist() == ["b+c", "a+c", "a+b"]
+    assert (table["tv_calibrated"] < table["tv_raw"]).all()
+    assert (table["mse_calibrated"] < table["mse_raw"]).all()
+    # sources flattened, target sharpened: the sharpening learnt on the sources makes the target worse
+    frames[2] = synthetic_items(n_items=30, distort=lambda h, r: power(h, 0.4, r, 0.05), seed=2, dataset="c")
+    table = out_of_domain(pd.concat(frames), candidates=FAST).set_index("target")
+    assert table.loc["c", "tv_calibrated"] > table.loc["c", "tv_raw"]
+    with pytest.raises(InputError, match="at least 2 datasets"):
+        out_of_domain(frames[0])
+
+
+def _calibrated(shift: dict[str, float], n: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Evaluation rows whose calibrated alignment is the raw one plus a per-group shift (and noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group, delta in shift.items():
+        before = rng.uniform(0.6, 0.9, n)
+        after = before + delta + rng.normal(0, 0.01, n)
+        for i in range(n):
+            rows.append(
+                {
+                    "dataset": "d",
+                    "model": "m",
+                    "method": "verbalize",
+                    "steering": group,
+                    "attribute": "A",
+                    "group": group,
+                    "alignment": before[i],
+                    "calibrated_alignment": after[i],
+                    "tv": 1 - before[i],
+                    "calibrated_tv": 1 - after[i],
+                    "split": "test",
+                }
+            )
+    rows.append({**rows[0], "calibrated_alignment": 99.0, "split": "train"})  # never evaluated
+    return pd.DataFrame(rows)
+
+
+def test_group_effects_find_the_winners_and_losers() -> None:
+    effects = group_effects(_calibrated({"up": 0.1, "flat": 0.0, "down": -0.05}))
+    assert effects["group"].tolist() == ["up", "flat", "down"]
+    sig = dict(zip(effects["group"], effects["significant"], strict=True))
+    assert sig == {"up": True, "flat": False, "down": True}
+    assert effects.loc[0, "delta"] == pytest.approx(0.1, abs=0.01)
+    assert (effects["n"] == 40).all()
+    gains, losses = gains_and_losses(effects, k=1)
+    assert gains["group"].tolist() == ["up"] and losses["group"].tolist() == ["down"]
+    assert len(group_effects_figure(effects).axes) == 1
+
+
+def test_kambhatla_table_marks_significant_rows() -> None:
+    table = kambhatla_table(_calibrated({"up": 0.1, "flat": 0.0})).set_index("steering")
+    assert table.loc["up", "alignment_mark"] == "*" and table.loc["flat", "alignment_mark"] == ""
+    assert table.loc["up", "tv_mark"] == "*"
+    assert table.loc["up", "alignment_calibrated"] == pytest.approx(
+        table.loc["up", "alignment_raw"] + 0.1, abs=0.01
+    )
+    assert (table["n"] == 40).all()  # the train row is not evaluated
+    with pytest.raises(InputError, match="split"):
+        kambhatla_table(_calibrated({"up": 0.1}).drop(columns="split"))
