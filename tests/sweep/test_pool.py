@@ -1,0 +1,63 @@
+"""Pool layout and actor options, decided from configs alone (no Ray started)."""
+
+from __future__ import annotations
+
+import pickle
+
+import ray
+
+from distalign.sweep.config import ModelConfig, ServingConfig
+from distalign.sweep.pool import actor_env, actor_options, pool_key
+from distalign.sweep.progress import SweepProgress
+
+
+def _api(name: str, weights: str, **serving: object) -> ModelConfig:
+    kw: dict[str, object] = {"engine": "litellm", "api_key_env": "DISTALIGN_TEST_KEY", **serving}
+    return ModelConfig(name=name, weights=weights, serving=ServingConfig(**kw))  # type: ignore[arg-type]
+
+
+def test_api_models_of_one_account_share_a_pool() -> None:
+    a, b = _api("gpt4", "openai/gpt-4"), _api("mini", "openai/gpt-4o-mini")
+    assert pool_key(a) == pool_key(b)
+    assert pool_key(a) != pool_key(_api("gpt4", "openai/gpt-4", api_key_env="OTHER_KEY"))
+    assert pool_key(a) != pool_key(_api("gpt4", "openai/gpt-4", api_base="http://127.0.0.1:9/v1"))
+    assert pool_key(a) != pool_key(_api("haiku", "anthropic/claude-3-haiku-20240307"))
+    local = ModelConfig(name="x", weights="org/x", serving=ServingConfig(engine="hf"))
+    assert pool_key(local) != pool_key(
+        ModelConfig(name="y", weights="org/x", serving=ServingConfig(engine="hf"))
+    )
+
+
+def test_actor_options_follow_serving() -> None:
+    vllm = ModelConfig(
+        name="big",
+        weights="org/big",
+        serving=ServingConfig(engine="vllm", tensor_parallel_size=4, resources={"node:gpu-a": 1}),
+    )
+    opts = actor_options([vllm], "n")
+    assert opts["num_gpus"] == 4 and opts["resources"] == {"node:gpu-a": 1}
+    assert opts["max_restarts"] == -1 and opts["max_task_retries"] == 0
+    hf = ModelConfig(name="s", weights="default", serving=ServingConfig(engine="hf", num_cpus=2.0))
+    assert actor_options([hf], "n")["num_cpus"] == 2.0 and actor_options([hf], "n")["num_gpus"] == 0
+    api = actor_options(
+        [_api("a", "openai/gpt-4", max_concurrency=5), _api("b", "openai/o", max_concurrency=3)], "n"
+    )
+    assert api["num_cpus"] == 0 and api["max_concurrency"] == 8
+
+
+def test_keys_travel_by_name_into_the_actor_env_only(monkeypatch) -> None:
+    monkeypatch.setenv("DISTALIGN_TEST_KEY", "sk-not-in-any-config")
+    model = _api("gpt4", "openai/gpt-4")
+    assert actor_env([model])["DISTALIGN_TEST_KEY"] == "sk-not-in-any-config"
+    assert b"sk-not-in-any-config" not in pickle.dumps(model)
+    assert not ray.is_initialized()
+
+
+def test_plain_progress_line() -> None:
+    p = SweepProgress(cells_total=4, requests_total=10, enabled=False)
+    p.hits(3)
+    p.batch(5, tokens=100, cost_usd=0.25)
+    p.cell(failed=True)
+    line = p.line()
+    assert "cells 1/4" in line and "requests 5/10" in line and "cache hits 3" in line
+    assert "cost $0.2500" in line and "failures 1" in line

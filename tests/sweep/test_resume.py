@@ -1,0 +1,75 @@
+"""SIGKILL the driver mid-sweep, rerun: the sweep finishes, only missing requests are sent, and the results
+equal those of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from distalign.engines.store import ResponseStore
+from distalign.sweep.plan import build_plan
+from distalign.sweep.results import MemoryTracker
+from distalign.sweep.runner import run_sweep
+from tests.sweep.conftest import grid, settings
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = """
+import sys
+from distalign.sweep.runner import run_sweep
+from tests.sweep.conftest import grid, settings
+cells = grid(methods=("logprobs", "verbalize"), steerings=("persona",))
+run_sweep(cells, settings(sys.argv[1], batch_size=8))
+"""
+
+
+def _cells() -> list:
+    return grid(methods=("logprobs", "verbalize"), steerings=("persona",))
+
+
+def _lines(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def test_killed_driver_resumes(tmp_path, monkeypatch, local_ray) -> None:
+    journal, store = tmp_path / "journal.txt", tmp_path / "store"
+    cells = _cells()
+    keys = list(build_plan(cells).requests)
+    env = {**os.environ, "DISTALIGN_INSTANT_JOURNAL": str(journal), "DISTALIGN_INSTANT_DELAY_S": "0.2"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(store)], cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline:
+            if len(ResponseStore(store).get_many(keys)) >= 16:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the driver finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait(timeout=30)
+
+    stored = len(ResponseStore(store).get_many(keys))
+    assert 16 <= stored < len(keys)
+
+    rerun_journal = tmp_path / "rerun-journal.txt"  # the killed run's workers may linger a moment
+    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(rerun_journal))
+    resumed = run_sweep(cells, settings(store), MemoryTracker())
+    assert [r.status for r in resumed.results] == ["finished"] * len(cells)
+    assert resumed.totals["requests_sent"] == len(keys) - stored == _lines(rerun_journal)
+
+    monkeypatch.delenv("DISTALIGN_INSTANT_JOURNAL")
+    reference = run_sweep(cells, settings(tmp_path / "reference"), MemoryTracker())
+    for a, b in zip(resumed.results, reference.results, strict=True):
+        assert a.spec_hash == b.spec_hash
+        pd.testing.assert_frame_equal(a.items, b.items)

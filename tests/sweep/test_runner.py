@@ -1,0 +1,83 @@
+"""run_sweep on a local Ray with the instant engine over the shipped fixture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distalign.sweep import runner
+from distalign.sweep.config import spec_hash
+from distalign.sweep.results import ITEM_COLUMNS, METRIC_NAMES, MemoryTracker
+from distalign.sweep.runner import run_sweep
+from tests.sweep.conftest import grid, settings
+
+pytestmark = pytest.mark.slow
+
+
+def _journal_lines(path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_sweep_finishes_then_reruns_from_the_store(tmp_path, monkeypatch, local_ray) -> None:
+    journal = tmp_path / "journal.txt"
+    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(journal))
+    cells = grid()  # 3 methods x none/persona on the opinionqa fixture
+    first_tracker = MemoryTracker()
+    first = run_sweep(cells, settings(tmp_path / "store"), first_tracker)
+
+    assert [r.status for r in first.results] == ["finished"] * 6
+    assert {r.spec_hash for r in first_tracker.logged} == {spec_hash(c) for c in cells}
+    sent = len(_journal_lines(journal))
+    assert sent == first.totals["requests"] == first.totals["requests_sent"] > 0
+    for r in first.results:
+        assert set(METRIC_NAMES) <= set(r.metrics)
+        assert list(r.items.columns) == list(ITEM_COLUMNS)
+        assert 0 <= r.metrics["tv_ci_low"] <= r.metrics["tv_mean"] <= r.metrics["tv_ci_high"] <= 1
+        assert r.items["prompt_hash"].notna().all() and r.items["responses"].str.len().gt(2).all()
+    survey_pairs = len(first.results[0].items)
+    # no-steering units are scored against every group, so both steering modes cover every pair
+    assert all(len(r.items) == survey_pairs for r in first.results)
+
+    second = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    assert len(_journal_lines(journal)) == sent  # the engine saw nothing new
+    assert second.totals["requests_sent"] == 0 and second.totals["cache_hits"] == first.totals["requests"]
+    for a, b in zip(first.results, second.results, strict=True):
+        pd.testing.assert_frame_equal(a.items, b.items)
+        assert b.metrics["cache_hits"] == b.metrics["requests"]
+
+
+def test_finished_cells_are_skipped(tmp_path, local_ray) -> None:
+    cells = grid(methods=("logprobs",), steerings=("none", "persona"))
+    tracker = MemoryTracker(finished={spec_hash(cells[0])})
+    out = run_sweep(cells, settings(tmp_path / "store"), tracker)
+    assert [r.spec_hash for r in out.results] == [spec_hash(cells[1])]
+    assert out.totals["skipped"] == 1
+
+
+def test_a_cell_that_fails_to_score_does_not_stop_the_sweep(tmp_path, monkeypatch, local_ray) -> None:
+    cells = grid(methods=("logprobs", "seq"), steerings=("none",))
+    doomed = spec_hash(cells[0])
+    real = runner.score_cell
+
+    def flaky(cp, *args, **kw):
+        if cp.spec_hash == doomed:
+            raise RuntimeError("boom")
+        return real(cp, *args, **kw)
+
+    monkeypatch.setattr(runner, "score_cell", flaky)
+    out = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    status = {r.spec_hash: r.status for r in out.results}
+    assert status == {doomed: "failed", spec_hash(cells[1]): "finished"}
+    assert out.failures == [(doomed, "scoring failed: RuntimeError: boom")]
+
+
+def test_engine_errors_make_units_unparsed_not_cells_failed(tmp_path, monkeypatch, local_ray) -> None:
+    cells = grid(methods=("logprobs",), steerings=("none",))
+    monkeypatch.setenv("DISTALIGN_INSTANT_FAIL", "option_logprobs")
+    out = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    (result,) = out.results
+    assert result.status == "finished"
+    assert result.metrics["extraction_rate"] == 0.0
+    assert (result.items["status"] == "unparsed").all()
+    assert np.isfinite(result.items["tv"]).all()  # scored as uniform under the default policy
