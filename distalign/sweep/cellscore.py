@@ -33,6 +33,15 @@ def _response_json(unit: Unit, results: list[Any]) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
+def _option_logprobs(unit: Unit, results: list[Any], options: tuple[str, ...]) -> list[float | None] | None:
+    """The raw option log-probs in the dataset's option order (temperature scaling needs logits, not the
+    renormalised distribution); ``None`` for a method that asks for none."""
+    if len(results) != 1 or not isinstance(results[0], OptionLogprobResult) or results[0].error is not None:
+        return None
+    by_label = dict(zip(unit.prompt.labels, results[0].logprobs, strict=False))
+    return [by_label.get(o) for o in options]
+
+
 def _parse(method: Any, unit: Unit, results: list[Any]) -> Parsed:
     try:
         return method.parse(unit.prompt, results)
@@ -99,7 +108,15 @@ def resolved_units(cp: CellPlan, answers: Mapping[str, Any], width: int) -> tupl
                 "n_valid": parsed.n_valid,
             }
         )
-        extra.append({"prompt_hash": unit.prompt.prompt_hash, "responses": _response_json(unit, results)})
+        item = survey.items[unit.item_id]
+        extra.append(
+            {
+                "prompt_hash": unit.prompt.prompt_hash,
+                "responses": _response_json(unit, results),
+                "ordinal": list(item.ordinal),
+                "logprobs": _option_logprobs(unit, results, item.options),
+            }
+        )
     frame = pd.DataFrame(meta, columns=list(META_COLUMNS))
     return Resolved(meta=frame, probs=probs, parsed=parsed_ok), extra
 
@@ -117,6 +134,8 @@ def items_table(
     idx = scored["row"].to_numpy(dtype=int) - 1
     scored["prompt_hash"] = [extra[i]["prompt_hash"] for i in idx]
     scored["responses"] = [extra[i]["responses"] for i in idx]
+    scored["ordinal"] = [extra[i]["ordinal"] for i in idx]
+    scored["logprobs"] = [extra[i]["logprobs"] for i in idx]
     scored = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
     for col in ("pred_probs", "human_probs"):
         scored[col] = [None if v is None else [float(x) for x in v] for v in scored[col]]
@@ -155,4 +174,23 @@ def score_cell(
         "cost_usd": float(sum(u.cost_usd for u in usage)),
         "wall_time_s": wall_time_s,
     }
-    return CellResult(cp.spec_hash, cp.cell, "finished", None, items, metrics)
+    if cp.cell.calibration.name == "none":
+        return CellResult(cp.spec_hash, cp.cell, "finished", None, items, metrics)
+    return _calibrated(cp, items, metrics, settings)
+
+
+def _calibrated(
+    cp: CellPlan, items: pd.DataFrame, metrics: dict[str, float], settings: SweepSettings
+) -> CellResult:
+    """Calibrated metrics are logged beside the raw ones. A calibration that cannot be fitted (too few
+    questions, say) fails the cell but keeps its raw items and metrics, so nothing computed is lost."""
+    from distalign.calibration.stage import calibrate_items
+
+    try:
+        outcome = calibrate_items(items, cp.cell.calibration, seed=settings.seed)
+    except Exception as exc:  # noqa: BLE001 - recorded on the cell, the sweep goes on
+        error = f"calibration failed: {type(exc).__name__}: {exc}"
+        return CellResult(cp.spec_hash, cp.cell, "failed", error, items, metrics)
+    merged = {**metrics, **{k: float(v) for k, v in outcome.metrics.items()}}
+    calibrated = outcome.items.assign(calibration=cp.cell.calibration.name)
+    return CellResult(cp.spec_hash, cp.cell, "finished", None, calibrated, merged, outcome)

@@ -147,12 +147,18 @@ def _leaderboard(tracker: Any, cells: Sequence[CellConfig], settings: Any) -> tu
     from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
     from distalign.sweep.cells import load_dataset
 
-    items = _with_prediction_ids(tracker.finished_items())
+    items = tracker.finished_items()
     rows: list[dict] = []
     extra: dict[str, Any] = {}
     if len(items):
-        rows = leaderboard(items, n_resamples=settings.n_resamples, seed=settings.seed)
+        board = _with_prediction_ids(_leaderboard_items(items))
+        rows = leaderboard(board, n_resamples=settings.n_resamples, seed=settings.seed)
         extra["kss"] = kss_table(rows)
+        if "calibrated_tv" in items and "calibration" in items:
+            from distalign.calibration.stage import kambhatla_table
+
+            calibrated = items[items["calibration"].fillna("none") != "none"]
+            extra["calibration_table"] = kambhatla_table(calibrated)
     surveys = {}
     for c in cells:
         if c.dataset.name not in surveys:
@@ -161,6 +167,36 @@ def _leaderboard(tracker: Any, cells: Sequence[CellConfig], settings: Any) -> tu
     if surveys:
         rows = rows + baseline_rows(surveys, n_resamples=settings.n_resamples, seed=settings.seed)
     return rows, extra
+
+
+EVAL_SPLITS = ("test", "in_sample", "applied")
+
+
+def _leaderboard_items(items: Any) -> Any:
+    """Raw rows once per (model, method, steering, dataset), preferring uncalibrated cells; calibrated
+    cells add their own rows as method ``<method>+<calibration>`` (the paper's "temperature-scaled log-p"),
+    scored on the rows their calibrator never trained on."""
+    import pandas as pd
+
+    if "calibration" not in items:
+        return items
+    cal = items["calibration"].fillna("none")
+    raw = items[cal == "none"]
+    key = ["model", "method", "steering", "dataset"]
+    have = set(map(tuple, raw[key].astype(str).to_numpy())) if len(raw) else set()
+    parts = [raw]
+    for name in sorted(set(cal) - {"none"}):
+        sub = items[cal == name]
+        missing = ~sub[key].astype(str).apply(tuple, axis=1).isin(have)
+        first = sub[missing]
+        if len(first):  # raw rows of a calibrated-only cell, from one calibration only
+            parts.append(first)
+            have |= set(map(tuple, first[key].astype(str).to_numpy()))
+        ev = sub[
+            sub["split"].astype(str).isin(EVAL_SPLITS) | sub["split"].astype(str).str.startswith("heldout")
+        ]
+        parts.append(ev.assign(tv=ev["calibrated_tv"], method=ev["method"] + "+" + name))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _with_prediction_ids(items: Any) -> Any:

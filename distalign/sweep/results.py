@@ -30,6 +30,8 @@ ITEM_COLUMNS: tuple[str, ...] = (
     "human_probs",
     "tv",
     "alignment",
+    "ordinal",  # ordinal positions of the item's options (None: non-substantive), for alignment/calibration
+    "logprobs",  # log-probs of the options in the dataset's order (logprobs method only; None: missing)
 )
 METRIC_NAMES: tuple[str, ...] = (
     "tv_mean",
@@ -57,6 +59,8 @@ class CellResult:
         default_factory=lambda: pd.DataFrame(columns=list(ITEM_COLUMNS)), compare=False
     )
     metrics: dict[str, float] = field(default_factory=dict, compare=False)
+    #: the calibration stage's outcome (fitted calibrators, params, figures) when the cell calibrates
+    calibration: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

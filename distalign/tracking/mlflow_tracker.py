@@ -180,9 +180,26 @@ class MLflowTracker:
         items = getattr(result, "items", None)
         if isinstance(items, pd.DataFrame) and len(items):
             self._log_items(run_id, items)
+        calibration = getattr(result, "calibration", None)
+        if calibration is not None:
+            self._log_calibration(run_id, calibration)
         status = "FINISHED" if result.status == "finished" else "FAILED"
         self.client.set_terminated(run_id, status=status)
         return run_id
+
+    def _log_calibration(self, run_id: str, outcome: Any) -> None:
+        """Calibrator params, figures and the fitted models (``mlflow.sklearn``) in the cell's own run."""
+        from distalign.calibration.tracking import log_calibrators
+
+        # the calibration config itself is already among the cell's params
+        params = [
+            Param(k, str(v)[:6000]) for k, v in outcome.params.items() if not k.startswith("calibration")
+        ]
+        if params:
+            self.client.log_batch(run_id, params=params)
+        for name, fig in outcome.figures.items():
+            self.client.log_figure(run_id, fig, f"figures/calibration_{name}.png")
+        log_calibrators(self.client, run_id, outcome, tracking_uri=self.uri)
 
     def _log_items(self, run_id: str, items: pd.DataFrame) -> None:
         from distalign.tracking.figures import tv_histogram
