@@ -94,7 +94,15 @@ def make_engine(model: ModelConfig) -> Engine:
     if engine == "hf":
         from distalign.engines.hf import HFEngine
 
-        return HFEngine(_local_weights(model), device=s.device, dtype=s.dtype, batch_size=s.batch_size)
+        # torch would start one thread per core in every actor; on CPU, use the cores the actor reserved
+        threads = max(1, int(s.num_cpus)) if s.device == "cpu" else None
+        return HFEngine(
+            _local_weights(model),
+            device=s.device,
+            dtype=s.dtype,
+            batch_size=s.batch_size,
+            num_threads=threads,
+        )
     if engine == "vllm":
         from distalign.engines.vllm_engine import VLLMEngine
 

@@ -75,10 +75,19 @@ def clear_dataset_cache() -> None:
     _SURVEYS.clear()
 
 
-def cell_method(cell: CellConfig) -> Any:
-    from distalign.methods.registry import get_method
+#: each protocol's published settings where the two papers differ; a cell's own method.params win.
+PROTOCOL_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    # the benchmark asks for one verbalized distribution (greedy); the supervision paper averages n=3
+    ("benchmark", "verbalize"): {"n": 1},
+}
 
-    return get_method(cell.method.name, **dict(cell.method.params or {}))
+
+def cell_method(cell: CellConfig) -> Any:
+    from distalign.methods.registry import ALIASES, get_method
+
+    name = ALIASES.get(cell.method.name, cell.method.name)
+    defaults = PROTOCOL_DEFAULTS.get((cell.steering.protocol, name), {})
+    return get_method(cell.method.name, **{**defaults, **dict(cell.method.params or {})})
 
 
 def prompt_spec(cell: CellConfig, method: Any) -> Any:

@@ -174,6 +174,13 @@ def score_cell(
         "cost_usd": float(sum(u.cost_usd for u in usage)),
         "wall_time_s": wall_time_s,
     }
+    errors = [answers[k].error for k in cp.keys if answers[k].error is not None]
+    if errors:
+        # Logged with everything it has, but not finished: failed answers are never stored, so a rerun
+        # re-sends exactly those requests and finishes the cell.
+        metrics["failed_requests"] = float(len(errors))
+        error = f"{len(errors)} of {len(cp.keys)} requests failed (first: {errors[0]})"
+        return CellResult(cp.spec_hash, cp.cell, "failed", error, items, metrics)
     if cp.cell.calibration.name == "none":
         return CellResult(cp.spec_hash, cp.cell, "finished", None, items, metrics)
     return _calibrated(cp, items, metrics, settings)

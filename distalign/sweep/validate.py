@@ -81,7 +81,7 @@ def _check_serving(model: ModelConfig) -> None:
             f"tensor_parallel_size GPUs)",
             where=where,
         )
-    if s.engine == "litellm" and s.api_key_env and s.api_key_env not in os.environ:
+    if s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
         raise InputError(
             f"the API key variable {s.api_key_env} is not set in this environment; export it before "
             f"launching (keys are read from the environment only, never from configs)",

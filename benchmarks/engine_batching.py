@@ -1,0 +1,72 @@
+"""Throughput of the ``hf`` engine on the default model: batched versus one prompt at a time.
+
+Both modes run in the same process on the same prompts, so the printed ratio is independent of how fast
+the machine is. Run: ``python benchmarks/engine_batching.py [--prompts 32] [--batch 16 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+from distalign.engines.base import GenerateRequest, Message, OptionLogprobRequest, SamplingParams
+from distalign.engines.hf import HFEngine
+from distalign.engines.model_prep import default_identity
+
+TOPICS = ["taxes", "schools", "climate", "sports", "music", "travel", "science", "cities"]
+
+
+def _messages(i: int) -> tuple[Message, ...]:
+    topic = TOPICS[i % len(TOPICS)]
+    text = f"Question {i}: how much do you care about {topic}? A: a lot, B: some, C: a little, D: not at all."
+    return (Message("user", text),)
+
+
+def _throughput(engine: HFEngine, batch: int, run: Callable[[list], list], requests: Sequence) -> float:
+    engine.batch_size = batch
+    start = time.perf_counter()
+    if batch == 1:
+        results = [run([r])[0] for r in requests]
+    else:
+        results = run(list(requests))
+    elapsed = time.perf_counter() - start
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    return len(requests) / elapsed
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prompts", type=int, default=32, help="prompts per measurement")
+    parser.add_argument("--batch", type=int, nargs="+", default=[16, 32], help="batch sizes to compare")
+    parser.add_argument("--new-tokens", type=int, default=8, help="tokens per generation")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+
+    engine = HFEngine(default_identity(), num_threads=args.threads)
+    logp = [OptionLogprobRequest(_messages(i), ("A", "B", "C", "D"), "Answer:") for i in range(args.prompts)]
+    params = SamplingParams(temperature=0.0, max_tokens=args.new_tokens, min_tokens=args.new_tokens)
+    gen = [GenerateRequest(_messages(i), params) for i in range(args.prompts // 2)]
+    engine.option_logprobs(logp[:2])  # warm-up (thread pools, allocator)
+
+    print(
+        f"hf engine, default model: {args.prompts} log-prob prompts, "
+        f"{len(gen)} generations of {args.new_tokens} tokens",
+        flush=True,
+    )
+    for name, run, requests in (
+        ("option_logprobs", engine.option_logprobs, logp),
+        ("generate", engine.generate, gen),
+    ):
+        single = _throughput(engine, 1, run, requests)
+        print(f"{name:>16}  batch  1: {single:7.2f} prompts/s", flush=True)
+        for batch in args.batch:
+            rate = _throughput(engine, batch, run, requests)
+            print(
+                f"{name:>16}  batch {batch:2d}: {rate:7.2f} prompts/s  ({rate / single:.1f}x one at a time)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""The ``hf`` engine: a transformers causal LM, batched, on CPU or GPU.
+
+Log-probs take one left-padded forward pass per batch and apply the LM head only at the last position
+(the head over a 49k vocabulary dominates otherwise). Generation runs its own decode loop over the KV
+cache because ``model.generate`` samples from one global RNG: here every sample row owns a
+``torch.Generator`` seeded from (seed, sample index, row), so a seeded request gives the same text
+whatever else shares its batch. Rows leave the batch (and the cache) as soon as they finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distalign.engines.base import (
+    Capabilities,
+    GenerateRequest,
+    GenerateResult,
+    ModelIdentity,
+    OptionLogprobRequest,
+    OptionLogprobResult,
+    SamplingParams,
+    Usage,
+)
+from distalign.engines.chat import candidate_token_ids, candidate_token_spellings, encode, render_chat
+from distalign.errors import InputError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class _Row:
+    """One sample being decoded (mutable working state, never leaves this module)."""
+
+    request: int
+    ids: list[int]
+    params: SamplingParams
+    max_new: int
+    allowed: torch.Tensor | None
+    generator: torch.Generator | None
+    generated: list[int] = field(default_factory=list)
+    text: str | None = None
+
+
+def row_seed(seed: int, sample_index: int, row: int) -> int:
+    """A generator seed per sample row, independent of batch position."""
+    digest = hashlib.sha256(f"{seed}:{sample_index}:{row}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+class HFEngine:
+    """Engine protocol over a transformers model loaded once per instance."""
+
+    def __init__(
+        self,
+        identity: ModelIdentity,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 16,
+        max_new_tokens_cap: int = 512,
+        num_threads: int | None = None,
+    ) -> None:
+        """``num_threads`` sets torch's (process-wide) intra-op threads: on an oversubscribed CPU, more
+        threads than the cores this process really gets make every forward pass many times slower."""
+        if dtype not in _DTYPES:
+            raise InputError(f"unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)}", where="dtype")
+        if batch_size < 1 or max_new_tokens_cap < 1:
+            raise InputError("batch_size and max_new_tokens_cap must be at least 1", where="engine")
+        if num_threads is not None:
+            torch.set_num_threads(max(1, num_threads))
+        self.identity = identity
+        self.capabilities = Capabilities()
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.max_new_tokens_cap = max_new_tokens_cap
+        self.tokenizer, self.model = _load(identity, self.device, _DTYPES[dtype])
+        if identity.chat_template is None and not getattr(self.tokenizer, "chat_template", None):
+            raise InputError("the tokenizer has no chat template; set chat_template", where=identity.name)
+        config = self.model.config
+        self.max_positions = int(getattr(config, "max_position_embeddings", None) or 1 << 30)
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+
+    # ----------------------------------------------------------------------------------- log-probs
+    def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
+        results: list[OptionLogprobResult | None] = [None] * len(requests)
+        ready: list[tuple[int, list[int], list[tuple[int, ...]]]] = []
+        for i, request in enumerate(requests):
+            try:
+                text = self._render(request.messages, request.assistant_prefix)
+                ids = self._checked_ids(text, room=1)
+                ready.append((i, ids, candidate_token_spellings(self.tokenizer, request.candidates, text)))
+            except Exception as exc:  # errors are data: one bad request never sinks the batch
+                results[i] = OptionLogprobResult(error=_describe(exc))
+        ready.sort(key=lambda item: len(item[1]))
+        for start in range(0, len(ready), self.batch_size):
+            chunk = ready[start : start + self.batch_size]
+            try:
+                logprobs, _ = self._forward([ids for _, ids, _ in chunk])
+            except Exception as exc:
+                for i, _, _ in chunk:
+                    results[i] = OptionLogprobResult(error=_describe(exc))
+                continue
+            for row, (i, ids, cand) in enumerate(chunk):
+                values = tuple(
+                    float(torch.logsumexp(logprobs[row, list(t)], dim=0)) if t else None for t in cand
+                )
+                results[i] = OptionLogprobResult(logprobs=values, usage=Usage(prompt_tokens=len(ids)))
+        return [r if r is not None else OptionLogprobResult(error="not processed") for r in results]
+
+    # ---------------------------------------------------------------------------------- generation
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        errors: dict[int, str] = {}
+        rows: list[_Row] = []
+        prompt_tokens: dict[int, int] = {}
+        for i, request in enumerate(requests):
+            try:
+                new_rows = self._rows(i, request)
+            except Exception as exc:
+                errors[i] = _describe(exc)
+                continue
+            rows.extend(new_rows)
+            prompt_tokens[i] = len(new_rows[0].ids)
+        rows.sort(key=lambda r: len(r.ids))
+        for start in range(0, len(rows), self.batch_size):
+            chunk = [r for r in rows[start : start + self.batch_size] if r.request not in errors]
+            try:
+                if chunk:
+                    self._decode(chunk)
+            except Exception as exc:
+                for r in chunk:
+                    errors[r.request] = _describe(exc)
+        by_request: dict[int, list[_Row]] = {}
+        for r in rows:
+            by_request.setdefault(r.request, []).append(r)
+        results = []
+        for i in range(len(requests)):
+            if i in errors:
+                results.append(GenerateResult(error=errors[i]))
+                continue
+            mine = by_request[i]
+            usage = Usage(
+                prompt_tokens=prompt_tokens[i], completion_tokens=sum(len(r.generated) for r in mine)
+            )
+            results.append(GenerateResult(texts=tuple(r.text or "" for r in mine), usage=usage))
+        return results
+
+    def _rows(self, index: int, request: GenerateRequest) -> list[_Row]:
+        p = request.params
+        _validate(p)
+        text = self._render(request.messages, request.assistant_prefix)
+        ids = self._checked_ids(text, room=max(p.min_tokens, 1))
+        max_new = min(p.max_tokens, self.max_new_tokens_cap, self.max_positions - len(ids))
+        allowed = None if p.allowed is None else self._allowed_ids(p.allowed, text)
+        rows = []
+        for j in range(p.n):
+            generator = None
+            if p.temperature > 0:
+                generator = torch.Generator(device=self.device)
+                if p.seed is None:
+                    generator.seed()
+                else:
+                    generator.manual_seed(row_seed(p.seed, request.sample_index, j))
+            rows.append(_Row(index, ids, p, max_new, allowed, generator))
+        return rows
+
+    @torch.inference_mode()
+    def _decode(self, rows: list[_Row]) -> None:
+        logprobs, state = self._forward([r.ids for r in rows], keep_cache=True)
+        cache, mask = state
+        active = list(rows)
+        while True:
+            for pos, row in enumerate(active):
+                row.generated.append(self._pick(logprobs[pos], row))
+            still = [pos for pos, row in enumerate(active) if not self._finished(row)]
+            if not still:
+                return
+            if len(still) < len(active):
+                index = torch.tensor(still, device=self.device)
+                cache.batch_select_indices(index)
+                mask = mask[index]
+            active = [active[pos] for pos in still]
+            step = torch.tensor([[r.generated[-1]] for r in active], device=self.device)
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            out = self.model(
+                input_ids=step,
+                attention_mask=mask,
+                position_ids=mask.sum(dim=1, keepdim=True) - 1,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+
+    def _pick(self, logprobs: torch.Tensor, row: _Row) -> int:
+        scores = logprobs.clone()
+        if row.allowed is not None:
+            restricted = torch.full_like(scores, float("-inf"))
+            restricted[row.allowed] = scores[row.allowed]
+            scores = restricted
+        if len(row.generated) < row.params.min_tokens and self.eos_ids:
+            scores[list(self.eos_ids)] = float("-inf")
+        if row.params.temperature == 0 or row.generator is None:
+            return int(torch.argmax(scores))
+        probs = torch.softmax(scores / row.params.temperature, dim=-1)
+        if row.params.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            drop = torch.cumsum(sorted_probs, dim=0) - sorted_probs >= row.params.top_p
+            probs = probs.scatter(0, order[drop], 0.0)
+        return int(torch.multinomial(probs, 1, generator=row.generator))
+
+    def _finished(self, row: _Row) -> bool:
+        """Apply EOS, stop strings (after min_tokens, as vLLM does) and the length limit; set the text."""
+        n = len(row.generated)
+        if row.generated[-1] in self.eos_ids and n > row.params.min_tokens:
+            row.text = self.tokenizer.decode(row.generated[:-1], skip_special_tokens=True)
+            return True
+        text = None
+        if row.params.stop and n >= row.params.min_tokens:
+            text = self.tokenizer.decode(row.generated, skip_special_tokens=True)
+            hits = [k for k in (text.find(s) for s in row.params.stop if s) if k >= 0]
+            if hits:
+                row.text = text[: min(hits)]
+                return True
+        if n >= row.max_new:
+            row.text = (
+                text if text is not None else self.tokenizer.decode(row.generated, skip_special_tokens=True)
+            )
+            return True
+        return False
+
+    # ------------------------------------------------------------------------------------- helpers
+    def _render(self, messages: Sequence[Any], assistant_prefix: str) -> str:
+        return render_chat(self.tokenizer, messages, assistant_prefix, self.identity.chat_template)
+
+    def _checked_ids(self, text: str, room: int) -> list[int]:
+        ids = encode(self.tokenizer, text)
+        if not ids:
+            raise ValueError("the rendered prompt is empty")
+        if len(ids) + room > self.max_positions:
+            raise ValueError(
+                f"prompt of {len(ids)} tokens leaves no room in the {self.max_positions}-token context"
+            )
+        return ids
+
+    def _allowed_ids(self, allowed: Sequence[str], text: str) -> torch.Tensor:
+        in_context = candidate_token_ids(self.tokenizer, allowed, text)
+        ids: set[int] = set()
+        for string, tid in zip(allowed, in_context, strict=True):
+            alone = encode(self.tokenizer, string)
+            if len(alone) == 1 and self.tokenizer.decode(alone) == string:
+                ids.add(alone[0])  # the string after another allowed string (e.g. "B" after "A")
+            if tid is not None:
+                ids.add(tid)
+            elif len(alone) != 1:
+                raise ValueError(f"allowed string {string!r} is not a single token for this model")
+        if not ids:
+            raise ValueError("no allowed strings")
+        return torch.tensor(sorted(ids), device=self.device)
+
+    @torch.inference_mode()
+    def _forward(self, batch: list[list[int]], keep_cache: bool = False) -> tuple[torch.Tensor, Any]:
+        """Left-padded forward pass; next-token log-probs of each row (and the cache for decoding)."""
+        length = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, length - len(ids) :] = torch.tensor(ids)
+            mask[row, length - len(ids) :] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
+            use_cache=keep_cache,
+            logits_to_keep=1,
+        )
+        logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        return logprobs, (out.past_key_values, mask) if keep_cache else None
+
+
+def _validate(p: SamplingParams) -> None:
+    if p.n < 1 or p.max_tokens < 1 or p.min_tokens < 0 or p.min_tokens > p.max_tokens:
+        raise ValueError(f"need n >= 1 and 0 <= min_tokens <= max_tokens >= 1, got {p}")
+    if p.temperature < 0 or not 0 < p.top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {p}")
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    sources = [getattr(model.generation_config, "eos_token_id", None), model.config.eos_token_id]
+    sources.append(tokenizer.eos_token_id)
+    for value in sources:
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list | tuple):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _load(identity: ModelIdentity, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(identity.weights).expanduser()
+    kwargs: dict[str, Any] = {}
+    if not local.is_dir():
+        if identity.weights.startswith(("/", ".", "~")):
+            raise InputError("model folder not found", file=identity.weights, where=f"model {identity.name}")
+        if identity.revision:
+            kwargs["revision"] = identity.revision
+    source = str(local) if local.is_dir() else identity.weights
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    except OSError as exc:
+        raise InputError(f"cannot load model: {exc}", where=f"model {identity.name} ({source})") from exc
+    return tokenizer, model.to(device).eval()

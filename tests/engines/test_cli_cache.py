@@ -1,0 +1,76 @@
+"""``distalign cache ...`` and ``distalign model prepare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from distalign.engines import cli
+from distalign.engines.base import GenerateResult, OptionLogprobResult
+from distalign.engines.store import ResponseStore
+from distalign.errors import InputError
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="distalign")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "store"
+    store = ResponseStore(root)
+    store.put_many(
+        [("k1", GenerateResult(texts=("A",))), ("k2", GenerateResult(texts=("B",)))], model="alpha"
+    )
+    store.put_many([("k3", OptionLogprobResult(logprobs=(-0.1,)))], model="beta")
+    return root
+
+
+def test_stats_reports_entries_per_model(store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["cache", "stats", "--store", str(store_dir)]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["entries"] == 3 and stats["models"] == {"alpha": 2, "beta": 1}
+
+
+def test_store_from_environment(store_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("DISTALIGN_STORE", str(store_dir))
+    assert _run(["cache", "stats"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 3
+
+
+def test_export_writes_jsonl(store_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dump.jsonl"
+    assert _run(["cache", "export", str(out), "--store", str(store_dir)]) == 0
+    keys = {json.loads(line)["key"] for line in out.read_text().splitlines()}
+    assert keys == {"k1", "k2", "k3"}
+
+
+def test_clear_one_model_then_all(store_dir: Path) -> None:
+    assert _run(["cache", "clear", "--model", "alpha", "--store", str(store_dir)]) == 0
+    assert ResponseStore(store_dir).stats()["models"] == {"beta": 1}
+    assert _run(["cache", "clear", "--store", str(store_dir)]) == 0
+    assert ResponseStore(store_dir).stats()["entries"] == 0
+
+
+def test_missing_store_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no response store"):
+        _run(["cache", "stats", "--store", str(tmp_path / "nowhere")])
+    with pytest.raises(InputError, match="output folder"):
+        store = tmp_path / "s"
+        ResponseStore(store).put_many([("k", GenerateResult(texts=("x",)))])
+        _run(["cache", "export", str(tmp_path / "no" / "dir.jsonl"), "--store", str(store)])
+
+
+@pytest.mark.slow
+def test_model_prepare_prints_the_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    from distalign.engines.model_prep import prepare_default_model
+
+    expected = prepare_default_model()
+    assert _run(["model", "prepare", "--cache-dir", str(expected.parent)]) == 0
+    assert capsys.readouterr().out.strip() == str(expected)

@@ -1,0 +1,149 @@
+"""The ``hf`` engine and the shared chat helpers, on the real default model (small prompts: CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from distalign.engines.base import (  # noqa: E402
+    Engine,
+    GenerateRequest,
+    Message,
+    OptionLogprobRequest,
+    SamplingParams,
+)
+from distalign.engines.chat import candidate_token_ids, encode, render_chat  # noqa: E402
+from distalign.engines.hf import HFEngine  # noqa: E402
+from distalign.engines.model_prep import default_identity  # noqa: E402
+
+pytestmark = pytest.mark.slow
+LETTERS = ("A", "B", "C", "D")
+
+
+def _user(text: str) -> tuple[Message, ...]:
+    return (Message("user", text),)
+
+
+PROMPTS = [
+    "Pick A or B.",
+    "Is the sky blue? A: yes, B: no, C: sometimes, D: never. Reply with one letter.",
+    "Which season do you like most? A spring B summer C autumn D winter",
+]
+
+
+@pytest.fixture(scope="module")
+def engine() -> HFEngine:
+    return HFEngine(default_identity(), batch_size=4, max_new_tokens_cap=64)
+
+
+def _reference_logprobs(engine: HFEngine, request: OptionLogprobRequest) -> torch.Tensor:
+    """Unbatched full-vocabulary next-token log-probs, straight from the model."""
+    text = render_chat(engine.tokenizer, request.messages, request.assistant_prefix)
+    with torch.no_grad():
+        logits = engine.model(torch.tensor([encode(engine.tokenizer, text)])).logits[0, -1]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def test_render_chat_ends_with_generation_prompt_and_prefix(engine: HFEngine) -> None:
+    text = render_chat(engine.tokenizer, _user("hi"), "Answer:")
+    assert text.endswith("<|im_start|>assistant\nAnswer:") and "<|im_start|>user\nhi<|im_end|>" in text
+    custom = render_chat(engine.tokenizer, _user("hi"), "", chat_template="{{ messages[0]['content'] }}!")
+    assert custom == "hi!"
+
+
+def test_candidate_ids_follow_the_prompt_end(engine: HFEngine) -> None:
+    tok = engine.tokenizer
+    after_colon = candidate_token_ids(tok, ["A", " A", "AB", "Answer", "ABCD EFG", ""], "Answer:")
+    assert after_colon[0] != after_colon[1] and None not in after_colon[:2]
+    assert tok.decode([after_colon[0]]) == "A" and tok.decode([after_colon[1]]) == " A"
+    assert after_colon[4] is None and after_colon[5] is None  # several tokens / empty: no id, not a guess
+    after_space = candidate_token_ids(
+        tok, ["A"], "Answer: "
+    )  # "Answer: A" merges " A"; the prompt ends in " "
+    base = encode(tok, "Answer: ")
+    assert after_space[0] is not None and tok.decode(base + [after_space[0]]) == "Answer: A"
+
+
+def test_engine_protocol(engine: HFEngine) -> None:
+    assert isinstance(engine, Engine) and engine.capabilities.option_logprobs
+
+
+def test_option_logprobs_match_full_vocabulary_softmax(engine: HFEngine) -> None:
+    request = OptionLogprobRequest(_user(PROMPTS[1]), LETTERS + ("multi token words",), "Answer:")
+    (result,) = engine.option_logprobs([request])
+    reference = _reference_logprobs(engine, request)
+    assert abs(float(reference.exp().sum()) - 1.0) < 1e-4
+    ids = candidate_token_ids(
+        engine.tokenizer, LETTERS, render_chat(engine.tokenizer, request.messages, "Answer:")
+    )
+    assert result.ok and result.logprobs[4] is None
+    for value, tid in zip(result.logprobs[:4], ids, strict=True):
+        assert value == pytest.approx(float(reference[tid]), abs=1e-4)
+    assert sum(torch.tensor(result.logprobs[:4]).exp()) < 1.0
+    assert result.usage.prompt_tokens > 10
+
+
+def test_batched_logprobs_equal_one_at_a_time(engine: HFEngine) -> None:
+    requests = [OptionLogprobRequest(_user(p), LETTERS, "Answer:") for p in PROMPTS]
+    batched = engine.option_logprobs(requests)
+    for request, together in zip(requests, batched, strict=True):
+        (alone,) = engine.option_logprobs([request])
+        assert together.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+
+
+def test_greedy_is_deterministic_and_matches_transformers_generate(engine: HFEngine) -> None:
+    params = SamplingParams(temperature=0.0, max_tokens=6)
+    requests = [GenerateRequest(_user(p), params) for p in PROMPTS[:2]]
+    first, second = engine.generate(requests), engine.generate(requests[::-1])[::-1]
+    assert [r.texts for r in first] == [r.texts for r in second]
+    text = render_chat(engine.tokenizer, requests[0].messages)
+    ids = torch.tensor([encode(engine.tokenizer, text)])
+    out = engine.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
+    expected = engine.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    assert first[0].texts == (expected,) and first[0].usage.completion_tokens == len(out[0]) - ids.shape[1]
+
+
+def test_seeded_sampling_ignores_batch_composition(engine: HFEngine) -> None:
+    seeded = GenerateRequest(_user(PROMPTS[0]), SamplingParams(temperature=1.0, max_tokens=6, n=2, seed=11))
+    alone = engine.generate([seeded])[0]
+    others = GenerateRequest(_user(PROMPTS[2]), SamplingParams(temperature=0.7, max_tokens=4))
+    mixed = engine.generate([others, seeded, GenerateRequest(_user(PROMPTS[1]), seeded.params)])[1]
+    assert alone.ok and len(alone.texts) == 2 and alone.texts == mixed.texts
+    other_seed = GenerateRequest(seeded.messages, SamplingParams(temperature=1.0, max_tokens=6, n=2, seed=12))
+    assert engine.generate([other_seed])[0].texts != alone.texts
+
+
+def test_allowed_letters_and_min_tokens(engine: HFEngine) -> None:
+    params = SamplingParams(
+        temperature=1.0, max_tokens=12, min_tokens=12, allowed=("A", "B", "C"), seed=3, n=2
+    )
+    (result,) = engine.generate([GenerateRequest(_user("Write a random sequence of letters."), params)])
+    assert result.ok and len(result.texts) == 2
+    for text in result.texts:
+        assert len(text) == 12 and set(text) <= {"A", "B", "C"}
+    assert result.usage.completion_tokens == 24
+
+
+def test_stop_strings_cut_the_text(engine: HFEngine) -> None:
+    request = GenerateRequest(_user("Count from 1 to 10, one per line."), SamplingParams(max_tokens=24))
+    (full,) = engine.generate([request])
+    stop = full.texts[0].strip()[0]
+    (cut,) = engine.generate([GenerateRequest(request.messages, SamplingParams(max_tokens=24, stop=(stop,)))])
+    assert stop not in cut.texts[0] and full.texts[0].startswith(cut.texts[0])
+
+
+def test_errors_are_data(engine: HFEngine) -> None:
+    huge = _user("word " * 9000)
+    good = GenerateRequest(_user("Hi"), SamplingParams(max_tokens=2))
+    results = engine.generate(
+        [good, GenerateRequest(huge), GenerateRequest(_user("Hi"), SamplingParams(top_p=0.0))]
+    )
+    assert results[0].ok and results[0].texts
+    assert "context" in results[1].error and "top_p" in results[2].error
+    not_single = SamplingParams(max_tokens=2, allowed=("several words here",))
+    assert "single token" in engine.generate([GenerateRequest(_user("Hi"), not_single)])[0].error
+    logp = engine.option_logprobs(
+        [OptionLogprobRequest(huge, LETTERS), OptionLogprobRequest(_user("Hi"), LETTERS)]
+    )
+    assert logp[0].error and logp[1].ok and None not in logp[1].logprobs

@@ -1,0 +1,174 @@
+"""Response-store keys and concurrency."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from distalign.engines.base import (
+    GenerateRequest,
+    GenerateResult,
+    Message,
+    ModelIdentity,
+    OptionLogprobRequest,
+    OptionLogprobResult,
+    SamplingParams,
+    Usage,
+)
+from distalign.engines.store import ResponseStore, request_key
+
+IDENTITY = ModelIdentity(name="m", weights="/models/m", revision="abc", chat_template=None)
+MESSAGES = (Message("system", "be brief"), Message("user", "Pick A or B"))
+LOGP = OptionLogprobRequest(MESSAGES, ("A", "B"), "Answer:")
+GEN = GenerateRequest(MESSAGES, SamplingParams(temperature=0.7, max_tokens=30, seed=3), "Answer:", 0)
+
+
+def _different(value: Any) -> Any:
+    """A value of the same field that differs from ``value``."""
+    if value is None:
+        return 1
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 + 0.25
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, tuple):
+        return value + ("x",)
+    raise AssertionError(f"no variation for {value!r}")
+
+
+def test_key_changes_with_every_identity_field() -> None:
+    base = request_key(IDENTITY, LOGP)
+    for f in dataclasses.fields(ModelIdentity):
+        current = getattr(IDENTITY, f.name)
+        changed = dataclasses.replace(
+            IDENTITY, **{f.name: "template" if current is None else _different(current)}
+        )
+        assert request_key(changed, LOGP) != base, f.name
+
+
+def test_key_changes_with_every_sampling_field() -> None:
+    base = request_key(IDENTITY, GEN)
+    for f in dataclasses.fields(SamplingParams):
+        current = getattr(GEN.params, f.name)
+        new = ("A", "B") if f.name == "allowed" and current is None else _different(current)
+        params = dataclasses.replace(GEN.params, **{f.name: new})
+        assert request_key(IDENTITY, dataclasses.replace(GEN, params=params)) != base, f.name
+
+
+@pytest.mark.parametrize("request_", [LOGP, GEN], ids=["logprobs", "generate"])
+def test_key_changes_with_every_request_field(request_: Any) -> None:
+    base = request_key(IDENTITY, request_)
+    for f in dataclasses.fields(request_):
+        current = getattr(request_, f.name)
+        if f.name == "params":
+            continue  # covered field by field above
+        variants = [_different(current)]
+        if f.name == "messages":
+            variants = [
+                (Message("system", "be brief"), Message("user", "Pick A or C")),
+                (Message("user", "be brief"), Message("user", "Pick A or B")),
+                MESSAGES[1:],
+                MESSAGES + (Message("assistant", "A"),),
+            ]
+        for new in variants:
+            assert request_key(IDENTITY, dataclasses.replace(request_, **{f.name: new})) != base, f.name
+
+
+def test_key_separates_request_kinds_and_ignores_number_spelling() -> None:
+    gen = GenerateRequest(MESSAGES, assistant_prefix="Answer:")
+    assert request_key(IDENTITY, gen) != request_key(IDENTITY, OptionLogprobRequest(MESSAGES, (), "Answer:"))
+    one = dataclasses.replace(GEN, params=dataclasses.replace(GEN.params, temperature=1))
+    one_float = dataclasses.replace(GEN, params=dataclasses.replace(GEN.params, temperature=1.0))
+    assert request_key(IDENTITY, one) == request_key(IDENTITY, one_float)
+
+
+def test_key_is_stable_across_processes() -> None:
+    code = (
+        "from tests.engines.test_store import IDENTITY, GEN; "
+        "from distalign.engines.store import request_key; print(request_key(IDENTITY, GEN))"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == request_key(IDENTITY, GEN)
+
+
+def test_roundtrip_keeps_type_and_values_and_skips_errors(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path)
+    logp = OptionLogprobResult(logprobs=(-0.5, None), usage=Usage(prompt_tokens=7))
+    gen = GenerateResult(texts=("A", "B"), usage=Usage(prompt_tokens=3, completion_tokens=2, cost_usd=0.01))
+    failed = GenerateResult(error="timeout")
+    assert store.put_many([("k1", logp), ("k2", gen), ("k3", failed)], model="m") == 2
+    got = ResponseStore(tmp_path).get_many(["k1", "k2", "k3", "k4"])
+    assert got == {"k1": logp, "k2": gen}
+    assert type(got["k1"]) is OptionLogprobResult and type(got["k2"]) is GenerateResult
+
+
+def test_stats_export_and_clear_by_model(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path)
+    store.put_many([("a1", GenerateResult(texts=("x",))), ("a2", GenerateResult(texts=("y",)))], model="a")
+    store.put_many([("b1", OptionLogprobResult(logprobs=(-1.0,)))], model="b", requests={"b1": LOGP})
+    stats = store.stats()
+    assert stats["entries"] == 3 and stats["models"] == {"a": 2, "b": 1} and stats["bytes"] > 0
+    out = tmp_path / "dump.jsonl"
+    assert store.export(out) == 3
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    by_key = {line["key"]: line for line in lines}
+    assert by_key["b1"]["result"]["type"] == "OptionLogprobResult"
+    assert by_key["b1"]["request"]["candidates"] == ["A", "B"]
+    assert store.clear(model="a") == 2
+    assert set(store.get_many(["a1", "a2", "b1"])) == {"b1"}
+    assert store.clear() == 1 and store.stats()["entries"] == 0
+
+
+def _writer(root: str, worker: int, count: int) -> None:
+    store = ResponseStore(Path(root))
+    for i in range(count):  # many small transactions, interleaved with the other writers
+        store.put_many([(f"{worker}-{i}", GenerateResult(texts=(f"{worker}:{i}",)))], model=f"w{worker}")
+        if i % 25 == 0:
+            store.get_many([f"{(worker + 1) % 4}-{i}"])
+
+
+def test_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_writer, args=(str(tmp_path), w, 150)) for w in range(4)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(120)
+        assert p.exitcode == 0
+    keys = [f"{w}-{i}" for w in range(4) for i in range(150)]
+    got = ResponseStore(tmp_path).get_many(keys)
+    assert len(got) == 600
+    assert all(got[k].texts == (k.replace("-", ":"),) for k in keys)
+    assert ResponseStore(tmp_path).stats()["models"] == {f"w{w}": 150 for w in range(4)}
+
+
+def _forked_put(store: ResponseStore) -> None:
+    store.put_many([("child", GenerateResult(texts=("c",)))])
+
+
+def test_forked_child_writes_its_own_shard(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path)
+    store.put_many([("parent", GenerateResult(texts=("p",)))])
+    child = multiprocessing.get_context("fork").Process(target=_forked_put, args=(store,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    store.put_many([("parent2", GenerateResult(texts=("p2",)))])
+    assert len(store.shards()) == 2
+    assert set(ResponseStore(tmp_path).get_many(["parent", "child", "parent2"])) == {
+        "parent",
+        "child",
+        "parent2",
+    }
