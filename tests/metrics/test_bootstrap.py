@@ -8,6 +8,7 @@ import pytest
 
 from distalign.errors import InputError
 from distalign.metrics import Interval, bootstrap_mean, pooled_bootstrap
+from distalign.metrics.bootstrap import pooled_bootstraps, resample_means
 
 
 def _sample(n: int, seed: int = 1) -> np.ndarray:
@@ -102,3 +103,65 @@ def test_large_pool_is_chunked_to_bounded_memory() -> None:
     assert out["big"].low < values.mean() < out["big"].high
     # Unchunked, the (1000, 100000) index and value arrays alone would take 1.6 GB.
     assert peak < 400 * 2**20
+
+
+def _reference_interval(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float]:
+    """An independent percentile bootstrap (plain ``rng.choice``), to compare the shared one against."""
+    rng = np.random.default_rng(seed)
+    means = [rng.choice(values, size=values.size).mean() for _ in range(n_resamples)]
+    return tuple(np.percentile(means, [2.5, 97.5]))
+
+
+def test_shared_resamples_match_an_independent_bootstrap() -> None:
+    # six pools of one size (resampled through a shared count matrix) and one of another (gathered)
+    pools = [(f"m{i}", _sample(800, i) * (1 + i / 10)) for i in range(6)] + [("m6", _sample(500, 9))]
+    requests = [({"opinionqa": v}, None) for _, v in pools]
+    shared = pooled_bootstraps(requests, n_resamples=2000, seed=3)
+    for (_, values), out in zip(pools, shared, strict=True):
+        iv = out["opinionqa"]
+        assert iv.mean == pytest.approx(values.mean())
+        theory = 1.959964 * values.std() / np.sqrt(values.size)
+        assert iv.half_width == pytest.approx(theory, rel=0.1)
+        low, high = _reference_interval(values, 2000, seed=11)
+        assert iv.low == pytest.approx(low, abs=0.25 * theory) and iv.high == pytest.approx(
+            high, abs=0.25 * theory
+        )
+
+
+def test_pools_of_one_name_and_size_share_their_resamples() -> None:
+    a = _sample(400, 1)
+    b = a[::-1].copy()  # the same values in reverse order: different resampled means under paired draws
+    (ra, rb, rc) = resample_means([("x", a), ("x", a + 1.0), ("y", a)], n_resamples=500, seed=0)
+    np.testing.assert_allclose(rb, ra + 1.0)  # same name and size: the same row indices
+    assert not np.allclose(rc, ra)  # another name: other draws
+    (rr,) = resample_means([("x", b)], n_resamples=500, seed=0)
+    assert not np.allclose(rr, ra)
+    # paired resamples make a difference between aligned pools far less noisy than independent ones
+    paired = np.std(resample_means([("x", a), ("x", a + 0.01 * _sample(400, 2))], 500, 0)[1] - ra)
+    assert paired < 0.2 * np.std(ra)
+
+
+def test_batched_requests_equal_single_calls() -> None:
+    pools = {"opinionqa": _sample(300, 1), "nyt_books": _sample(300, 2), "global_opinions": _sample(120, 3)}
+    other = {"opinionqa": _sample(300, 4), "nyt_books": _sample(250, 5)}
+    batched = pooled_bootstraps([(pools, "three"), (other, "all")], n_resamples=400, seed=7)
+    singles = [
+        pooled_bootstrap(pools, 400, 7, aggregate="three"),
+        pooled_bootstrap(other, 400, 7, aggregate="all"),
+    ]
+    for got, want in zip(batched, singles, strict=True):
+        assert list(got) == list(want)
+        for name in want:
+            assert (got[name].low, got[name].high) == pytest.approx(
+                (want[name].low, want[name].high), rel=1e-12
+            )
+    assert pooled_bootstraps([(pools, "three")], n_resamples=400, seed=8)[0] != singles[0]
+
+
+def test_aggregate_resamples_are_the_mean_of_the_pools_resamples() -> None:
+    pools = {"a": _sample(300, 1), "b": _sample(200, 2) + 0.5}
+    out = pooled_bootstrap(pools, n_resamples=1000, seed=2, aggregate="both")
+    ra, rb = resample_means([("a", pools["a"]), ("b", pools["b"])], 1000, 2)
+    low, high = np.percentile((ra + rb) / 2, [2.5, 97.5])
+    assert (out["both"].low, out["both"].high) == pytest.approx((low, high))
+    assert out["both"].mean == pytest.approx((pools["a"].mean() + pools["b"].mean()) / 2)

@@ -102,6 +102,9 @@ def test_js_bounds_symmetry_identity_and_scipy(batch) -> None:
     np.testing.assert_array_equal(js_divergence(p, p), 0.0)
     for i in range(p.shape[0]):
         ref = jensenshannon(p[i][mask[i]], q[i][mask[i]], base=2) ** 2
+        if np.isnan(ref):  # scipy takes the sqrt of a rounding-negative divergence for (near-)equal rows
+            assert np.allclose(p[i], q[i])
+            ref = 0.0
         assert js[i] == pytest.approx(ref, abs=1e-9)
 
 

@@ -130,3 +130,19 @@ def test_malformed_files(tmp_path) -> None:
         read_predictions(tmp_path / "x.txt")
     with pytest.raises(InputError, match="file not found"):
         read_predictions(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize(
+    ("second", "third", "row", "message"),
+    [
+        ({"probs": {"Z": 1}}, {"probs": [0.5, 0.5]}, 2, "neither an option label"),
+        ({"probs": [0.5, 0.5]}, {"probs": {"Z": 1}}, 2, "2 probabilities"),
+        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "not a list of numbers"),
+        ({"probs": '{"A": 0, "B": 0}'}, {"probs": [0.5, -1, 0, 0]}, 3, "finite and non-negative"),
+    ],
+)
+def test_first_bad_row_is_named_whichever_form_it_has(surveys, second, third, row, message) -> None:
+    good = {**BASE, "probs": [0.25] * 4}
+    df = pd.DataFrame([good, {**good, **second}, {**good, **third}])
+    with pytest.raises(InputError, match=f"row {row}, column 'probs'.*{message}"):
+        resolve_predictions(df, surveys, source="preds.jsonl")

@@ -75,3 +75,30 @@ def test_vectorised_scores_match_a_per_row_loop(surveys) -> None:
             expected.append(0.5 * np.abs(p - d.probs).sum())
     scored = score_predictions(pd.DataFrame(rows), surveys)
     np.testing.assert_allclose(scored["tv"], expected)
+
+
+def test_expand_pairs_each_prediction_with_its_groups(surveys) -> None:
+    from distalign.report.scoring import SurveyTable
+
+    table = SurveyTable.build(surveys)
+    meta = pd.DataFrame(
+        [
+            ("opinionqa", "Q2", None, None),  # no group: every group of the item
+            ("opinionqa", "Q1", "POLPARTY", "Democrat"),
+            ("global_opinions", "Is it good?", None, "Chile"),  # group without attribute
+            ("nyt_books", "Book A", "AGE", "Male"),  # attribute disagrees: no pair
+            ("nyt_books", "Book B", None, None),  # unknown item: no pair
+        ],
+        columns=["dataset", "item_id", "attribute", "group"],
+    )
+    pi, di = table.expand(meta)
+    keys = table.keys
+    expected = [
+        (i, d)
+        for i, (ds, item, attr, group) in enumerate(meta.itertuples(index=False))
+        for d in range(len(keys))
+        if (keys.dataset[d], keys.item_id[d]) == (ds, item)
+        and (pd.isna(group) or (keys.group[d] == group and (pd.isna(attr) or attr == keys.attribute[d])))
+    ]
+    assert list(zip(pi.tolist(), di.tolist(), strict=True)) == expected
+    assert [p for p, _ in expected] == [0, 0, 1, 2]

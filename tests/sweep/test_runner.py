@@ -72,12 +72,26 @@ def test_a_cell_that_fails_to_score_does_not_stop_the_sweep(tmp_path, monkeypatc
     assert out.failures == [(doomed, "scoring failed: RuntimeError: boom")]
 
 
-def test_engine_errors_make_units_unparsed_not_cells_failed(tmp_path, monkeypatch, local_ray) -> None:
+def test_failed_requests_leave_units_unparsed_and_the_cell_to_be_retried(
+    tmp_path, monkeypatch, local_ray
+) -> None:
+    """Engine errors are data: the cell is still scored and logged (unparsed units count as uniform), but
+    it is not finished, and the rerun re-sends exactly the failed requests and finishes it."""
     cells = grid(methods=("logprobs",), steerings=("none",))
     monkeypatch.setenv("DISTALIGN_INSTANT_FAIL", "option_logprobs")
-    out = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    tracker = MemoryTracker()
+    out = run_sweep(cells, settings(tmp_path / "store"), tracker)
     (result,) = out.results
-    assert result.status == "finished"
+    assert result.status == "failed" and "requests failed" in (result.error or "")
     assert result.metrics["extraction_rate"] == 0.0
+    assert result.metrics["failed_requests"] == result.metrics["requests"]
     assert (result.items["status"] == "unparsed").all()
     assert np.isfinite(result.items["tv"]).all()  # scored as uniform under the default policy
+    assert not tracker.finished_cells()
+
+    monkeypatch.delenv("DISTALIGN_INSTANT_FAIL")
+    again = run_sweep(cells, settings(tmp_path / "store"), tracker)
+    (retried,) = again.results
+    assert retried.status == "finished"
+    assert again.totals["requests_sent"] == result.metrics["requests"]
+    assert (retried.items["status"] != "unparsed").all()
