@@ -21,7 +21,12 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distalign", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="distalign",
+        description="Measure and improve how well LLMs reproduce the distribution of a human group's survey "
+        "answers. Sweeps run with `python launch.py -m ...`; these commands manage data, score, calibrate "
+        "and inspect.",
+    )
     parser.add_argument("--version", action="version", version=f"distalign {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from distalign.survey.download import download, downloadable, load_manifest
+from distalign.survey.download import download, downloadable, files_for, load_manifest
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS, data_dir
 from distalign.survey.registry import CUSTOM, DATASET_LOADERS, list_datasets, load_survey
 
@@ -48,6 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     m = load_manifest()
     root = data_dir(args.data_dir)
+    files_for(args.name, m)  # an unknown name fails before anything is announced or fetched
     print(f"downloading {args.name!r} from {m.repository}@{m.commit[:10]} into {root}")
     written = download(args.name, args.data_dir, progress=lambda line: print(f"  {line}"))
     print(f"done: {len(written)} file(s) written, all checksums verified")

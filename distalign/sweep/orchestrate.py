@@ -133,7 +133,9 @@ def _run(cells: Sequence[CellConfig], settings: Any) -> Outcome:
 
     rows, extra = _leaderboard(tracker, cells, settings)
     outcome.leaderboard = rows
+    figures = extra.pop("figures", {})
     tracker.log_leaderboard(rows, extra)
+    tracker.log_figures(figures)
     tracker.log_parent_metrics(_totals(sweep))
     tracker.finish(failed=bool(outcome.failed))
     _FAILED_CELLS.extend(outcome.failed)
@@ -160,10 +162,12 @@ def _leaderboard(tracker: Any, cells: Sequence[CellConfig], settings: Any) -> tu
         rows = leaderboard(board, n_resamples=settings.n_resamples, seed=settings.seed)
         extra["kss"] = kss_table(rows)
         if "calibrated_tv" in items and "calibration" in items:
-            from distalign.calibration.stage import kambhatla_table
+            from distalign.calibration.report import sweep_report
 
             calibrated = items[items["calibration"].fillna("none") != "none"]
-            extra["calibration_table"] = kambhatla_table(calibrated)
+            tables, figures = sweep_report(calibrated, seed=settings.seed)
+            extra.update(tables)
+            extra["figures"] = figures
     surveys = {}
     for c in cells:
         if c.dataset.name not in surveys:

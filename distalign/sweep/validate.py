@@ -29,11 +29,13 @@ def _probe_prompt() -> object:
     from distalign.prompts.render import RenderedPrompt
 
     text = "Question?\n" + "\n".join(f"{a}. {b}" for a, b in zip(_PROBE_LETTERS, _PROBE_LABELS, strict=True))
+    messages = (Message("user", text),)
     return RenderedPrompt(
-        messages=(Message("user", text),),
+        messages=messages,
         assistant_prefix="Answer:",
         letters=_PROBE_LETTERS,
         labels=_PROBE_LABELS,
+        variants=(messages,) * 5,  # the paraphrase method asks one request per framing
     )
 
 

@@ -248,6 +248,14 @@ class MLflowTracker:
                 leaderboard_figure(df, fig)
                 self.client.log_artifact(self.parent_run_id, str(fig), artifact_path="figures")
 
+    def log_figures(self, figures: Mapping[str, Any]) -> None:
+        """Sweep-level matplotlib figures (calibration curves, per-group effects) on the parent run."""
+        import matplotlib.pyplot as plt
+
+        for name, fig in figures.items():
+            self.client.log_figure(self.parent_run_id, fig, f"figures/{name}.png")
+            plt.close(fig)
+
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
         ms = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and _finite(v)]
