@@ -24,14 +24,17 @@ from typing import Any
 from distalign.engines.base import (
     GenerateRequest,
     GenerateResult,
+    Message,
     ModelIdentity,
     OptionLogprobRequest,
     OptionLogprobResult,
+    SamplingParams,
     Usage,
 )
 
 #: bump when the key's content or encoding changes; old entries then simply stop matching.
-KEY_SCHEMA_VERSION = 1
+#: 2: one flat JSON array per key instead of a nested, recursively canonicalised object.
+KEY_SCHEMA_VERSION = 2
 
 Request = OptionLogprobRequest | GenerateRequest
 Result = OptionLogprobResult | GenerateResult
@@ -66,26 +69,82 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+#: the fields ``request_key`` reads, per record; a field added to a record must be added to the key too
+_KEY_FIELDS: dict[type, tuple[str, ...]] = {
+    ModelIdentity: ("name", "weights", "revision", "chat_template"),
+    OptionLogprobRequest: ("messages", "candidates", "assistant_prefix"),
+    GenerateRequest: ("messages", "params", "assistant_prefix", "sample_index"),
+    SamplingParams: ("temperature", "max_tokens", "n", "top_p", "stop", "seed", "allowed", "min_tokens"),
+    Message: ("role", "content"),
+}
+for _cls, _names in _KEY_FIELDS.items():
+    if tuple(f.name for f in dataclasses.fields(_cls)) != _names:
+        raise RuntimeError(f"request_key does not cover the fields of {_cls.__name__}; update it")
+
+
+def _num(value: Any) -> Any:
+    """Float fields as floats, so that 1 and 1.0 give one key."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def request_key(identity: ModelIdentity, request: Request) -> str:
-    """sha256 of the canonical JSON of (schema version, model identity, request kind, request)."""
-    payload = {
-        "schema": KEY_SCHEMA_VERSION,
-        "model": {
-            "name": identity.name,
-            "weights": identity.weights,
-            "revision": identity.revision,
-            "chat_template": identity.chat_template,
-        },
-        "kind": _KINDS[type(request)],
-        "request": _canonical(request),
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """sha256 of one flat JSON array: schema version, model identity, request kind, then every request
+    field in a fixed order (sampling parameters spelled out)."""
+    messages = [[m.role, m.content] for m in request.messages]
+    head = [KEY_SCHEMA_VERSION, identity.name, identity.weights, identity.revision, identity.chat_template]
+    if type(request) is OptionLogprobRequest:
+        body = ["option_logprobs", messages, list(request.candidates), request.assistant_prefix]
+    elif type(request) is GenerateRequest:
+        p = request.params
+        body = [
+            "generate",
+            messages,
+            request.assistant_prefix,
+            request.sample_index,
+            _num(p.temperature),
+            p.max_tokens,
+            p.n,
+            _num(p.top_p),
+            list(p.stop),
+            p.seed,
+            None if p.allowed is None else list(p.allowed),
+            p.min_tokens,
+        ]
+    else:
+        raise TypeError(f"not a request: {type(request).__name__}")
+    text = json.dumps(head + body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def encode_result(result: Result) -> str:
-    data = dataclasses.asdict(dataclasses.replace(result, cached=False))
+    """The stored text of a result (always as not cached). The fields are spelled out: ``asdict`` deep-copies
+    every record and cost more than the rest of a store write."""
+    u = result.usage
+    data: dict[str, Any] = {
+        "error": result.error,
+        "usage": {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "cost_usd": u.cost_usd,
+        },
+        "cached": False,
+    }
+    if type(result) is OptionLogprobResult:
+        data["logprobs"] = result.logprobs
+    elif type(result) is GenerateResult:
+        data["texts"] = result.texts
+    else:
+        raise TypeError(f"not a result: {type(result).__name__}")
     return json.dumps({"type": type(result).__name__, "data": data}, sort_keys=True, allow_nan=True)
+
+
+for _cls, _names in {
+    OptionLogprobResult: ("logprobs", "error", "usage", "cached"),
+    GenerateResult: ("texts", "error", "usage", "cached"),
+    Usage: ("prompt_tokens", "completion_tokens", "cost_usd"),
+}.items():
+    if tuple(f.name for f in dataclasses.fields(_cls)) != _names:
+        raise RuntimeError(f"encode_result does not cover the fields of {_cls.__name__}; update it")
 
 
 def decode_result(text: str) -> Result:

@@ -17,7 +17,7 @@ import numpy as np
 
 from distalign.engines.base import Message
 from distalign.errors import InputError
-from distalign.prompts.templates import Templates, load_templates
+from distalign.prompts.templates import Rows, Templates, freeze, load_templates
 from distalign.survey.model import Example, Item
 
 Protocol = Literal["benchmark", "supervision"]
@@ -124,6 +124,15 @@ def stable_seed(*parts: object) -> int:
 
 def group_context(templates: Templates, attribute: str, group: str) -> dict[str, str]:
     """How a group reads in prose: "Democrats", "women", "people in Japan"."""
+    memo_key = ("group_context", attribute, group)
+    hit = templates.memo.get(memo_key)
+    if hit is None:
+        hit = _group_context(templates, attribute, group)
+        templates.remember(memo_key, hit)
+    return dict(hit)
+
+
+def _group_context(templates: Templates, attribute: str, group: str) -> dict[str, str]:
     if not group:
         return {"group": "", "attribute": "", "group_phrase": "", "attribute_phrase": "", "group_value": ""}
     attributes = templates.value("phrases.attributes")
@@ -146,11 +155,15 @@ def group_context(templates: Templates, attribute: str, group: str) -> dict[str,
 
 
 def _letters(templates: Templates, n: int, where: str) -> tuple[str, ...]:
+    hit = templates.memo.get(("letters", n))
+    if hit is not None:
+        return hit
     letters = tuple(str(x) for x in templates.value("letters"))
     if n > len(letters):
         raise InputError(
             f"{n} options but only {len(letters)} letters are defined", file=templates.source, where=where
         )
+    templates.remember(("letters", n), letters[:n])
     return letters[:n]
 
 
@@ -166,9 +179,39 @@ def _options(
     return out
 
 
+def _option_rows(
+    templates: Templates,
+    letters: tuple[str, ...],
+    labels: tuple[str, ...],
+    probs: tuple[float, ...] | None = None,
+) -> list[dict]:
+    """``_options`` built once per distinct options (many prompts show the same question)."""
+    memo_key = ("options", letters, labels, probs)
+    try:
+        hit = templates.memo.get(memo_key)
+    except TypeError:  # unhashable labels or probs
+        return _options(letters, labels, probs)
+    if hit is None:
+        hit = Rows(_options(letters, labels, probs))
+        templates.remember(memo_key, hit)
+    return hit
+
+
 def _item_text(templates: Templates, dataset: str, ctx: Mapping[str, Any]) -> str:
     key = f"blocks.item_{dataset}"
-    return templates.render(key if templates.has(key) else "blocks.item", **ctx)
+    return templates.render_cached(key if templates.has(key) else "blocks.item", **ctx)
+
+
+def _draw(seed: int, probs: Any, k: int) -> np.ndarray:
+    """``default_rng(seed).choice(len(probs), size=k, p=probs)`` without the argument checks that make up
+    most of its cost: the same inverse-CDF steps numpy takes, so the same draws (the checks still run,
+    through ``choice`` itself, whenever a probability is negative or not finite)."""
+    rng = np.random.default_rng(seed)
+    if not (np.isfinite(probs).all() and (probs >= 0).all()):
+        return rng.choice(len(probs), size=k, p=probs)
+    cdf = probs.cumsum()
+    cdf /= cdf[-1]
+    return cdf.searchsorted(rng.random(k), side="right")
 
 
 def _example_answer(
@@ -177,12 +220,25 @@ def _example_answer(
     """The demonstration's answer in the requested format; sampled formats draw from the example's true
     distribution with a seed fixed by the example and group (the release samples them too)."""
     if fmt == "verbalize":
-        return templates.render("blocks.verbalize_answer", **ctx)
-    p = np.asarray(ex.probs, dtype=float)
-    p = p / p.sum()
-    rng = np.random.default_rng(stable_seed(ex.id, ctx.get("group", ""), fmt))
+        return templates.render_cached("blocks.verbalize_answer", **ctx)
     k = seq_len if fmt == "seq" else 1
-    return " ".join(letters[i] for i in rng.choice(len(letters), size=k, p=p))
+    group = ctx.get("group", "")
+    memo_key: Any = ("example_answer", ex.id, group, fmt, k, tuple(letters), ex.probs)
+    try:
+        hit = templates.memo.get(memo_key)
+    except TypeError:  # unhashable probs: draw without the memo
+        memo_key, hit = None, None
+    if hit is None:
+        p = np.asarray(ex.probs, dtype=float)
+        p = p / p.sum()
+        hit = " ".join(letters[i] for i in _draw(stable_seed(ex.id, group, fmt), p, k))
+        if memo_key is not None:
+            templates.remember(memo_key, hit)
+    return hit
+
+
+#: entries of a prompt's context that every demonstration replaces with its own
+_EXAMPLE_OWN = frozenset({"question", "item_id", "meta"})
 
 
 def _examples_text(
@@ -194,20 +250,46 @@ def _examples_text(
             f"few-shot prompt needs examples but none are available for group {base['group'] or '(none)'!r}",
             where=f"item {item.id!r}",
         )
+    # a demonstration block is a pure function of the spec, the rest of the context and the example, so
+    # the same example shown to the same group in another prompt (same position) is rendered once
+    try:
+        shared: Any = (spec.protocol, spec.fmt, spec.seq_len) + tuple(
+            (k, freeze(v)) for k, v in base.items() if k not in _EXAMPLE_OWN
+        )
+    except TypeError:
+        shared = None
     blocks = []
     for i, ex in enumerate(chosen, start=1):
-        letters = _letters(templates, len(ex.options), f"example {ex.id!r}")
-        ctx = {**base, "question": ex.question, "item_id": ex.id, "meta": {}}
-        ctx["options"] = _options(letters, ex.options, ex.probs)
-        ctx["item_text"] = _item_text(templates, item.dataset, ctx)
-        ctx["distribution_text"] = templates.render("blocks.distribution", **ctx)
-        ctx["index"] = i
-        if spec.protocol == "benchmark":
-            ctx["answer"] = _example_answer(templates, spec.fmt, ex, letters, ctx, spec.seq_len)
-            blocks.append(templates.render("benchmark.example", **ctx))
-        else:
-            blocks.append(templates.render("supervision.example", **ctx))
+        memo_key: Any = None
+        if shared is not None:
+            memo_key = ("example_block", shared, ex.id, ex.question, ex.options, ex.probs, i)
+            try:
+                hit = templates.memo.get(memo_key)
+            except TypeError:  # unhashable example fields
+                memo_key, hit = None, None
+            if hit is not None:
+                blocks.append(hit)
+                continue
+        block = _example_block(templates, spec, item, ex, i, base)
+        if memo_key is not None:
+            templates.remember(memo_key, block)
+        blocks.append(block)
     return "\n\n".join(blocks), len(chosen)
+
+
+def _example_block(
+    templates: Templates, spec: PromptSpec, item: Item, ex: Example, index: int, base: Mapping[str, Any]
+) -> str:
+    letters = _letters(templates, len(ex.options), f"example {ex.id!r}")
+    ctx = {**base, "question": ex.question, "item_id": ex.id, "meta": {}}
+    ctx["options"] = _option_rows(templates, letters, ex.options, ex.probs)
+    ctx["item_text"] = _item_text(templates, item.dataset, ctx)
+    ctx["distribution_text"] = templates.render_cached("blocks.distribution", **ctx)
+    ctx["index"] = index
+    if spec.protocol == "benchmark":
+        ctx["answer"] = _example_answer(templates, spec.fmt, ex, letters, ctx, spec.seq_len)
+        return templates.render_cached("benchmark.example", **ctx)
+    return templates.render_cached("supervision.example", **ctx)
 
 
 def render_prompt(
@@ -241,16 +323,18 @@ def render_prompt(
         examples_text, base["n_examples"] = _examples_text(t, spec, item, examples, ex_ctx)
     else:
         examples_text = ""
-    ctx = {**base, "options": _options(letters, item.options), "examples_text": examples_text}
+    ctx = {**base, "options": _option_rows(t, letters, item.options), "examples_text": examples_text}
     ctx["item_text"] = _item_text(t, item.dataset, ctx)
-    system = Message("system", t.render(f"system.{spec.protocol}", **ctx))
+    system = Message("system", t.render_cached(f"system.{spec.protocol}", **ctx))
     if spec.protocol == "benchmark":
         user = t.render(
             "benchmark.user",
             **ctx,
-            task_text=t.render(f"benchmark.task.{spec.steering}.{spec.fmt}", **ctx),
-            format_text="" if spec.uses_examples else t.render(f"benchmark.format_example.{spec.fmt}", **ctx),
-            turn_text=t.render(f"benchmark.turn.{spec.steering}", **ctx),
+            task_text=t.render_cached(f"benchmark.task.{spec.steering}.{spec.fmt}", **ctx),
+            format_text=""
+            if spec.uses_examples
+            else t.render_cached(f"benchmark.format_example.{spec.fmt}", **ctx),
+            turn_text=t.render_cached(f"benchmark.turn.{spec.steering}", **ctx),
         )
         messages = (system, Message("user", user))
         return RenderedPrompt(
@@ -262,8 +346,8 @@ def render_prompt(
         raise InputError(
             f"paraphrase {spec.paraphrase} requested but {framing_key} has {n_variants}", file=t.source
         )
-    answer_text = t.render(f"supervision.{'cot' if spec.cot else 'answer'}.{spec.fmt}", **ctx)
-    intro = t.render("supervision.examples_intro", **ctx) if examples_text else ""
+    answer_text = t.render_cached(f"supervision.{'cot' if spec.cot else 'answer'}.{spec.fmt}", **ctx)
+    intro = t.render_cached("supervision.examples_intro", **ctx) if examples_text else ""
     variants = tuple(
         (
             system,
@@ -272,7 +356,7 @@ def render_prompt(
                 t.render(
                     "supervision.user",
                     **ctx,
-                    framing_text=t.render(f"{framing_key}.{i}", **ctx),
+                    framing_text=t.render_cached(f"{framing_key}.{i}", **ctx),
                     answer_text=answer_text,
                     examples_intro_text=intro,
                 ),

@@ -9,7 +9,7 @@ coincide reuse one rendering.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -34,12 +34,24 @@ class Unit:
     keys: tuple[str, ...]  # request_key of each request, aligned with ``requests``
 
 
+#: demonstrations chosen per survey, shared by the cells of a plan (every format of a few-shot steering
+#: shows the same ones); keyed by ``id(survey)``, the survey kept alongside so an id is never reused
+_EXAMPLES: dict[int, tuple[Survey, dict[tuple[str, str, int], tuple[Any, ...]]]] = {}
+
+
 def _examples(survey: Survey, item: Item, group: str | None, spec: Any) -> tuple[Any, ...]:
     if group is None or not spec.uses_examples:
         return ()
     from distalign.prompts.fewshot import examples_for
 
-    return tuple(examples_for(survey, item.id, group, k=spec.n_examples))
+    entry = _EXAMPLES.get(id(survey))
+    if entry is None or entry[0] is not survey:
+        entry = _EXAMPLES[id(survey)] = (survey, {})
+    key = (item.id, group, spec.n_examples)
+    hit = entry[1].get(key)
+    if hit is None:
+        hit = entry[1][key] = tuple(examples_for(survey, item.id, group, k=spec.n_examples))
+    return hit
 
 
 def _targets(survey: Survey, spec: Any) -> list[tuple[Item, str | None, str | None]]:
@@ -154,28 +166,53 @@ def build_plan(
 ) -> Plan:
     """Plan every cell; a cell whose planning raises is recorded as failed and the others go on."""
     plan = Plan(cells=[])
-    rendered: dict[str, list[Unit]] = {}
-    for cell in cells:
-        shash = spec_hash(cell)
-        try:
-            survey = load_dataset(cell.dataset)
-            rkey = _render_key(cell)
-            if rkey in rendered:
-                units = [replace(u, cell=shash) for u in rendered[rkey]]
-            else:
-                units = rendered[rkey] = plan_cell(cell, survey, key_fn)
-            method = cell_method(cell)
-        except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the sweep
-            plan.failed.append((cell, shash, f"planning failed: {type(exc).__name__}: {exc}"))
-            continue
-        keys: dict[str, None] = {}
-        for u in units:
-            plan.requests_before_dedup += len(u.requests)
-            for k, r in zip(u.keys, u.requests, strict=True):
-                keys[k] = None
-                if k not in plan.requests:
-                    plan.requests[k] = r
-                    plan.model_of[k] = cell.model.name
-        plan.models.setdefault(cell.model.name, cell.model)
-        plan.cells.append(CellPlan(cell, shash, survey, method, units, list(keys)))
+    for _ in plan_cells(plan, cells, key_fn):
+        pass
     return plan
+
+
+def plan_cells(
+    plan: Plan, cells: Sequence[CellConfig], key_fn: Callable[[ModelIdentity, Request], str] | None = None
+) -> Iterator[list[str]]:
+    """Plan the cells one by one into ``plan``, yielding after each the keys it added to the sweep, so a
+    caller can start the engines that must answer them while the rest is still being planned."""
+    rendered: dict[str, list[Unit]] = {}
+    _EXAMPLES.clear()
+    try:
+        for cell in cells:
+            yield _plan_one(plan, cell, rendered, key_fn)
+    finally:
+        _EXAMPLES.clear()
+
+
+def _plan_one(
+    plan: Plan,
+    cell: CellConfig,
+    rendered: dict[str, list[Unit]],
+    key_fn: Callable[[ModelIdentity, Request], str] | None,
+) -> list[str]:
+    shash = spec_hash(cell)
+    try:
+        survey = load_dataset(cell.dataset)
+        rkey = _render_key(cell)
+        if rkey in rendered:
+            units = [replace(u, cell=shash) for u in rendered[rkey]]
+        else:
+            units = rendered[rkey] = plan_cell(cell, survey, key_fn)
+        method = cell_method(cell)
+    except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the sweep
+        plan.failed.append((cell, shash, f"planning failed: {type(exc).__name__}: {exc}"))
+        return []
+    keys: dict[str, None] = {}
+    new: list[str] = []
+    for u in units:
+        plan.requests_before_dedup += len(u.requests)
+        for k, r in zip(u.keys, u.requests, strict=True):
+            keys[k] = None
+            if k not in plan.requests:
+                plan.requests[k] = r
+                plan.model_of[k] = cell.model.name
+                new.append(k)
+    plan.models.setdefault(cell.model.name, cell.model)
+    plan.cells.append(CellPlan(cell, shash, survey, method, units, list(keys)))
+    return new

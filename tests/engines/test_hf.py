@@ -13,7 +13,12 @@ from distalign.engines.base import (  # noqa: E402
     OptionLogprobRequest,
     SamplingParams,
 )
-from distalign.engines.chat import candidate_token_ids, encode, render_chat  # noqa: E402
+from distalign.engines.chat import (  # noqa: E402
+    candidate_token_ids,
+    candidate_token_spellings,
+    encode,
+    render_chat,
+)
 from distalign.engines.hf import HFEngine  # noqa: E402
 from distalign.engines.model_prep import default_identity  # noqa: E402
 
@@ -74,12 +79,15 @@ def test_option_logprobs_match_full_vocabulary_softmax(engine: HFEngine) -> None
     (result,) = engine.option_logprobs([request])
     reference = _reference_logprobs(engine, request)
     assert abs(float(reference.exp().sum()) - 1.0) < 1e-4
-    ids = candidate_token_ids(
+    spellings = candidate_token_spellings(
         engine.tokenizer, LETTERS, render_chat(engine.tokenizer, request.messages, "Answer:")
     )
+    assert all(len(ids) >= 1 for ids in spellings)
+    assert any(len(ids) == 2 for ids in spellings)  # both "A" and " A" are single tokens here
     assert result.ok and result.logprobs[4] is None
-    for value, tid in zip(result.logprobs[:4], ids, strict=True):
-        assert value == pytest.approx(float(reference[tid]), abs=1e-4)
+    for value, ids in zip(result.logprobs[:4], spellings, strict=True):
+        # an option's log-prob is the mass of all its single-token spellings under the full softmax
+        assert value == pytest.approx(float(torch.logsumexp(reference[list(ids)], dim=0)), abs=1e-4)
     assert sum(torch.tensor(result.logprobs[:4]).exp()) < 1.0
     assert result.usage.prompt_tokens > 10
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 
 import pytest
@@ -46,9 +47,19 @@ def test_capability_overrides_and_unknown_override() -> None:
 
 
 def test_capabilities_do_not_import_backends() -> None:
-    engine_capabilities(_model(engine="vllm", weights="org/x"))
-    engine_capabilities(_model(engine="hf", weights="org/x"))
-    assert "vllm" not in sys.modules
+    """Planning must not pay for importing vLLM or torch; checked in a fresh interpreter because other
+    tests in this process may already have imported them."""
+    code = (
+        "import sys\n"
+        "from distalign.engines.registry import engine_capabilities\n"
+        "from distalign.sweep.config import ModelConfig, ServingConfig\n"
+        "for engine in ('vllm', 'hf'):\n"
+        "    serving = ServingConfig(engine=engine)\n"
+        "    engine_capabilities(ModelConfig(name='m', weights='org/x', serving=serving))\n"
+        "print(sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_api_capabilities_from_provider_matrix() -> None:

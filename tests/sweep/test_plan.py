@@ -80,3 +80,15 @@ def test_describe_plan_reports_requests_tokens_and_cost() -> None:
     assert tokens > 0 and str(tokens) in text
     assert f"${tokens * 1e-6:.4f}" in text
     assert "cells: 2" in dry_run(cells)
+
+
+def test_planning_cell_by_cell_yields_each_new_key_once() -> None:
+    from distalign.sweep.plan import Plan, plan_cells
+
+    cells = grid(methods=("logprobs", "verbalize"), steerings=("none", "persona"))
+    cells.append(replace(cells[0], calibration=CalibrationConfig(name="temperature")))  # adds no request
+    plan = Plan(cells=[])
+    added = list(plan_cells(plan, cells))
+    assert len(added) == len(cells) and added[-1] == []
+    flat = [k for keys in added for k in keys]
+    assert flat == list(plan.requests) == list(build_plan(cells).requests)

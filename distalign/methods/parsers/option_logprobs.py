@@ -12,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import logsumexp, softmax
 
 from distalign.methods.parsed import Parsed
 
@@ -34,7 +33,12 @@ def _clean(logprobs: object) -> list[float | None]:
 def logprob_coverage(logprobs: Sequence[float | None]) -> float:
     """Sum of exp(log-prob) over the candidates present: the mass the options had before renormalising."""
     present = [x for x in _clean(logprobs) if x is not None]
-    return float(math.exp(min(0.0, logsumexp(present)))) if present else 0.0
+    finite = [x for x in present if x != -math.inf]
+    if not finite:
+        return 0.0
+    top = max(finite)  # log-sum-exp around the largest term, as scipy's logsumexp does
+    total = top + math.log(math.fsum(math.exp(x - top) for x in finite))
+    return float(math.exp(min(0.0, total)))
 
 
 def logprobs_to_distribution(logprobs: Sequence[float | None]) -> Parsed:
@@ -50,7 +54,9 @@ def logprobs_to_distribution(logprobs: Sequence[float | None]) -> Parsed:
             "all candidates missing" if not present.any() else "all candidates have zero mass"
         )
     probs = np.zeros(len(values))
-    probs[finite] = softmax(np.array([values[i] for i in np.flatnonzero(finite)], dtype=float))
+    shown = np.array([values[i] for i in np.flatnonzero(finite)], dtype=float)
+    shifted = np.exp(shown - shown.max())  # softmax (scipy's own steps, without its per-call overhead)
+    probs[finite] = shifted / shifted.sum()
     detail = f"coverage {logprob_coverage(values):.4g}"
     if missing:
         detail += f"; missing: {', '.join(missing)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -59,10 +60,13 @@ def _load(span: str) -> object:
         return None
 
 
+Values = list[float | None]  # one entry per shown option; None: the answer gives no number for it
+
+
 def _from_pairs(
     pairs: Sequence[tuple[object, object]], letters: Sequence[str], labels: Sequence[str] | None
-) -> tuple[np.ndarray | None, list[str]]:
-    values = np.full(len(letters), np.nan)
+) -> tuple[Values | None, list[str]]:
+    values: Values = [None] * len(letters)
     notes: list[str] = []
     ignored: list[str] = []
     for key, raw in pairs:
@@ -77,13 +81,23 @@ def _from_pairs(
         values[idx] = x
     if ignored:
         notes.append(f"ignored keys: {', '.join(repr(k) for k in ignored[:10])}")
-    return (values if np.isfinite(values).any() else None), notes
+    return (values if any(v is not None for v in values) else None), notes
+
+
+def _single_object(text: str) -> str | None:
+    """The text when it is nothing but one flat JSON-looking object (what well-behaved models write), so
+    the span scan would find exactly it; ``None`` otherwise."""
+    body = text.strip()
+    if len(body) < 2 or body[0] != "{" or body[-1] != "}":
+        return None
+    inner = body[1:-1]
+    return None if "{" in inner or "}" in inner or "`" in body else body
 
 
 def _candidates(
     text: str, letters: Sequence[str], labels: Sequence[str] | None
-) -> list[tuple[np.ndarray, list[str]]]:
-    found: list[tuple[np.ndarray, list[str]]] = []
+) -> list[tuple[Values, list[str]]]:
+    found: list[tuple[Values, list[str]]] = []
     for span in _spans(text, "{", "}"):
         obj = _load(span)
         if isinstance(obj, Mapping):
@@ -98,7 +112,7 @@ def _candidates(
             if isinstance(obj, list) and len(obj) == len(letters):
                 nums = [to_number(x)[0] for x in obj]
                 if all(x is not None for x in nums):
-                    found.append((np.array(nums, dtype=float), ["list in letter order"]))
+                    found.append((nums, ["list in letter order"]))
     if not found:
         values, notes = _from_pairs(_regex_pairs(text), letters, labels)
         if values is not None:
@@ -110,36 +124,61 @@ def _regex_pairs(text: str) -> list[tuple[str, str]]:
     return [(m["key"], m["num"] + (m["pct"] or "")) for m in _PAIR.finditer(text)]
 
 
+def _found(text: str, letters: Sequence[str], labels: Sequence[str] | None) -> list[tuple[Values, list[str]]]:
+    """The candidate distributions of a text. A bare JSON object is read directly (one ``json.loads``);
+    anything else, or an object that names no option, goes through the full heuristics."""
+    s = bounded(text)
+    single = _single_object(s)
+    if single is not None:
+        try:
+            obj = json.loads(single)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, Mapping):
+            values, notes = _from_pairs(list(obj.items()), letters, labels)
+            if values is not None:
+                return [(values, notes)]
+    fenced = _FENCE.findall(s)
+    body = "\n".join(fenced) if fenced else s
+    return _candidates(body, letters, labels) or (_candidates(s, letters, labels) if fenced else [])
+
+
+def _verbalized(
+    text: str, letters: Sequence[str], labels: Sequence[str] | None
+) -> tuple[np.ndarray | None, str, str]:
+    """``parse_verbalized`` without building the record: (probabilities or None, status, detail)."""
+    if not letters:
+        return None, "unparsed", "no options"
+    found = _found(text, letters, labels)
+    if not found:
+        return None, "unparsed", "no probabilities for the options found"
+    values, notes = max(reversed(found), key=lambda c: sum(v is not None for v in c[0]))
+    missing = [letters[i] for i, v in enumerate(values) if v is None]
+    filled = [0.0 if v is None else v for v in values]
+    if any(v < 0 for v in filled):
+        return None, "unparsed", "negative probability"
+    array = np.array(filled, dtype=float)
+    total = float(array.sum())
+    if not math.isfinite(total) or total <= 0:
+        return None, "unparsed", "probabilities sum to zero"
+    probs = array / total
+    if not all(map(math.isfinite, probs.tolist())):
+        return None, "unparsed", "probabilities not representable"
+    scale = "percent" if abs(total - 100) <= 5 else "fraction" if abs(total - 1) <= 0.05 else f"sum {total:g}"
+    notes = [scale, *notes]
+    if missing:
+        notes.append(f"missing options set to 0: {', '.join(missing)}")
+    return probs, "partial" if missing else "ok", "; ".join(notes)
+
+
 def parse_verbalized(text: str, letters: Sequence[str], labels: Sequence[str] | None = None) -> Parsed:
     """One verbalized answer over the shown ``letters``. Never raises.
 
     Among several objects in the text the one naming the most options wins (the last on ties); options
     it omits get probability 0 (status ``partial``). Negative or all-zero numbers are unparsed.
     """
-    if not letters:
-        return Parsed.unparsed("no options")
-    s = bounded(text)
-    fenced = _FENCE.findall(s)
-    body = "\n".join(fenced) if fenced else s
-    found = _candidates(body, letters, labels) or (_candidates(s, letters, labels) if fenced else [])
-    if not found:
-        return Parsed.unparsed("no probabilities for the options found")
-    values, notes = max(reversed(found), key=lambda c: int(np.isfinite(c[0]).sum()))
-    missing = [letters[i] for i in np.flatnonzero(~np.isfinite(values))]
-    values = np.nan_to_num(values, nan=0.0)
-    if np.any(values < 0):
-        return Parsed.unparsed("negative probability")
-    total = float(values.sum())
-    if not np.isfinite(total) or total <= 0:
-        return Parsed.unparsed("probabilities sum to zero")
-    probs = values / total
-    if not np.all(np.isfinite(probs)):
-        return Parsed.unparsed("probabilities not representable")
-    scale = "percent" if abs(total - 100) <= 5 else "fraction" if abs(total - 1) <= 0.05 else f"sum {total:g}"
-    notes = [scale, *notes]
-    if missing:
-        notes.append(f"missing options set to 0: {', '.join(missing)}")
-    return Parsed(probs=probs, status="partial" if missing else "ok", detail="; ".join(notes))
+    probs, status, detail = _verbalized(text, letters, labels)
+    return Parsed.unparsed(detail) if probs is None else Parsed(probs=probs, status=status, detail=detail)
 
 
 def parse_verbalized_many(
@@ -149,15 +188,15 @@ def parse_verbalized_many(
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts) if isinstance(texts, Sequence) else []
-    parsed = [parse_verbalized(t, letters, labels) for t in texts]
-    good = [p.probs for p in parsed if p.probs is not None]
+    parsed = [_verbalized(t, letters, labels) for t in texts]
+    good = [probs for probs, _, _ in parsed if probs is not None]
     n = len(parsed)
     if not good:
-        reasons = sorted({p.detail for p in parsed})
+        reasons = sorted({detail for _, _, detail in parsed})
         return Parsed.unparsed(f"0 of {n} parsed: {'; '.join(reasons)[:200]}", n_total=max(n, 1))
     mean = np.mean(np.stack(good), axis=0)
     mean = mean / mean.sum()
-    status = "ok" if len(good) == n and all(p.status == "ok" for p in parsed) else "partial"
+    status = "ok" if len(good) == n and all(status == "ok" for _, status, _ in parsed) else "partial"
     return Parsed(
         probs=mean, status=status, detail=f"{len(good)} of {n} parsed", n_total=n, n_valid=len(good)
     )
