@@ -159,3 +159,22 @@ def test_bad_configuration_fails_before_anything_starts(
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "mlflow.db").exists(), "the tracking store was opened before validation failed"
     assert "Started a local Ray instance" not in proc.stdout + proc.stderr
+
+
+def test_dry_run_prints_the_plan_without_keys_or_model_calls(tmp_path: Path) -> None:
+    proc = launch(
+        tmp_path,
+        "model=gpt4,smollm2_135m",
+        "method=verbalize",
+        "steering=none,persona",
+        "dataset.data_dir=fixture",
+        "dataset.max_items=2",
+        "sweep.dry_run=true",
+        env={"OPENAI_API_KEY": ""},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "cells: 4" in proc.stdout and "after de-duplication" in proc.stdout
+    gpt4 = next(line for line in proc.stdout.splitlines() if line.startswith("gpt4"))
+    assert "unknown" not in gpt4  # priced from litellm's bundled table
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "store").exists()

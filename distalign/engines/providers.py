@@ -132,3 +132,18 @@ def require(
             "choose another method or model, or set capabilities."
             f"{missing[0]}=true in the model config if the server does support it"
         )
+
+
+def bundled_prices(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from the price table litellm ships (read offline), for plan-time cost
+    estimates of models whose config sets no prices; ``None`` when litellm does not know the model."""
+    import litellm
+
+    names = [model]
+    if "/" in model:
+        names.append(model.split("/", 1)[1])
+    for name in names:
+        entry = litellm.model_cost.get(name)
+        if entry and entry.get("input_cost_per_token") is not None:
+            return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
+    return None

@@ -49,7 +49,7 @@ def describe_plan(plan: Plan) -> str:
 
 
 def dry_run(cells: Sequence[CellConfig]) -> str:
-    """Validate and plan a grid, and describe it."""
+    """Validate and plan a grid, and describe it. No model is called, so API keys need not be set yet."""
     cs = [as_cell(c) for c in cells]
-    validate_cells(cs)
+    validate_cells(cs, require_keys=False)
     return describe_plan(build_plan(cs))

@@ -85,7 +85,7 @@ def run(cells: Sequence[CellConfig]) -> Outcome:
     cells = _dedupe(cells)
     settings = _settings(cells)
     try:
-        validate_cells(cells)
+        validate_cells(cells, require_keys=not settings.dry_run)
     except InputError as exc:
         print(f"distalign: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -151,14 +151,25 @@ class Plan:
             else:
                 est["completion_tokens"] += req.params.max_tokens * req.params.n
         for name, est in out.items():
-            s = self.models[name].serving
-            if s.input_cost_per_token is None and s.output_cost_per_token is None:
-                est["cost_usd"] = 0.0 if s.engine != "litellm" else None
-            else:
-                est["cost_usd"] = est["prompt_tokens"] * (s.input_cost_per_token or 0.0) + est[
-                    "completion_tokens"
-                ] * (s.output_cost_per_token or 0.0)
+            prices = _prices(self.models[name])
+            est["cost_usd"] = (
+                None
+                if prices is None
+                else est["prompt_tokens"] * prices[0] + est["completion_tokens"] * prices[1]
+            )
         return out
+
+
+def _prices(model: ModelConfig) -> tuple[float, float] | None:
+    """Configured prices, else litellm's bundled price table for API models; local engines cost 0."""
+    s = model.serving
+    if s.input_cost_per_token is not None or s.output_cost_per_token is not None:
+        return s.input_cost_per_token or 0.0, s.output_cost_per_token or 0.0
+    if s.engine != "litellm":
+        return 0.0, 0.0
+    from distalign.engines.providers import bundled_prices
+
+    return bundled_prices(model.weights)
 
 
 def build_plan(

@@ -71,7 +71,7 @@ def _check_method(cell: CellConfig, caps: Capabilities) -> None:
         )
 
 
-def _check_serving(model: ModelConfig) -> None:
+def _check_serving(model: ModelConfig, require_keys: bool = True) -> None:
     s = model.serving
     where = f"model {model.name!r}: serving"
     if s.replicas < 1:
@@ -83,7 +83,7 @@ def _check_serving(model: ModelConfig) -> None:
             f"tensor_parallel_size GPUs)",
             where=where,
         )
-    if s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
+    if require_keys and s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
         raise InputError(
             f"the API key variable {s.api_key_env} is not set in this environment; export it before "
             f"launching (keys are read from the environment only, never from configs)",
@@ -104,8 +104,9 @@ def _check_models_consistent(cells: Sequence[CellConfig]) -> None:
             )
 
 
-def validate_cells(cells: Sequence[CellConfig]) -> None:
-    """Raise ``InputError`` for the first problem found; loads (and caches) each dataset once."""
+def validate_cells(cells: Sequence[CellConfig], require_keys: bool = True) -> None:
+    """Raise ``InputError`` for the first problem found; loads (and caches) each dataset once.
+    ``require_keys=False`` (dry runs, which call no model) skips the API-key check."""
     from distalign.engines.registry import engine_capabilities
     from distalign.prompts.render import STEERINGS
 
@@ -116,7 +117,7 @@ def validate_cells(cells: Sequence[CellConfig]) -> None:
     checked_methods: set[tuple[str, str]] = set()
     for cell in cells:
         if cell.model.name not in checked_models:
-            _check_serving(cell.model)
+            _check_serving(cell.model, require_keys)
             checked_models[cell.model.name] = engine_capabilities(cell.model)
         s = cell.steering
         allowed = STEERINGS.get(s.protocol)

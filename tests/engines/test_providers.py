@@ -78,3 +78,13 @@ def test_require_names_every_missing_feature() -> None:
     assert "anthropic" in str(info.value)
     require("anthropic/claude-3-5-sonnet-20240620", caps, n=1)  # plain generation is fine
     require("openai/gpt-4o-mini", Capabilities(), option_logprobs=True, n=5, seed=True, allowed_tokens=True)
+
+
+def test_bundled_prices_come_from_litellms_offline_table() -> None:
+    from distalign.engines.providers import bundled_prices
+
+    gpt4 = bundled_prices("openai/gpt-4-0613")
+    assert gpt4 is not None and gpt4[0] > 0 and gpt4[1] > gpt4[0]  # output tokens cost more
+    mini = bundled_prices("openai/gpt-4o-mini-2024-07-18")
+    assert mini is not None and mini[0] < gpt4[0]
+    assert bundled_prices("hosted_vllm/some-local-model") is None

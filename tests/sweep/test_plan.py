@@ -92,3 +92,23 @@ def test_planning_cell_by_cell_yields_each_new_key_once() -> None:
     assert len(added) == len(cells) and added[-1] == []
     flat = [k for keys in added for k in keys]
     assert flat == list(plan.requests) == list(build_plan(cells).requests)
+
+
+def test_estimate_prices_api_models_from_config_or_litellms_table() -> None:
+    from distalign.sweep.config import ModelConfig, ServingConfig
+
+    def api(name: str, weights: str, **serving: object) -> ModelConfig:
+        return ModelConfig(name=name, weights=weights, serving=ServingConfig(engine="litellm", **serving))
+
+    models = [
+        api("gpt4", "openai/gpt-4-0613"),
+        api("priced", "hosted_vllm/local", input_cost_per_token=1e-6, output_cost_per_token=2e-6),
+        api("unknown", "hosted_vllm/local"),
+        instant_model(),
+    ]
+    est = build_plan([make_cell("verbalize", "persona", model=m, max_items=1) for m in models]).estimate()
+    assert est["gpt4"]["cost_usd"] > est["priced"]["cost_usd"] > 0
+    priced = est["priced"]
+    assert priced["cost_usd"] == priced["prompt_tokens"] * 1e-6 + priced["completion_tokens"] * 2e-6
+    assert est["unknown"]["cost_usd"] is None
+    assert est["instant"]["cost_usd"] == 0.0
