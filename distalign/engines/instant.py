@@ -34,7 +34,7 @@ from distalign.engines.base import (
 
 _LETTER_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s", re.MULTILINE)
 #: below this many tokens a free generation answers with a single letter instead of a JSON object
-_SHORT_ANSWER_TOKENS = 8
+_SHORT_ANSWER_TOKENS = 17  # single-answer methods ask for up to 16 tokens (8 by default)
 
 
 def _prompt_text(messages: Sequence[Message], prefix: str) -> str:
