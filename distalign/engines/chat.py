@@ -83,3 +83,21 @@ def candidate_token_spellings(
         ids = [t for t in candidate_token_ids(tokenizer, variants, after_text) if t is not None]
         out.append(tuple(dict.fromkeys(ids)))
     return out
+
+
+def allowed_token_ids(tokenizer: Any, allowed: Sequence[str], after_text: str) -> list[int]:
+    """Token ids that may spell the allowed strings: each string's id right after the prompt, and its own
+    single token (the id it has after another allowed string, e.g. "B" after "A" in a sequence)."""
+    in_context = candidate_token_ids(tokenizer, allowed, after_text)
+    ids: set[int] = set()
+    for string, tid in zip(allowed, in_context, strict=True):
+        alone = encode(tokenizer, string)
+        if len(alone) == 1 and tokenizer.decode(alone) == string:
+            ids.add(alone[0])
+        if tid is not None:
+            ids.add(tid)
+        elif len(alone) != 1:
+            raise ValueError(f"allowed string {string!r} is not a single token for this model")
+    if not ids:
+        raise ValueError("no allowed strings")
+    return sorted(ids)

@@ -27,7 +27,12 @@ from distalign.engines.base import (
     SamplingParams,
     Usage,
 )
-from distalign.engines.chat import candidate_token_ids, candidate_token_spellings, encode, render_chat
+from distalign.engines.chat import (
+    allowed_token_ids,
+    candidate_token_spellings,
+    encode,
+    render_chat,
+)
 from distalign.errors import InputError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -250,19 +255,7 @@ class HFEngine:
         return ids
 
     def _allowed_ids(self, allowed: Sequence[str], text: str) -> torch.Tensor:
-        in_context = candidate_token_ids(self.tokenizer, allowed, text)
-        ids: set[int] = set()
-        for string, tid in zip(allowed, in_context, strict=True):
-            alone = encode(self.tokenizer, string)
-            if len(alone) == 1 and self.tokenizer.decode(alone) == string:
-                ids.add(alone[0])  # the string after another allowed string (e.g. "B" after "A")
-            if tid is not None:
-                ids.add(tid)
-            elif len(alone) != 1:
-                raise ValueError(f"allowed string {string!r} is not a single token for this model")
-        if not ids:
-            raise ValueError("no allowed strings")
-        return torch.tensor(sorted(ids), device=self.device)
+        return torch.tensor(allowed_token_ids(self.tokenizer, allowed, text), device=self.device)
 
     @torch.inference_mode()
     def _forward(self, batch: list[list[int]], keep_cache: bool = False) -> tuple[torch.Tensor, Any]:

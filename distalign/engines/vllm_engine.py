@@ -48,7 +48,12 @@ from distalign.engines.base import (
     SamplingParams,
     Usage,
 )
-from distalign.engines.chat import candidate_token_ids, candidate_token_spellings, encode, render_chat
+from distalign.engines.chat import (
+    allowed_token_ids,
+    candidate_token_spellings,
+    encode,
+    render_chat,
+)
 from distalign.errors import InputError
 
 #: vLLM returns log-probs for at most this many requested token ids (``MAX_LOGPROB_TOKEN_IDS``).
@@ -249,24 +254,6 @@ class VLLMEngine:
                 f"prompt of {len(ids)} tokens leaves no room in max_model_len={self.max_model_len}"
             )
         return ids
-
-
-def allowed_token_ids(tokenizer: Any, allowed: Sequence[str], after_text: str) -> list[int]:
-    """Token ids that may spell the allowed strings: each string's id right after the prompt, and its own
-    single token (the id it has after another allowed string, e.g. "B" after "A" in a sequence)."""
-    in_context = candidate_token_ids(tokenizer, allowed, after_text)
-    ids: set[int] = set()
-    for string, tid in zip(allowed, in_context, strict=True):
-        alone = encode(tokenizer, string)
-        if len(alone) == 1 and tokenizer.decode(alone) == string:
-            ids.add(alone[0])
-        if tid is not None:
-            ids.add(tid)
-        elif len(alone) != 1:
-            raise ValueError(f"allowed string {string!r} is not a single token for this model")
-    if not ids:
-        raise ValueError("no allowed strings")
-    return sorted(ids)
 
 
 def _fixed_fields() -> dict[str, Any]:
