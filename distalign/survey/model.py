@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -139,7 +140,15 @@ class Survey:
         return iter(self.distributions)
 
     def for_item(self, item_id: str) -> list[GroupDistribution]:
-        return [d for d in self.distributions if d.item_id == item_id]
+        return list(self._by_item.get(item_id, ()))
+
+    @cached_property
+    def _by_item(self) -> dict[str, tuple[GroupDistribution, ...]]:
+        """The distributions of each item (a sweep asks once per prompt; a scan would be quadratic)."""
+        out: dict[str, list[GroupDistribution]] = {}
+        for d in self.distributions:
+            out.setdefault(d.item_id, []).append(d)
+        return {k: tuple(v) for k, v in out.items()}
 
     def groups(self) -> list[tuple[str, str]]:
         """Distinct (attribute, group) pairs in first-seen order."""

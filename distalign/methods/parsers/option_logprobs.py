@@ -42,21 +42,22 @@ def logprob_coverage(logprobs: Sequence[float | None]) -> float:
 
 
 def logprobs_to_distribution(logprobs: Sequence[float | None]) -> Parsed:
-    """Softmax over the candidates present, in option order; missing candidates get 0. Never raises."""
+    """Softmax over the candidates present, in option order; missing candidates get 0. Never raises.
+
+    Plain Python over the handful of options: a sweep parses one per prompt, and numpy's per-call
+    overhead on arrays this small is most of the cost."""
     values = _clean(logprobs)
     if not values:
         return Parsed.unparsed("no candidate log-probs")
-    present = np.array([x is not None for x in values])
-    missing = [chr(ord("A") + i) if i < 26 else str(i) for i in np.flatnonzero(~present)]
-    finite = np.array([x is not None and math.isfinite(x) for x in values])
-    if not finite.any():
-        return Parsed.unparsed(
-            "all candidates missing" if not present.any() else "all candidates have zero mass"
-        )
-    probs = np.zeros(len(values))
-    shown = np.array([values[i] for i in np.flatnonzero(finite)], dtype=float)
-    shifted = np.exp(shown - shown.max())  # softmax (scipy's own steps, without its per-call overhead)
-    probs[finite] = shifted / shifted.sum()
+    missing = [chr(ord("A") + i) if i < 26 else str(i) for i, x in enumerate(values) if x is None]
+    finite = [x for x in values if x is not None and x != -math.inf]
+    if not finite:
+        present = len(missing) < len(values)
+        return Parsed.unparsed("all candidates have zero mass" if present else "all candidates missing")
+    top = max(finite)  # softmax shifted by the largest term, as scipy's does
+    weights = [0.0 if x is None or x == -math.inf else math.exp(x - top) for x in values]
+    total = math.fsum(weights)
+    probs = np.array(weights) / total
     detail = f"coverage {logprob_coverage(values):.4g}"
     if missing:
         detail += f"; missing: {', '.join(missing)}"
