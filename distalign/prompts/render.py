@@ -7,8 +7,10 @@ Prompts without steering never mention a group, which makes them identical for e
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import json
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +19,7 @@ import numpy as np
 
 from distalign.engines.base import Message
 from distalign.errors import InputError
-from distalign.prompts.templates import Rows, Templates, freeze, load_templates
+from distalign.prompts.templates import Rows, Templates, load_templates
 from distalign.survey.model import Example, Item
 
 Protocol = Literal["benchmark", "supervision"]
@@ -103,17 +105,32 @@ class RenderedPrompt:
 
     @property
     def prompt_hash(self) -> str:
-        """sha256 of a canonical JSON form; stable across processes and Python versions."""
-        canon = {
-            "messages": [[m.role, m.content] for m in self.messages],
-            "assistant_prefix": self.assistant_prefix,
-            "letters": list(self.letters),
-            "labels": list(self.labels),
-            "variants": [[[m.role, m.content] for m in v] for v in self.variants],
-            "cot": self.cot,
-        }
-        blob = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """sha256 of every field, each string length-prefixed so no two prompts share a serialisation;
+        stable across processes and Python versions (and cheaper than a JSON encoding of long prompts)."""
+        h = hashlib.sha256()
+
+        def put(text: str) -> None:
+            data = text.encode("utf-8")
+            h.update(b"%d:" % len(data))
+            h.update(data)
+
+        def put_messages(messages: Sequence[Message]) -> None:
+            put(str(len(messages)))
+            for m in messages:
+                put(m.role)
+                put(m.content)
+
+        put_messages(self.messages)
+        put(self.assistant_prefix)
+        for field_ in (self.letters, self.labels):
+            put(str(len(field_)))
+            for x in field_:
+                put(str(x))
+        put(str(len(self.variants)))
+        for v in self.variants:
+            put_messages(v)
+        put("cot" if self.cot else "")
+        return h.hexdigest()
 
 
 def stable_seed(*parts: object) -> int:
@@ -202,16 +219,19 @@ def _item_text(templates: Templates, dataset: str, ctx: Mapping[str, Any]) -> st
     return templates.render_cached(key if templates.has(key) else "blocks.item", **ctx)
 
 
-def _draw(seed: int, probs: Any, k: int) -> np.ndarray:
+def _draw(seed: int, probs: Any, k: int) -> list[int]:
     """``default_rng(seed).choice(len(probs), size=k, p=probs)`` without the argument checks that make up
-    most of its cost: the same inverse-CDF steps numpy takes, so the same draws (the checks still run,
-    through ``choice`` itself, whenever a probability is negative or not finite)."""
+    most of its cost: the same inverse-CDF steps numpy takes (a sequential cumulative sum, division by its
+    last entry, a right-sided search), so the same draws; a negative or non-finite probability goes
+    through ``choice`` itself and its checks."""
     rng = np.random.default_rng(seed)
-    if not (np.isfinite(probs).all() and (probs >= 0).all()):
-        return rng.choice(len(probs), size=k, p=probs)
-    cdf = probs.cumsum()
-    cdf /= cdf[-1]
-    return cdf.searchsorted(rng.random(k), side="right")
+    values = np.asarray(probs, dtype=float).tolist()
+    if not all(math.isfinite(x) and x >= 0 for x in values):
+        return rng.choice(len(values), size=k, p=probs).tolist()
+    cdf = list(itertools.accumulate(values))
+    last = cdf[-1]
+    cdf = [c / last for c in cdf]
+    return [bisect.bisect_right(cdf, u) for u in rng.random(k).tolist()]
 
 
 def _example_answer(
@@ -237,10 +257,6 @@ def _example_answer(
     return hit
 
 
-#: entries of a prompt's context that every demonstration replaces with its own
-_EXAMPLE_OWN = frozenset({"question", "item_id", "meta"})
-
-
 def _examples_text(
     templates: Templates, spec: PromptSpec, item: Item, examples: Sequence[Example], base: Mapping[str, Any]
 ) -> tuple[str, int]:
@@ -250,30 +266,7 @@ def _examples_text(
             f"few-shot prompt needs examples but none are available for group {base['group'] or '(none)'!r}",
             where=f"item {item.id!r}",
         )
-    # a demonstration block is a pure function of the spec, the rest of the context and the example, so
-    # the same example shown to the same group in another prompt (same position) is rendered once
-    try:
-        shared: Any = (spec.protocol, spec.fmt, spec.seq_len) + tuple(
-            (k, freeze(v)) for k, v in base.items() if k not in _EXAMPLE_OWN
-        )
-    except TypeError:
-        shared = None
-    blocks = []
-    for i, ex in enumerate(chosen, start=1):
-        memo_key: Any = None
-        if shared is not None:
-            memo_key = ("example_block", shared, ex.id, ex.question, ex.options, ex.probs, i)
-            try:
-                hit = templates.memo.get(memo_key)
-            except TypeError:  # unhashable example fields
-                memo_key, hit = None, None
-            if hit is not None:
-                blocks.append(hit)
-                continue
-        block = _example_block(templates, spec, item, ex, i, base)
-        if memo_key is not None:
-            templates.remember(memo_key, block)
-        blocks.append(block)
+    blocks = [_example_block(templates, spec, item, ex, i, base) for i, ex in enumerate(chosen, start=1)]
     return "\n\n".join(blocks), len(chosen)
 
 

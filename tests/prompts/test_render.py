@@ -151,6 +151,28 @@ def test_prompt_hash_is_stable_and_content_sensitive() -> None:
     assert a.prompt_hash != c.prompt_hash
 
 
+def test_prompt_hash_tells_apart_text_moved_between_fields() -> None:
+    from dataclasses import replace
+
+    from distalign.engines.base import Message
+
+    a = render_prompt(_item(), "SEX", "Male", (), PromptSpec("benchmark", "persona", "seq"))
+    system, user = a.messages
+    moved = (Message(system.role, system.content + user.content[:5]), Message(user.role, user.content[5:]))
+    prefix = replace(
+        a, assistant_prefix="", messages=(system, Message(user.role, user.content + a.assistant_prefix))
+    )
+    variants = {
+        a.prompt_hash,
+        replace(a, messages=moved).prompt_hash,
+        prefix.prompt_hash,
+        replace(a, letters=a.letters[:-1], labels=a.labels[:-1]).prompt_hash,
+        replace(a, variants=(a.messages,)).prompt_hash,
+        replace(a, cot=True).prompt_hash,
+    }
+    assert len(variants) == 6
+
+
 def test_sampled_example_answers_follow_the_example_and_are_deterministic() -> None:
     examples = tuple(Example(f"E{i}", f"Q{i}?", ("Yes", "No"), (1.0, 0.0)) for i in range(5))
     spec = PromptSpec("benchmark", "few_shot", "seq")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from distalign.errors import InputError
 from distalign.prompts.render import PromptSpec, _draw, render_prompt
 from distalign.prompts.templates import MEMO_MAX_ENTRIES, Templates, _compile, load_templates
 from distalign.survey.model import Example, Item
@@ -55,7 +59,7 @@ def test_the_memo_is_bounded() -> None:
 def test_draws_match_numpy_choice() -> None:
     rng = np.random.default_rng(0)
     for _ in range(300):
-        n = int(rng.integers(1, 9))
+        n = int(rng.integers(1, 17))
         p = rng.random(n) * (rng.random(n) > 0.3)
         p[0] += 1e-3
         p = p / p.sum()
@@ -85,3 +89,33 @@ def test_a_shared_memo_renders_the_same_prompts_as_a_fresh_one() -> None:
     shared = [render_prompt(item, "POLPARTY", g, shown, spec, t).messages for g, shown, spec in calls]
     assert shared == fresh
     assert len(set(shared)) == len(calls)
+
+
+_VALUES: tuple[object, ...] = ("Democrats", "a {b} c\n{{ d }}", "", 30, 2.5, None, True, ["A", "B"])
+
+
+@pytest.mark.parametrize("value", _VALUES)
+def test_plain_substitutions_render_exactly_as_jinja(value: object) -> None:
+    """Templates rendered without Jinja (text and bare names) give Jinja's output byte for byte."""
+    t = load_templates()
+    assert {"system.benchmark", "benchmark.example", "benchmark.task.persona.seq"} <= set(t.fast)
+    for key in t.fast:
+        ctx = {name: value for name in t.reads[key]}
+        assert t.render(key, **ctx) == t.compiled[key].render(ctx), key
+
+
+def test_templates_with_logic_or_filters_are_left_to_jinja(tmp_path: Path) -> None:
+    t = load_templates()
+    assert "blocks.item" not in t.fast and "benchmark.user" not in t.fast  # loops, conditions
+    data = yaml.safe_load(Path(t.source).read_text(encoding="utf-8"))
+    data["benchmark"]["turn"]["persona"] = "Now for {{ group_phrase | upper }}:"
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    user = load_templates(path)
+    assert "benchmark.turn.persona" not in user.fast
+    assert user.render("benchmark.turn.persona", group_phrase="women") == "Now for WOMEN:"
+
+
+def test_a_missing_variable_of_a_plain_substitution_names_the_template() -> None:
+    with pytest.raises(InputError, match=r"benchmark\.example.*undefined"):
+        load_templates().render("benchmark.example", index=1, item_text="Q")
