@@ -9,10 +9,12 @@ keeps failing becomes an error result, which makes its unit unparsed rather than
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +80,18 @@ def _batches(plan: Plan, misses: Sequence[str], size: int) -> dict[str, deque[_B
 
 
 class _Driver:
-    def __init__(self, plan: Plan, settings: SweepSettings, tracker: Tracker, store: Any, t0: float) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        settings: SweepSettings,
+        tracker: Tracker,
+        store: Any,
+        t0: float,
+        settle: Any = lambda: None,
+    ) -> None:
         self.plan, self.settings, self.tracker, self.store, self.t0 = plan, settings, tracker, store, t0
+        self.settle = settle  # called once a cell's result is kept (see ``_settled_heap``)
+        self.engine_stats: dict[str, Any] = {}
         self.answers: dict[str, Any] = {}
         self.sent: set[str] = set()
         self.results: list[CellResult] = []
@@ -123,6 +135,7 @@ class _Driver:
             )
         self.score_s += time.perf_counter() - t
         self.record(result)
+        self.settle()
 
     def stream(self, misses: list[str], pools: Any) -> dict[str, Any]:
         """Send the misses to the pools, several batches in flight per actor, models side by side."""
@@ -188,6 +201,25 @@ class _Driver:
         self.answer(batch.keys, results)
 
 
+@contextmanager
+def _settled_heap() -> Iterator[Any]:
+    """Keeps the garbage collector off what the sweep holds on purpose.
+
+    A sweep keeps every rendered prompt, request and answer alive until the end (tens of thousands of
+    objects each), and each of Python's full collections walks all of them again: a fifth of the driver's
+    time on a large grid. Each planned or scored cell is therefore moved out of the collector's sight
+    (``gc.freeze``) and handed back when the sweep ends; garbage made in between is collected as usual.
+    A process that already froze objects of its own is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
+
+
 class _Engines:
     """Ray and the engine pools, started on first need (a sweep served wholly from the store starts
     neither) and shut down by the sweep that started them."""
@@ -227,6 +259,51 @@ class _Engines:
             ray.shutdown()
 
 
+def _run(
+    plan: Plan,
+    todo: list[CellConfig],
+    settings: SweepSettings,
+    tracker: Tracker,
+    store: Any,
+    engines: _Engines,
+    t0: float,
+    settle: Any,
+) -> tuple[_Driver, dict[str, Any], float]:
+    try:
+        # planned cell by cell: a model's engines start (in the background) as soon as the first request
+        # they must answer is known, so loading them overlaps with planning the rest
+        cached: dict[str, Any] = {}
+        misses: list[str] = []
+        plan_s = 0.0
+        t = time.perf_counter()
+        for new in plan_cells(plan, todo, workers=settings.plan_workers):
+            plan_s += time.perf_counter() - t
+            settle()
+            if new:
+                hits = store.get_many(new)
+                cached.update(hits)
+                missed = [k for k in new if k not in hits]
+                misses.extend(missed)
+                for model in dict.fromkeys(plan.model_of[k] for k in missed):
+                    engines.start(model)
+            t = time.perf_counter()
+        driver = _Driver(plan, settings, tracker, store, t0, settle)
+        for cell, shash, error in plan.failed:
+            driver.record(CellResult(shash, cell, "failed", error))
+        with SweepProgress(len(todo), len(plan.requests), enabled=settings.progress) as progress:
+            driver.progress = progress
+            progress.hits(len(cached))
+            for i, cp in enumerate(plan.cells):
+                if not cp.keys:
+                    driver.finish(i)
+            driver.answer(list(cached), list(cached.values()))
+            if misses:
+                driver.engine_stats = driver.stream(misses, engines.pools())
+    finally:
+        engines.shutdown()
+    return driver, cached, plan_s
+
+
 def run_sweep(
     cells: Sequence[CellConfig],
     settings: SweepSettings,
@@ -246,38 +323,9 @@ def run_sweep(
     store = ResponseStore(store_root(settings))
     plan = Plan(cells=[])
     engines = _Engines(settings, {c.model.name: c.model for c in todo})
-    engine_stats: dict[str, Any] = {}
-    try:
-        # planned cell by cell: a model's engines start (in the background) as soon as the first request
-        # they must answer is known, so loading them overlaps with planning the rest
-        cached: dict[str, Any] = {}
-        misses: list[str] = []
-        plan_s = 0.0
-        t = time.perf_counter()
-        for new in plan_cells(plan, todo):
-            plan_s += time.perf_counter() - t
-            if new:
-                hits = store.get_many(new)
-                cached.update(hits)
-                missed = [k for k in new if k not in hits]
-                misses.extend(missed)
-                for model in dict.fromkeys(plan.model_of[k] for k in missed):
-                    engines.start(model)
-            t = time.perf_counter()
-        driver = _Driver(plan, settings, tracker, store, t0)
-        for cell, shash, error in plan.failed:
-            driver.record(CellResult(shash, cell, "failed", error))
-        with SweepProgress(len(todo), len(plan.requests), enabled=settings.progress) as progress:
-            driver.progress = progress
-            progress.hits(len(cached))
-            for i, cp in enumerate(plan.cells):
-                if not cp.keys:
-                    driver.finish(i)
-            driver.answer(list(cached), list(cached.values()))
-            if misses:
-                engine_stats = driver.stream(misses, engines.pools())
-    finally:
-        engines.shutdown()
+    with _settled_heap() as settle:
+        driver, cached, plan_s = _run(plan, todo, settings, tracker, store, engines, t0, settle)
+        engine_stats = driver.engine_stats
     order = {spec_hash(c): i for i, c in reversed(list(enumerate(cells)))}
     results = sorted(driver.results, key=lambda r: order[r.spec_hash])  # input order, not completion order
     failures = [(r.spec_hash, r.error or "") for r in results if r.status == "failed"]
