@@ -112,3 +112,43 @@ def test_estimate_prices_api_models_from_config_or_litellms_table() -> None:
     assert priced["cost_usd"] == priced["prompt_tokens"] * 1e-6 + priced["completion_tokens"] * 2e-6
     assert est["unknown"]["cost_usd"] is None
     assert est["instant"]["cost_usd"] == 0.0
+
+
+def test_helper_processes_plan_exactly_what_the_driver_plans_alone(monkeypatch) -> None:
+    """The tail of the grid planned in a spawned helper: same cells, units, prompts, keys and failures."""
+    import distalign.sweep.plan as plan_mod
+
+    cells = grid(methods=("logprobs", "seq", "verbalize"), steerings=("none", "persona", "few_shot"))
+    cells.append(replace(cells[-1], calibration=CalibrationConfig(name="temperature")))
+    bad = len(cells) - 1  # fails in whichever process plans it
+    cells.insert(bad, make_cell("verbalize", "persona", dataset="custom", path="/nonexistent/file.jsonl"))
+    serial = build_plan(cells, workers=0)
+
+    started = []
+    start = plan_mod._Helpers.start
+
+    def spy(cs, workers):  # type: ignore[no-untyped-def]
+        helpers = start(cs, workers)
+        started.append(helpers)
+        return helpers
+
+    monkeypatch.setattr(plan_mod, "_HELPER_START_S", 0.0)  # a fixture grid is too small to repay a helper
+    monkeypatch.setattr(plan_mod._Helpers, "start", spy)
+    parallel = build_plan(cells, workers=1)
+    assert started and started[0] is not None
+    helped = set(started[0].futures)
+    assert (
+        0 not in helped and {bad, len(cells) - 1} <= helped
+    )  # the driver keeps the head, the helper the tail
+
+    assert list(parallel.requests) == list(serial.requests)
+    assert parallel.requests_before_dedup == serial.requests_before_dedup
+    assert [(c, h) for c, h, _ in parallel.failed] == [(c, h) for c, h, _ in serial.failed]
+    assert [e for *_, e in parallel.failed] == [e for *_, e in serial.failed]
+    assert len(parallel.cells) == len(serial.cells) == len(cells) - 1
+    for a, b in zip(parallel.cells, serial.cells, strict=True):
+        assert (a.spec_hash, a.keys) == (b.spec_hash, b.keys)
+        assert [(u.cell, u.item_id, u.group, u.keys) for u in a.units] == [
+            (u.cell, u.item_id, u.group, u.keys) for u in b.units
+        ]
+        assert [u.prompt for u in a.units] == [u.prompt for u in b.units]
