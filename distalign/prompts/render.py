@@ -105,32 +105,20 @@ class RenderedPrompt:
 
     @property
     def prompt_hash(self) -> str:
-        """sha256 of every field, each string length-prefixed so no two prompts share a serialisation;
-        stable across processes and Python versions (and cheaper than a JSON encoding of long prompts)."""
-        h = hashlib.sha256()
-
-        def put(text: str) -> None:
-            data = text.encode("utf-8")
-            h.update(b"%d:" % len(data))
-            h.update(data)
-
-        def put_messages(messages: Sequence[Message]) -> None:
-            put(str(len(messages)))
-            for m in messages:
-                put(m.role)
-                put(m.content)
-
-        put_messages(self.messages)
-        put(self.assistant_prefix)
-        for field_ in (self.letters, self.labels):
-            put(str(len(field_)))
-            for x in field_:
-                put(str(x))
-        put(str(len(self.variants)))
+        """sha256 of every field, each string prefixed by its length so no two prompts share a
+        serialisation; stable across processes and Python versions (and cheaper than JSON)."""
+        texts: list[str] = [str(len(self.messages))]
+        for m in self.messages:
+            texts += (m.role, m.content)
+        texts += (self.assistant_prefix, str(len(self.letters)), *self.letters)
+        texts += (str(len(self.labels)), *map(str, self.labels), str(len(self.variants)))
         for v in self.variants:
-            put_messages(v)
-        put("cot" if self.cot else "")
-        return h.hexdigest()
+            texts.append(str(len(v)))
+            for m in v:
+                texts += (m.role, m.content)
+        texts.append("cot" if self.cot else "")
+        blob = "".join(f"{len(t)}:{t}" for t in texts)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def stable_seed(*parts: object) -> int:

@@ -61,7 +61,10 @@ def parse_sequence(text: str, letters: Sequence[str], expected_len: int = 30) ->
     if not upper:
         return Parsed.unparsed("no options")
     valid = frozenset(upper)
-    run = _longest_run(bounded(text), valid)
+    text = bounded(text)
+    tokens = text.split()
+    # the well-formed answer ("B A C ..."): every token one option letter, so the longest run is all of it
+    run = tokens if tokens and valid.issuperset(tokens) else _longest_run(text, valid)
     counts = Counter(run)
     n_valid = sum(counts[c] for c in valid)
     if n_valid == 0:
