@@ -104,6 +104,41 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
 
 
 @pytest.mark.slow
+def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figures(tmp_path: Path) -> None:
+    """The supervision grid (reduced to log-probs on two datasets to keep CI short; the full grid is the
+    same code with more cells) on SmolLM2: one raw-vs-calibrated table over every dataset x method x
+    prompt type with significance marks, learning curves and per-group figures, in the parent run."""
+    proc = launch(
+        tmp_path,
+        "experiment=kambhatla2025",
+        "model=smollm2_135m",
+        "dataset=opinionqa,nyt_books",
+        "method=logprobs",
+        "dataset.data_dir=fixture",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    client, parents, children = runs(tmp_path, "kambhatla2025")
+    assert len(parents) == 1 and len(children) == 4
+    assert all(c.info.status == "FINISHED" for c in children), [c.data.tags for c in children]
+    calibrated = {"calibrated_tv_mean", "calibrated_alignment_mean", "raw_tv_test_mean", "tv_mean"}
+    assert all(calibrated <= set(c.data.metrics) for c in children)
+    parent = parents[0].info.run_id
+    local = client.download_artifacts(parent, "calibration_table.json", str(tmp_path))
+    table = pd.read_json(local, orient="split")
+    cells = {(r.dataset, r.method, r.steering) for r in table.itertuples()}
+    assert cells == {(d, "logprobs", s) for d in ("opinionqa", "nyt_books") for s in ("base", "sd")}
+    for metric in ("alignment", "tv"):
+        raw, cal = table[f"{metric}_raw"], table[f"{metric}_calibrated"]
+        assert raw.between(0, 1).all() and cal.between(0, 1).all()
+        assert table[f"{metric}_mark"].isin(["", "*"]).all()
+        assert (table[f"{metric}_mark"] == "*").eq(table[f"{metric}_significant"]).all()
+    figures = {a.path for a in client.list_artifacts(parent, "figures")}
+    assert "figures/group_effects.png" in figures
+    curves = {a.path for a in client.list_artifacts(parent, "figures/learning_curve")}
+    assert len(curves) == 4 and all(p.endswith(".png") for p in curves)
+
+
+@pytest.mark.slow
 def test_no_secret_is_written_anywhere(tmp_path: Path) -> None:
     secret = "sk-distalign-test-7f3a9c1e5b"
     stub = OpenAIStub(reply=lambda body: ['{"A": 40, "B": 35, "C": 25}'] * int(body.get("n") or 1)).start()
