@@ -9,8 +9,9 @@ time to time spent inside the engine, with a no-op tracker and (when MLflow is i
 Each run starts cold: the dataset cache, the rendered-prompt memo and the parsers' caches are emptied before
 it; planning helper processes (``--plan-workers``; by default one per spare core) are started afresh by
 every run, so their start-up is counted. Once-per-process costs are timed apart and not counted: starting
-Ray, and importing the modules a sweep imports on first use (scipy.stats, pandas, ...). The driver's CPU time and the load average are printed too,
-since on a shared machine the wall time depends on what else runs.
+Ray, and importing the modules a sweep imports on first use (scipy.stats, pandas, ...). The driver's CPU
+time and the load average are printed too, since on a shared machine the wall time depends on what else
+runs.
 
     python benchmarks/sweep_overhead.py [--data-dir DIR] [--batch-size 512] [--repeat 1] [--no-mlflow]
                                         [--plan-workers N]
