@@ -13,17 +13,25 @@ import pandas as pd  # noqa: E402
 
 
 def tv_histogram(tv: np.ndarray, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    """One per cell, so it is drawn cheaply: a ``Figure`` without pyplot's registry, a fixed layout (a
+    tight layout measures every label first) and bar heights computed by numpy."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.16, top=0.95)
+    ax = fig.add_subplot()
     tv = tv[np.isfinite(tv)]
-    ax.hist(tv, bins=20, range=(0, 1), color="#4C72B0")
+    counts, edges = np.histogram(tv, bins=20, range=(0, 1))
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4C72B0")
+    ax.set_xlim(0, 1)
     if len(tv):
         ax.axvline(float(np.mean(tv)), color="k", ls="--", label=f"mean {np.mean(tv):.3f}")
-        ax.legend()
+        ax.legend(loc="upper right")
     ax.set_xlabel("total variation (item x group)")
     ax.set_ylabel("count")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=100)
 
 
 def leaderboard_figure(df: pd.DataFrame, path: Path) -> None:
