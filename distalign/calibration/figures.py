@@ -53,7 +53,7 @@ def learning_curve_figure(curve: pd.DataFrame) -> Figure:
 def group_effects_figure(effects: pd.DataFrame) -> Figure:
     """Alignment change per group (after - before), significant changes filled."""
     df = effects.sort_values("delta")
-    fig = Figure(figsize=(6, max(2.5, 0.28 * len(df) + 1)))
+    fig = Figure(figsize=(7.5, max(2.5, 0.28 * len(df) + 1.2)))
     ax = fig.subplots()
     colors = ["#4C72B0" if d >= 0 else "#C44E52" for d in df["delta"]]
     bars = ax.barh(df["setting"].astype(str), df["delta"], color=colors)
@@ -61,6 +61,6 @@ def group_effects_figure(effects: pd.DataFrame) -> Figure:
         if not sig:
             bar.set_alpha(0.35)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set(xlabel="alignment change after calibration (solid: significant, Bonferroni)")
+    ax.set(xlabel="alignment change after calibration\n(solid bars: significant after Bonferroni)")
     fig.tight_layout()
     return fig
