@@ -33,12 +33,29 @@ Rule = Literal["hardest_similar", "most_similar"]
 DATASET_RULES: dict[str, Rule] = {"global_opinions": "most_similar"}
 
 
+def _seq_sum(values: Sequence[float]) -> float:
+    total = 0.0
+    for v in values:  # left to right, as numpy sums fewer than 8 values (builtin sum compensates on 3.12+)
+        total += v
+    return total
+
+
 def _tv(p: Sequence[float], q: Sequence[float]) -> float:
-    a = np.asarray(p, dtype=float)
-    b = np.asarray(q, dtype=float)
-    a = a / a.sum() if a.sum() > 0 else a
-    b = b / b.sum() if b.sum() > 0 else b
-    return 0.5 * float(np.abs(a - b).sum())
+    """TV after renormalising each side; ranks every candidate of every prompt, so short vectors are summed
+    in plain Python in numpy's own order (the same floats, hence the same ranking and ties)."""
+    if len(p) >= 8 or len(q) != len(p):
+        a = np.asarray(p, dtype=float)
+        b = np.asarray(q, dtype=float)
+        a = a / a.sum() if a.sum() > 0 else a
+        b = b / b.sum() if b.sum() > 0 else b
+        return 0.5 * float(np.abs(a - b).sum())
+    a, b = [float(x) for x in p], [float(x) for x in q]
+    sa, sb = _seq_sum(a), _seq_sum(b)
+    if sa > 0:
+        a = [x / sa for x in a]
+    if sb > 0:
+        b = [x / sb for x in b]
+    return 0.5 * _seq_sum([abs(x - y) for x, y in zip(a, b, strict=True)])
 
 
 def select_examples(

@@ -19,7 +19,7 @@ import numpy as np
 
 from distalign.engines.base import Message
 from distalign.errors import InputError
-from distalign.prompts.templates import Rows, Templates, load_templates
+from distalign.prompts.templates import Rows, Templates, freeze, load_templates
 from distalign.survey.model import Example, Item
 
 Protocol = Literal["benchmark", "supervision"]
@@ -245,6 +245,11 @@ def _example_answer(
     return hit
 
 
+#: entries of a prompt's context that every demonstration replaces with its own
+_EXAMPLE_OWN = frozenset({"question", "item_id", "meta"})
+_TOKENS = itertools.count()
+
+
 def _examples_text(
     templates: Templates, spec: PromptSpec, item: Item, examples: Sequence[Example], base: Mapping[str, Any]
 ) -> tuple[str, int]:
@@ -254,7 +259,35 @@ def _examples_text(
             f"few-shot prompt needs examples but none are available for group {base['group'] or '(none)'!r}",
             where=f"item {item.id!r}",
         )
-    blocks = [_example_block(templates, spec, item, ex, i, base) for i, ex in enumerate(chosen, start=1)]
+    # a demonstration block is a pure function of the spec, the rest of the context and the example, so
+    # the same example shown to the same group in another prompt (same position) is rendered once; the
+    # shared part of its memo key is looked up once per prompt and stands in as a small token
+    try:
+        shared: Any = (spec.protocol, spec.fmt, spec.seq_len) + tuple(
+            (k, freeze(v)) for k, v in base.items() if k not in _EXAMPLE_OWN
+        )
+        token = templates.memo.get(("example_context", shared))
+        if token is None:
+            token = next(_TOKENS)
+            templates.remember(("example_context", shared), token)
+    except TypeError:
+        token = None
+    blocks = []
+    for i, ex in enumerate(chosen, start=1):
+        memo_key: Any = None
+        if token is not None:
+            memo_key = ("example_block", token, ex.id, ex.question, ex.options, ex.probs, i)
+            try:
+                hit = templates.memo.get(memo_key)
+            except TypeError:  # unhashable example fields
+                memo_key, hit = None, None
+            if hit is not None:
+                blocks.append(hit)
+                continue
+        block = _example_block(templates, spec, item, ex, i, base)
+        if memo_key is not None:
+            templates.remember(memo_key, block)
+        blocks.append(block)
     return "\n\n".join(blocks), len(chosen)
 
 

@@ -118,3 +118,22 @@ def test_similar_items_with_the_offline_embedding_model() -> None:
     assert sims[0][0] == 2 and sims[2][0] == 0
     assert sims[1][0] == 3 and sims[3][0] == 1
     assert all(i not in row and len(row) == 2 for i, row in enumerate(sims))
+
+
+def test_ranking_distance_is_bitwise_numpys() -> None:
+    """Demonstrations are ranked by TV; the plain-Python path must give numpy's floats exactly, or near-ties
+    could swap and change which examples a prompt shows."""
+    import numpy as np
+
+    from distalign.prompts.fewshot import _tv
+
+    def reference(p: np.ndarray, q: np.ndarray) -> float:
+        a = p / p.sum() if p.sum() > 0 else p
+        b = q / q.sum() if q.sum() > 0 else q
+        return 0.5 * float(np.abs(a - b).sum())
+
+    rng = np.random.default_rng(7)
+    for _ in range(20000):
+        n = int(rng.integers(1, 12))
+        p, q = (rng.random(n) * (rng.random(n) > 0.2) for _ in range(2))
+        assert _tv(tuple(p.tolist()), tuple(q.tolist())) == reference(p, q)
