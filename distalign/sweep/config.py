@@ -103,9 +103,6 @@ class SweepSettings:
     batch_size: int = 32  # requests per batch sent to an engine actor
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
-    #: helper processes that plan (render) cells beside the driver; null -> one per spare core when the
-    #: grid is large enough to repay starting them; 0 -> the driver plans alone
-    plan_workers: int | None = None
 
 
 @dataclass

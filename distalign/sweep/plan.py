@@ -9,7 +9,6 @@ coincide reuse one rendering.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -20,7 +19,6 @@ from distalign.sweep.cells import cell_method, load_dataset, load_templates, pro
 from distalign.sweep.config import CellConfig, ModelConfig, spec_hash
 
 Request = OptionLogprobRequest | GenerateRequest
-log = logging.getLogger("distalign.sweep")
 
 
 @dataclass(frozen=True)
@@ -175,158 +173,27 @@ def _prices(model: ModelConfig) -> tuple[float, float] | None:
 
 
 def build_plan(
-    cells: Sequence[CellConfig],
-    key_fn: Callable[[ModelIdentity, Request], str] | None = None,
-    workers: int | None = None,
+    cells: Sequence[CellConfig], key_fn: Callable[[ModelIdentity, Request], str] | None = None
 ) -> Plan:
     """Plan every cell; a cell whose planning raises is recorded as failed and the others go on."""
     plan = Plan(cells=[])
-    for _ in plan_cells(plan, cells, key_fn, workers):
+    for _ in plan_cells(plan, cells, key_fn):
         pass
     return plan
 
 
-#: estimated driver seconds per prompt (few-shot prompts render several demonstrations each)
-_UNIT_COST_S = {False: 1e-4, True: 6e-4}
-#: a helper process costs about this much to start (interpreter, imports, datasets), so it plans only
-#: grids that take the driver longer than this several times over
-_HELPER_START_S = 1.0
-
-
 def plan_cells(
-    plan: Plan,
-    cells: Sequence[CellConfig],
-    key_fn: Callable[[ModelIdentity, Request], str] | None = None,
-    workers: int | None = 0,
+    plan: Plan, cells: Sequence[CellConfig], key_fn: Callable[[ModelIdentity, Request], str] | None = None
 ) -> Iterator[list[str]]:
     """Plan the cells one by one into ``plan``, yielding after each the keys it added to the sweep, so a
-    caller can start the engines that must answer them while the rest is still being planned.
-
-    With ``workers`` (``None``: one per spare core, when the grid is large enough to repay starting them)
-    helper processes plan the later cells while the driver plans the first ones; their prompts arrive
-    pickled and are merged in cell order, so the plan is the same as a serial one.
-    """
+    caller can start the engines that must answer them while the rest is still being planned."""
     rendered: dict[str, list[Unit]] = {}
     _EXAMPLES.clear()
-    helpers = _Helpers.start(cells, workers) if key_fn is None else None
     try:
-        for i, cell in enumerate(cells):
-            outcome = helpers.outcome(i) if helpers is not None else None
-            if outcome is None:
-                yield _plan_one(plan, cell, rendered, key_fn)
-            else:
-                yield _merge(plan, cell, spec_hash(cell), outcome)
+        for cell in cells:
+            yield _plan_one(plan, cell, rendered, key_fn)
     finally:
-        if helpers is not None:
-            helpers.close()
         _EXAMPLES.clear()
-
-
-def _plan_remote(cells: list[CellConfig]) -> list[list[Unit] | str]:
-    """Runs in a helper process: each cell's units, or why its planning failed."""
-    rendered: dict[str, list[Unit]] = {}
-    out: list[list[Unit] | str] = []
-    for cell in cells:
-        try:
-            rkey = _render_key(cell)
-            if rkey not in rendered:
-                rendered[rkey] = plan_cell(cell, load_dataset(cell.dataset))
-            out.append(rendered[rkey])
-        except Exception as exc:  # noqa: BLE001 - reported as that cell's failure, as in the driver
-            out.append(f"planning failed: {type(exc).__name__}: {exc}")
-    return out
-
-
-class _Helpers:
-    """Helper processes planning the tail of the grid; ``outcome(i)`` is ``None`` for cells planned by the
-    driver (or by it again, after a helper died), else the helper's units or error for cell ``i``."""
-
-    def __init__(self, pool: Any, futures: dict[int, tuple[Any, int]]) -> None:
-        self.pool, self.futures = pool, futures
-
-    @classmethod
-    def start(cls, cells: Sequence[CellConfig], workers: int | None) -> _Helpers | None:
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        if workers is None:
-            workers = (os.cpu_count() or 1) - 1
-        if workers <= 0 or len(cells) < 2:
-            return None
-        costs = [_cost(c) for c in cells]
-        total = sum(costs)
-        if total < 3 * _HELPER_START_S:
-            return None
-        # the driver keeps the head of the grid (engines start on it at once) and its share of the work
-        # plus what a helper spends starting; the helpers split the tail
-        share = (total + workers * _HELPER_START_S) / (workers + 1)
-        head, acc = 0, 0.0
-        while head < len(cells) - 1 and acc + costs[head] <= share:
-            acc += costs[head]
-            head += 1
-        tail = list(range(head, len(cells)))
-        if not tail:
-            return None
-        groups = _balanced(tail, costs, workers)
-        pool = ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("spawn"))
-        futures: dict[int, tuple[Any, int]] = {}
-        for group in groups:
-            future = pool.submit(_plan_remote, [cells[i] for i in group])
-            futures.update({i: (future, j) for j, i in enumerate(group)})
-        return cls(pool, futures)
-
-    def outcome(self, i: int) -> list[Unit] | str | None:
-        entry = self.futures.get(i)
-        if entry is None:
-            return None
-        try:
-            return entry[0].result()[entry[1]]
-        except Exception:  # noqa: BLE001 - the helper itself died: plan its cells here instead
-            log.warning("a planning helper failed; planning its cells in the driver", exc_info=True)
-            self.futures = {k: v for k, v in self.futures.items() if v[0] is not entry[0]}
-            return None
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _balanced(indices: list[int], costs: list[float], n: int) -> list[list[int]]:
-    """Contiguous runs of ``indices`` of about equal cost, at most ``n`` of them, none empty."""
-    total = sum(costs[i] for i in indices)
-    groups: list[list[int]] = [[]]
-    acc = 0.0
-    for i in indices:
-        if groups[-1] and acc >= total * len(groups) / n and len(groups) < n:
-            groups.append([])
-        groups[-1].append(i)
-        acc += costs[i]
-    return groups
-
-
-def _cost(cell: CellConfig) -> float:
-    """Estimated seconds to plan a cell (from the dataset's size; a cheap look at an already loaded one)."""
-    try:
-        survey = load_dataset(cell.dataset)
-        spec = prompt_spec(cell, cell_method(cell))
-    except Exception:  # noqa: BLE001 - the driver reports it when it plans the cell
-        return 0.0
-    units = len(survey.distributions) if spec.names_group else len(survey.items)
-    return units * _UNIT_COST_S[spec.uses_examples]
-
-
-def _merge(plan: Plan, cell: CellConfig, shash: str, outcome: list[Unit] | str) -> list[str]:
-    if isinstance(outcome, str):
-        plan.failed.append((cell, shash, outcome))
-        return []
-    try:
-        survey = load_dataset(cell.dataset)
-        method = cell_method(cell)
-    except Exception as exc:  # noqa: BLE001
-        plan.failed.append((cell, shash, f"planning failed: {type(exc).__name__}: {exc}"))
-        return []
-    units = [u if u.cell == shash else replace(u, cell=shash) for u in outcome]
-    return _add(plan, cell, shash, survey, method, units)
 
 
 def _plan_one(
@@ -347,12 +214,6 @@ def _plan_one(
     except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the sweep
         plan.failed.append((cell, shash, f"planning failed: {type(exc).__name__}: {exc}"))
         return []
-    return _add(plan, cell, shash, survey, method, units)
-
-
-def _add(
-    plan: Plan, cell: CellConfig, shash: str, survey: Survey, method: Any, units: list[Unit]
-) -> list[str]:
     keys: dict[str, None] = {}
     new: list[str] = []
     for u in units:
