@@ -7,14 +7,11 @@ shipped fixture otherwise. Prints the requests, the wall time, requests per seco
 time to time spent inside the engine, with a no-op tracker and (when MLflow is importable) with MLflow.
 
 Each run starts cold: the dataset cache, the rendered-prompt memo and the parsers' caches are emptied before
-it; planning helper processes (``--plan-workers``; by default one per spare core) are started afresh by
-every run, so their start-up is counted. Once-per-process costs are timed apart and not counted: starting
-Ray, and importing the modules a sweep imports on first use (scipy.stats, pandas, ...). The driver's CPU
-time and the load average are printed too, since on a shared machine the wall time depends on what else
-runs.
+it. Once-per-process costs are timed apart and not counted: starting Ray, and importing the modules a sweep
+imports on first use (scipy.stats, pandas, ...). The driver's CPU time and the load average are printed
+too, since on a shared machine the wall time depends on what else runs.
 
     python benchmarks/sweep_overhead.py [--data-dir DIR] [--batch-size 512] [--repeat 1] [--no-mlflow]
-                                        [--plan-workers N]
 """
 
 from __future__ import annotations
@@ -131,9 +128,6 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=1, help="runs per tracker")
     parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument(
-        "--plan-workers", type=int, default=None, help="planning helper processes (default: auto; 0: none)"
-    )
     args = parser.parse_args()
 
     import ray
@@ -166,7 +160,6 @@ def main() -> int:
                         store=str(Path(tmp) / name),
                         progress=False,
                         batch_size=args.batch_size,
-                        plan_workers=args.plan_workers,
                     )
                     inner: Tracker = NullTracker()
                     if kind == "mlflow":

@@ -276,7 +276,7 @@ def _run(
         misses: list[str] = []
         plan_s = 0.0
         t = time.perf_counter()
-        for new in plan_cells(plan, todo, workers=settings.plan_workers):
+        for new in plan_cells(plan, todo):
             plan_s += time.perf_counter() - t
             settle()
             if new:
