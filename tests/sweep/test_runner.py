@@ -95,3 +95,26 @@ def test_failed_requests_leave_units_unparsed_and_the_cell_to_be_retried(
     assert retried.status == "finished"
     assert again.totals["requests_sent"] == result.metrics["requests"]
     assert (retried.items["status"] != "unparsed").all()
+
+
+def test_the_sweep_hands_back_what_it_kept_from_the_collector() -> None:
+    """Cells are frozen out of the collector's sight during a sweep and all handed back after it; a process
+    that froze objects of its own keeps exactly those."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with runner._settled_heap() as settle:
+        kept = [[i] for i in range(1000)]
+        settle()
+        assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        with runner._settled_heap() as settle:
+            kept.append([0])
+            settle()
+            assert gc.get_freeze_count() == mine
+        assert gc.get_freeze_count() == mine
+    finally:
+        gc.unfreeze()
