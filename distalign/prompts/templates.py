@@ -26,6 +26,7 @@ import jinja2.meta
 import yaml
 
 from distalign.errors import InputError
+from distalign.prompts.fastrender import FastTemplate, compile_fast
 
 PACKAGED = "templates.yaml"
 #: mappings whose keys are data (phrase lookups), not part of the schema
@@ -79,8 +80,8 @@ class Templates:
     compiled: Mapping[str, jinja2.Template] = field(repr=False)
     #: the variables each template reads (sorted); a key without an entry gets the whole context
     reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
-    #: plain substitutions (text and ``{{ name }}`` only) rendered without Jinja; see ``_substitution``
-    fast: Mapping[str, tuple[tuple[bool, str], ...]] = field(default_factory=dict, repr=False, compare=False)
+    #: templates in the plain subset of Jinja, rendered without it (see ``distalign.prompts.fastrender``)
+    fast: Mapping[str, FastTemplate] = field(default_factory=dict, repr=False, compare=False)
     #: rendered parts and other derived values, keyed by what they depend on (see ``render_cached``)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -93,12 +94,12 @@ class Templates:
             template = self.compiled[key]
         except KeyError:
             raise InputError(f"no template {key!r}", file=self.source) from None
-        parts = self.fast.get(key)
-        if parts is not None:
-            try:  # what Jinja would output: literal text and str() of each value
-                return "".join(text if literal else str(ctx[text]) for literal, text in parts)
-            except KeyError:
-                pass  # an undefined name: let Jinja resolve it (a global) or report it
+        quick = self.fast.get(key)
+        if quick is not None:
+            try:
+                return quick.render(ctx)
+            except Exception:  # noqa: BLE001 - an undefined name (Fallback, KeyError) or a bad value:
+                pass  # Jinja resolves it (a global) or reports it in its own words
         names = self.reads.get(key)
         if names is not None:
             ctx = {k: ctx[k] for k in names if k in ctx}
@@ -111,7 +112,8 @@ class Templates:
         """``render``, memoised on the values of the variables the template reads: for parts that repeat
         across prompts (a rendering is a pure function of those values)."""
         names = self.reads.get(key)
-        if names is None or key in self.fast:  # a plain substitution costs no more than its memo key
+        quick = self.fast.get(key)
+        if names is None or (quick is not None and quick.flat):  # costs no more than its memo key
             return self.render(key, **ctx)
         try:
             memo_key = (key, *(freeze(ctx[k]) if k in ctx else _MISSING for k in names))
@@ -174,33 +176,13 @@ def _check_shape(user: Any, schema: Any, path: str, source: str) -> None:
         raise InputError(f"key {where!r} must be a string (got {type(user).__name__})", file=source)
 
 
-def _substitution(ast: jinja2.nodes.Template) -> tuple[tuple[bool, str], ...] | None:
-    """A template made only of text, constants and bare ``{{ name }}`` outputs, as (is_literal, text or
-    name) parts; ``None`` for anything else (filters, attributes, control flow), which Jinja renders.
-    Most prompt parts are such substitutions, and Jinja's per-render setup costs more than they do."""
-    parts: list[tuple[bool, str]] = []
-    for stmt in ast.body:
-        if not isinstance(stmt, jinja2.nodes.Output):
-            return None
-        for node in stmt.nodes:
-            if isinstance(node, jinja2.nodes.TemplateData):
-                parts.append((True, node.data))
-            elif isinstance(node, jinja2.nodes.Const) and isinstance(node.value, str):
-                parts.append((True, node.value))
-            elif isinstance(node, jinja2.nodes.Name) and node.ctx == "load":
-                parts.append((False, node.name))
-            else:
-                return None
-    return tuple(parts)
-
-
 def _compile(
     node: Any,
     path: str,
     source: str,
     out: dict[str, jinja2.Template],
     reads: dict[str, tuple[str, ...]] | None = None,
-    fast: dict[str, tuple[tuple[bool, str], ...]] | None = None,
+    fast: dict[str, FastTemplate] | None = None,
 ) -> None:
     if isinstance(node, dict):
         for k, v in node.items():
@@ -216,8 +198,8 @@ def _compile(
             ast = _ENV.parse(text)
             if reads is not None:
                 reads[path] = tuple(sorted(jinja2.meta.find_undeclared_variables(ast)))
-            if fast is not None and (parts := _substitution(ast)) is not None:
-                fast[path] = parts
+            if fast is not None and (quick := compile_fast(ast)) is not None:
+                fast[path] = quick
         except jinja2.TemplateSyntaxError as exc:
             raise InputError(f"template {path!r}: {exc.message} (line {exc.lineno})", file=source) from None
 
@@ -238,7 +220,7 @@ def _packaged() -> Templates:
     raw = _read_yaml(PACKAGED, text)
     compiled: dict[str, jinja2.Template] = {}
     reads: dict[str, tuple[str, ...]] = {}
-    fast: dict[str, tuple[tuple[bool, str], ...]] = {}
+    fast: dict[str, FastTemplate] = {}
     _compile(raw, "", PACKAGED, compiled, reads, fast)
     return Templates(
         source=f"distalign/prompts/{PACKAGED}", raw=raw, compiled=compiled, reads=reads, fast=fast
@@ -258,7 +240,7 @@ def load_templates(path: str | Path | None = None) -> Templates:
     _check_shape(raw, default.raw, "", str(p))
     compiled: dict[str, jinja2.Template] = {}
     reads: dict[str, tuple[str, ...]] = {}
-    fast: dict[str, tuple[tuple[bool, str], ...]] = {}
+    fast: dict[str, FastTemplate] = {}
     _compile(raw, "", str(p), compiled, reads, fast)
     templates = Templates(source=str(p), raw=raw, compiled=compiled, reads=reads, fast=fast)
     from distalign.prompts.render import trial_render  # render needs this module; import late

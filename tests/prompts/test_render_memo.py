@@ -96,17 +96,18 @@ _VALUES: tuple[object, ...] = ("Democrats", "a {b} c\n{{ d }}", "", 30, 2.5, Non
 
 @pytest.mark.parametrize("value", _VALUES)
 def test_plain_substitutions_render_exactly_as_jinja(value: object) -> None:
-    """Templates rendered without Jinja (text and bare names) give Jinja's output byte for byte."""
+    """Templates rendered without Jinja give Jinja's output byte for byte."""
     t = load_templates()
     assert {"system.benchmark", "benchmark.example", "benchmark.task.persona.seq"} <= set(t.fast)
     for key in t.fast:
+        if "options" in t.reads[key]:
+            continue  # loops: see test_fastrender
         ctx = {name: value for name in t.reads[key]}
         assert t.render(key, **ctx) == t.compiled[key].render(ctx), key
 
 
-def test_templates_with_logic_or_filters_are_left_to_jinja(tmp_path: Path) -> None:
+def test_templates_with_filters_are_left_to_jinja(tmp_path: Path) -> None:
     t = load_templates()
-    assert "blocks.item" not in t.fast and "benchmark.user" not in t.fast  # loops, conditions
     data = yaml.safe_load(Path(t.source).read_text(encoding="utf-8"))
     data["benchmark"]["turn"]["persona"] = "Now for {{ group_phrase | upper }}:"
     path = tmp_path / "t.yaml"
