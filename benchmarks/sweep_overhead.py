@@ -7,9 +7,11 @@ shipped fixture otherwise. Prints the requests, the wall time, requests per seco
 time to time spent inside the engine, with a no-op tracker and (when MLflow is importable) with MLflow.
 
 Each run starts cold: the dataset cache, the rendered-prompt memo and the parsers' caches are emptied before
-it. Once-per-process costs are timed apart and not counted: starting Ray, and importing the modules a sweep
-imports on first use (scipy.stats, pandas, ...). The driver's CPU time and the load average are printed
-too, since on a shared machine the wall time depends on what else runs.
+it. Once-per-process costs are timed apart and not counted: starting Ray, importing the modules a sweep
+imports on first use (scipy.stats, pandas, ...) and creating the MLflow store's tables. The MLflow tracker's
+set-up (experiment, parent run, its writer process) is counted, and so is the wait at the end for every
+cell to be written; a run checks that all cells reached MLflow as FINISHED runs. The driver's CPU time and
+the load average are printed too, since on a shared machine the wall time depends on what else runs.
 
     python benchmarks/sweep_overhead.py [--data-dir DIR] [--batch-size 512] [--repeat 1] [--no-mlflow]
 """
@@ -63,10 +65,11 @@ def meister_grid(data_dir: str) -> list[CellConfig]:
 
 
 class _TimedTracker:
-    """Times what the tracker costs the driver (``log_cell`` runs on the driver, between batches)."""
+    """Times what the tracker costs the driver: handing each cell over (between batches) and waiting at the
+    end for what it writes in the background."""
 
-    def __init__(self, inner: Tracker) -> None:
-        self.inner, self.seconds = inner, 0.0
+    def __init__(self, inner: Tracker, seconds: float = 0.0) -> None:
+        self.inner, self.seconds = inner, seconds
 
     def finished_cells(self) -> set[str]:
         return self.inner.finished_cells()
@@ -75,6 +78,13 @@ class _TimedTracker:
         t = time.perf_counter()
         try:
             return self.inner.log_cell(result)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+    def flush(self) -> None:
+        t = time.perf_counter()
+        try:
+            self.inner.flush()
         finally:
             self.seconds += time.perf_counter() - t
 
@@ -146,12 +156,23 @@ def main() -> int:
     )
     print(f"ray start        {time.perf_counter() - t0:.2f} s (once per sweep; not counted below)")
     print(f"imports          {_warm_imports():.2f} s (once per process; not counted below)")
-    best = 0.0
+    best: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             runs = [("no-op tracker", None)]
+            uri = f"sqlite:///{tmp}/mlflow.db"
             if not args.no_mlflow:
-                runs.append(("mlflow tracker", "mlflow"))
+                try:
+                    from distalign.sweep.config import spec_hash
+                    from distalign.tracking.mlflow_tracker import MLflowTracker
+                except ImportError as exc:
+                    print(f"mlflow tracker   skipped ({exc})")
+                else:
+                    t = time.perf_counter()
+                    MLflowTracker(uri, "overhead", "schema", [], background=False).finish()
+                    created = time.perf_counter() - t
+                    print(f"mlflow store     {created:.2f} s (creating it; not counted below)")
+                    runs.append(("mlflow tracker", "mlflow"))
             for label, kind in runs:
                 for rep in range(args.repeat):
                     _reset_caches()
@@ -161,30 +182,26 @@ def main() -> int:
                         progress=False,
                         batch_size=args.batch_size,
                     )
+                    cpu, start = time.process_time(), time.perf_counter()
                     inner: Tracker = NullTracker()
                     if kind == "mlflow":
-                        try:
-                            from distalign.sweep.config import spec_hash
-                            from distalign.tracking.mlflow_tracker import MLflowTracker
-                        except ImportError as exc:
-                            print(f"{label:<16} skipped ({exc})")
-                            break
-                        inner = MLflowTracker(
-                            f"sqlite:///{tmp}/mlflow.db", "overhead", name, [spec_hash(c) for c in cells]
-                        )
-                    tracker = _TimedTracker(inner)
-                    cpu, start = time.process_time(), time.perf_counter()
+                        # the tracker's set-up (experiment, parent run, writer process) is counted
+                        inner = MLflowTracker(uri, "overhead", name, [spec_hash(c) for c in cells])
+                    tracker = _TimedTracker(inner, time.perf_counter() - start)
                     out = run_sweep(cells, settings, tracker)
                     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                    if kind == "mlflow":  # everything was written, not merely queued
+                        logged = len(inner.finished_cells() & {spec_hash(c) for c in cells})
+                        inner.close()
+                        if logged != len(cells):
+                            raise SystemExit(f"only {logged} of {len(cells)} cells reached MLflow")
                     rps = _report(label, out, wall, cpu, tracker.seconds)
-                    if kind is None:
-                        best = max(best, rps)
+                    best[label] = max(best.get(label, 0.0), rps)
     finally:
         ray.shutdown()
-    verdict = "meets" if best >= TARGET_RPS else "misses"
-    print(
-        f"end to end: {best:,.0f} requests/s with the no-op tracker; {verdict} the {TARGET_RPS:,.0f}/s target"
-    )
+    for label, rps in best.items():
+        verdict = "meets" if rps >= TARGET_RPS else "misses"
+        print(f"end to end, {label}: {rps:,.0f} requests/s; {verdict} the {TARGET_RPS:,.0f}/s target")
     return 0
 
 

@@ -1,7 +1,8 @@
 """What a sweep produces: one ``CellResult`` per cell, and the tracker protocol that records them.
 
-The driver is the single writer of the record: it hands each finished cell to ``Tracker.log_cell`` at once,
-so a crash later loses no finished cell, and asks ``Tracker.finished_cells`` on start to resume.
+The driver hands each finished cell to ``Tracker.log_cell`` at once, so a crash later loses no finished
+cell, asks ``Tracker.finished_cells`` on start to resume, and calls ``Tracker.flush`` before it returns (a
+tracker may write in the background; a sweep has ended only when its record is written).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class Tracker(Protocol):
 
     def log_cell(self, result: CellResult) -> Any: ...
 
+    def flush(self) -> None: ...
+
 
 class MemoryTracker:
     """A tracker that keeps results in memory (tests, dry runs, benchmarks without MLflow)."""
@@ -98,6 +101,9 @@ class MemoryTracker:
         self.logged.append(result)
         if result.status == "finished":
             self._finished.add(result.spec_hash)
+
+    def flush(self) -> None:
+        return None
 
 
 class NullTracker(MemoryTracker):

@@ -304,6 +304,13 @@ def _run(
     return driver, cached, plan_s
 
 
+def _flush_quietly(tracker: Tracker) -> None:
+    try:
+        tracker.flush()
+    except Exception:  # noqa: BLE001 - the error already propagating is the one to report
+        log.exception("could not record the cells finished before the sweep stopped")
+
+
 def run_sweep(
     cells: Sequence[CellConfig],
     settings: SweepSettings,
@@ -324,7 +331,12 @@ def run_sweep(
     plan = Plan(cells=[])
     engines = _Engines(settings, {c.model.name: c.model for c in todo})
     with _settled_heap() as settle:
-        driver, cached, plan_s = _run(plan, todo, settings, tracker, store, engines, t0, settle)
+        try:
+            driver, cached, plan_s = _run(plan, todo, settings, tracker, store, engines, t0, settle)
+        except BaseException:
+            _flush_quietly(tracker)  # the cells finished before the error or Ctrl-C are still recorded
+            raise
+        tracker.flush()
         engine_stats = driver.engine_stats
     order = {spec_hash(c): i for i, c in reversed(list(enumerate(cells)))}
     results = sorted(driver.results, key=lambda r: order[r.spec_hash])  # input order, not completion order

@@ -118,3 +118,35 @@ def test_the_sweep_hands_back_what_it_kept_from_the_collector() -> None:
         assert gc.get_freeze_count() == mine
     finally:
         gc.unfreeze()
+
+
+class _Recording(MemoryTracker):
+    """Counts flushes; optionally interrupted (Ctrl-C) while the second cell is handed over."""
+
+    def __init__(self, interrupt_at: int | None = None) -> None:
+        super().__init__()
+        self.interrupt_at, self.flushes, self.logged_when_flushed = interrupt_at, 0, -1
+
+    def log_cell(self, result) -> None:  # type: ignore[no-untyped-def]
+        if self.interrupt_at is not None and len(self.logged) == self.interrupt_at:
+            raise KeyboardInterrupt
+        super().log_cell(result)
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.logged_when_flushed = len(self.logged)
+
+
+def test_the_sweep_waits_for_its_record_before_it_returns(tmp_path, local_ray) -> None:
+    cells = grid(methods=("logprobs", "seq"), steerings=("none",))
+    tracker = _Recording()
+    run_sweep(cells, settings(tmp_path / "store"), tracker)
+    assert tracker.flushes == 1 and tracker.logged_when_flushed == len(cells)
+
+
+def test_an_interrupted_sweep_still_records_the_cells_it_finished(tmp_path, local_ray) -> None:
+    cells = grid(methods=("logprobs", "seq"), steerings=("none",))
+    tracker = _Recording(interrupt_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cells, settings(tmp_path / "store"), tracker)
+    assert tracker.flushes == 1 and tracker.logged_when_flushed == 1
