@@ -242,7 +242,9 @@ def _outcome(
     params = params | {f"chosen_regressor.{k}": v for k, v in chosen.items()}
     if len(records) == 1:
         key = next(iter(records))
-        metrics |= {k.split(".", 1)[0]: v for k, v in metrics.items() if k.endswith(f".{key}")}
+        # a single fit needs no per-fit names: its facts go under their plain names only
+        keyed = [k for k in metrics if k.endswith(f".{key}")]
+        metrics |= {k.split(".", 1)[0]: metrics.pop(k) for k in keyed}
         if key in chosen:
             params["chosen_regressor"] = chosen[key]
     curves = {"raw": data.pred[ev], label: calibrated[ev]}

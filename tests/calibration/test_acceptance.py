@@ -10,7 +10,7 @@ import pytest
 
 from distalign.calibration import calibrate_items
 from distalign.sweep.config import CalibrationConfig
-from tests.calibration.conftest import power
+from tests.calibration.conftest import power, synthetic_items
 
 Distortion = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -57,3 +57,15 @@ def test_temperature_recovers_the_generating_temperature(
     assert len(taus) == 3  # one per dataset x steering
     for tau in taus.values():
         assert tau == pytest.approx(temperature, rel=0.1)
+
+
+def test_per_fit_facts_carry_the_fit_name_only_when_there_are_several_fits() -> None:
+    """A sweep cell is one fit: its facts go under plain names, not twice."""
+    cfg = CalibrationConfig(name="temperature")
+    one = calibrate_items(synthetic_items(), cfg).metrics
+    assert one["temperature"] == pytest.approx(2.0, rel=0.1)
+    assert not [k for k in one if k.startswith(("temperature.", "dev_score.", "temperature_fold_min."))]
+    both = pd.concat([synthetic_items(), synthetic_items(dataset="other", seed=1)], ignore_index=True)
+    two = calibrate_items(both, cfg).metrics
+    assert len([k for k in two if k.startswith("temperature.")]) == 2
+    assert "temperature" not in two
