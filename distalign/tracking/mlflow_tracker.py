@@ -200,7 +200,9 @@ class MLflowTracker:
         ids = (self.uri, self.experiment_id, self.sweep_id, self.parent_run_id, _provenance_tags())
         self._cells = CellLog(*ids, client=self.client)
         self._pending: list[tuple[Any, Future[str]]] = []
-        # cells are written by a process of their own (``background``), so the driver only pickles them
+        # cells are written by a process of their own (``background``), so the driver only pickles them;
+        # the writer hands it pipe descriptors, which only POSIX passes on: elsewhere cells are written here
+        background = background and os.name == "posix"
         self._writer = BackgroundWriter(partial(CellLog.warmed, *ids)) if background else None
 
     # -- set-up -------------------------------------------------------------------------------------------
