@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 
@@ -99,7 +99,9 @@ class RateLimiter:
         min_concurrency: int = 1,
         burst_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` go together: a test passes a virtual pair to check pacing exactly."""
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive or None, got {value}")
@@ -109,7 +111,7 @@ class RateLimiter:
             )
         self.rpm, self.tpm = rpm, tpm
         self.max_concurrency, self.min_concurrency = max_concurrency, min_concurrency
-        self._clock = clock
+        self._clock, self._sleep = clock, sleep
         self._requests = _Bucket(rpm, burst_s, clock) if rpm else None
         self._tokens = _Bucket(tpm, burst_s, clock) if tpm else None
         self._paused_until = 0.0
@@ -127,7 +129,7 @@ class RateLimiter:
         if self._tokens is not None and tokens > 0:
             start = max(start, self._tokens.reserve(tokens))
         while (delay := max(start, self._paused_until) - self._clock()) > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     def settle(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the TPM budget with the usage the provider reported."""

@@ -3,73 +3,129 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from distalign.engines.ratelimit import RateLimiter, estimate_tokens
 
 
-async def _timed_acquires(limiter: RateLimiter, n: int, tokens: int = 0) -> list[float]:
-    t0 = time.monotonic()
+class VirtualTime:
+    """A clock that moves only when every task sleeps, straight to the earliest wake-up: pacing is checked to
+    the microsecond whatever the load on the machine, with concurrent callers interleaved as in real time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._count = 0
+        self._advancing = False
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + seconds, self._count, wake))
+        self._count += 1
+        self._schedule()
+        await wake
+
+    def _schedule(self) -> None:
+        """Advance after the tasks that are ready now have run (callbacks run in the order scheduled)."""
+        if not self._advancing:
+            self._advancing = True
+            asyncio.get_running_loop().call_soon(self._advance)
+
+    def _advance(self) -> None:
+        self._advancing = False
+        if not self._sleepers:
+            return
+        self.now = max(self.now, self._sleepers[0][0])
+        while self._sleepers and self._sleepers[0][0] <= self.now:
+            heapq.heappop(self._sleepers)[2].set_result(None)
+        if self._sleepers:
+            self._schedule()
+
+    def limiter(self, **kwargs: Any) -> RateLimiter:
+        return RateLimiter(clock=self.clock, sleep=self.sleep, **kwargs)
+
+
+async def _starts(limiter: RateLimiter, clock: Callable[[], float], n: int, tokens: int = 0) -> list[float]:
+    t0 = clock()
     out = []
     for _ in range(n):
         await limiter.acquire(tokens)
-        out.append(time.monotonic() - t0)
+        out.append(clock() - t0)
     return out
 
 
 def test_rpm_bucket_allows_a_burst_then_paces_evenly() -> None:
-    limiter = RateLimiter(rpm=1200, burst_s=0.1)  # 20/s, burst of 2
-    starts = asyncio.run(_timed_acquires(limiter, 6))
-    assert starts[1] < 0.03  # the burst
-    assert starts[-1] == pytest.approx(0.2, abs=0.04)  # then one per 50 ms
+    vt = VirtualTime()
+    limiter = vt.limiter(rpm=1200, burst_s=0.1)  # 20/s, burst of 2
+    starts = asyncio.run(_starts(limiter, vt.clock, 6))
+    assert starts == pytest.approx([0.0, 0.0, 0.05, 0.1, 0.15, 0.2])  # the burst, then one per 50 ms
+
+
+def test_pacing_sleeps_in_real_time() -> None:
+    """The same pacing with the real clock and sleep (lower bounds only: a busy machine only adds delay)."""
+    limiter = RateLimiter(rpm=1200, burst_s=0.1)
+    starts = asyncio.run(_starts(limiter, time.monotonic, 6))
+    assert starts[-1] >= 0.19
     assert all(b - a >= 0.04 for a, b in zip(starts[2:], starts[3:], strict=False))
 
 
 def test_concurrent_acquires_are_paced_too() -> None:
-    limiter = RateLimiter(rpm=600, burst_s=0.0)  # 10/s, no burst
+    vt = VirtualTime()
+    limiter = vt.limiter(rpm=600, burst_s=0.0)  # 10/s, no burst
 
-    async def main() -> float:
-        t0 = time.monotonic()
-        await asyncio.gather(*(limiter.acquire() for _ in range(5)))
-        return time.monotonic() - t0
+    async def main() -> list[float]:
+        async def one() -> float:
+            await limiter.acquire()
+            return vt.now
 
-    assert asyncio.run(main()) >= 0.39
+        return await asyncio.gather(*(one() for _ in range(5)))
+
+    assert sorted(asyncio.run(main())) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
 def test_tpm_bucket_paces_by_tokens_and_passes_oversized_requests() -> None:
-    limiter = RateLimiter(tpm=60_000, burst_s=0.0)  # 1000 tokens/s
-    starts = asyncio.run(_timed_acquires(limiter, 3, tokens=100))
-    assert starts[-1] >= 0.18
-    big = RateLimiter(tpm=60_000, burst_s=0.05)  # a 50-token bucket still lets a 200-token call through
-    assert asyncio.run(_timed_acquires(big, 1, tokens=200))[0] < 0.05
+    vt = VirtualTime()
+    limiter = vt.limiter(tpm=60_000, burst_s=0.0)  # 1000 tokens/s
+    assert asyncio.run(_starts(limiter, vt.clock, 3, tokens=100)) == pytest.approx([0.0, 0.1, 0.2])
+    big = vt.limiter(tpm=60_000, burst_s=0.05)  # a 50-token bucket still lets a 200-token call through
+    assert asyncio.run(_starts(big, vt.clock, 2, tokens=200)) == pytest.approx([0.0, 0.2])  # then repays
 
 
-def test_settle_returns_overestimated_tokens() -> None:
-    limiter = RateLimiter(tpm=60_000, burst_s=0.0)
+@pytest.mark.parametrize(("refund", "wait"), [(500, 0.0), (0, 0.5)])
+def test_settle_returns_overestimated_tokens(refund: int, wait: float) -> None:
+    """Without the refund the next call waits for the 500 tokens the first one was charged."""
+    vt = VirtualTime()
+    limiter = vt.limiter(tpm=60_000, burst_s=0.0)
 
     async def main() -> float:
         await limiter.acquire(500)
-        limiter.settle(estimated_tokens=500, actual_tokens=0)
-        t0 = time.monotonic()
+        limiter.settle(estimated_tokens=500, actual_tokens=500 - refund)
+        t0 = vt.now
         await limiter.acquire(1)
-        return time.monotonic() - t0
+        return vt.now - t0
 
-    assert asyncio.run(main()) < 0.1  # without the refund it would wait ~0.5 s
+    assert asyncio.run(main()) == pytest.approx(wait, abs=1e-3)
 
 
 def test_pause_until_holds_every_request() -> None:
-    limiter = RateLimiter()
+    vt = VirtualTime()
+    limiter = vt.limiter()
 
-    async def main() -> list[float]:
-        t0 = time.monotonic()
-        limiter.pause_until(t0 + 0.3)
-        return await asyncio.gather(*(_timed_acquires(limiter, 1) for _ in range(3)))
+    async def main() -> list[list[float]]:
+        limiter.pause_until(0.3)
+        return await asyncio.gather(*(_starts(limiter, vt.clock, 1) for _ in range(3)))
 
-    assert all(s[0] >= 0.29 for s in asyncio.run(main()))
+    assert [s[0] for s in asyncio.run(main())] == pytest.approx([0.3, 0.3, 0.3])
     limiter.pause_until(0.0)  # an earlier deadline never shortens a pause
-    assert limiter.paused_until > 0.0
+    assert limiter.paused_until == 0.3
 
 
 async def _peak_in_flight(limiter: RateLimiter, tasks: int, hold_s: float = 0.01) -> int:
