@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from distalign.sweep.config import register_configs
+from distalign.records.config import register_configs
 
 register_configs()
 

@@ -10,9 +10,9 @@ import argparse
 import time
 from collections.abc import Callable, Sequence
 
-from distalign.engines.base import GenerateRequest, Message, OptionLogprobRequest, SamplingParams
 from distalign.engines.hf import HFEngine
 from distalign.engines.model_prep import default_identity
+from distalign.records.engine import GenerateRequest, Message, OptionLogprobRequest, SamplingParams
 
 TOPICS = ["taxes", "schools", "climate", "sports", "music", "travel", "science", "cities"]
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distalign.sweep.config import (
+from distalign.records.config import (
     CellConfig,
     DatasetConfig,
     MethodConfig,
@@ -35,7 +35,8 @@ from distalign.sweep.config import (
     SteeringConfig,
     SweepSettings,
 )
-from distalign.sweep.results import CellResult, NullTracker, SweepOutcome, Tracker
+from distalign.records.results import CellResult, SweepOutcome
+from distalign.sweep.trackers import NullTracker, Tracker
 
 DATASETS = ("opinionqa", "nyt_books", "global_opinions")
 STEERINGS = ("none", "persona", "few_shot")
@@ -137,7 +138,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=_default_data_dir())
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tracker (the verdict is their median)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per tracker (the verdict is their median)"
+    )
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args()
 
@@ -164,7 +167,7 @@ def main() -> int:
             uri = f"sqlite:///{tmp}/mlflow.db"
             if not args.no_mlflow:
                 try:
-                    from distalign.sweep.config import spec_hash
+                    from distalign.records.config import spec_hash
                     from distalign.tracking.mlflow_tracker import MLflowTracker
                 except ImportError as exc:
                     print(f"mlflow tracker   skipped ({exc})")

@@ -20,12 +20,12 @@ from rich.table import Table
 
 from distalign.calibration.frame import is_evaluated
 from distalign.errors import InputError
+from distalign.records.config import CalibrationConfig
 from distalign.report.leaderboard import leaderboard
 from distalign.report.predictions import datasets_in, read_predictions
 from distalign.report.scoring import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
 from distalign.survey.registry import DATASET_LOADERS, load_survey
-from distalign.sweep.config import CalibrationConfig
 
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "model",

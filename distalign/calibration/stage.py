@@ -32,7 +32,7 @@ from distalign.calibration.summary import kambhatla_table
 from distalign.calibration.temperature import TemperatureScaler, cross_fit
 from distalign.errors import InputError
 from distalign.metrics import expected_calibration_error
-from distalign.sweep.config import CalibrationConfig
+from distalign.records.config import CalibrationConfig
 
 METHODS: tuple[str, ...] = ("none", "temperature", "regression")
 FITS: tuple[str, ...] = ("held_out", "in_sample")

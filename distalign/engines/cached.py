@@ -10,14 +10,14 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from distalign.engines.base import (
-    Engine,
+from distalign.engines.base import Engine
+from distalign.engines.store import ResponseStore, request_key
+from distalign.records.engine import (
     GenerateRequest,
     GenerateResult,
     OptionLogprobRequest,
     OptionLogprobResult,
 )
-from distalign.engines.store import ResponseStore, request_key
 
 Req = TypeVar("Req", OptionLogprobRequest, GenerateRequest)
 Res = TypeVar("Res", OptionLogprobResult, GenerateResult)

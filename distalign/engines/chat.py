@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from distalign.engines.base import Message
 from distalign.errors import InputError
+from distalign.records.engine import Message
 
 #: tokens of ``after_text`` kept when checking a candidate by decoding (enough context for any merge).
 _DECODE_TAIL = 8

@@ -17,7 +17,14 @@ from typing import Any
 
 import torch
 
-from distalign.engines.base import (
+from distalign.engines.chat import (
+    allowed_token_ids,
+    candidate_token_spellings,
+    encode,
+    render_chat,
+)
+from distalign.errors import InputError
+from distalign.records.engine import (
     Capabilities,
     GenerateRequest,
     GenerateResult,
@@ -27,13 +34,6 @@ from distalign.engines.base import (
     SamplingParams,
     Usage,
 )
-from distalign.engines.chat import (
-    allowed_token_ids,
-    candidate_token_spellings,
-    encode,
-    render_chat,
-)
-from distalign.errors import InputError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from distalign.engines.base import (
+from distalign.records.engine import (
     Capabilities,
     GenerateRequest,
     GenerateResult,

@@ -28,7 +28,10 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from distalign.engines.base import (
+from distalign.engines.providers import capabilities_for, prefill_mode, provider_of, require
+from distalign.engines.ratelimit import RateLimiter, estimate_tokens, retry_after_seconds
+from distalign.errors import InputError
+from distalign.records.engine import (
     GenerateRequest,
     GenerateResult,
     Message,
@@ -37,9 +40,6 @@ from distalign.engines.base import (
     OptionLogprobResult,
     Usage,
 )
-from distalign.engines.providers import capabilities_for, prefill_mode, provider_of, require
-from distalign.engines.ratelimit import RateLimiter, estimate_tokens, retry_after_seconds
-from distalign.errors import InputError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at run time
 import litellm  # noqa: E402 - must follow the environment setting above

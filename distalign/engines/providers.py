@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any, Literal
 
-from distalign.engines.base import Capabilities, CapabilityError
 from distalign.errors import InputError
+from distalign.records.engine import Capabilities, CapabilityError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at run time
 

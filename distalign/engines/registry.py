@@ -11,9 +11,10 @@ import dataclasses
 import functools
 from pathlib import Path
 
-from distalign.engines.base import Capabilities, Engine, ModelIdentity
+from distalign.engines.base import Engine
 from distalign.errors import InputError
-from distalign.sweep.config import ModelConfig
+from distalign.records.config import ModelConfig
+from distalign.records.engine import Capabilities, ModelIdentity
 
 ENGINES: tuple[str, ...] = ("hf", "vllm", "litellm", "instant")
 #: what each local backend can do whatever the model (API backends ask the provider matrix instead)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from distalign.engines.base import (
+from distalign.records.engine import (
     GenerateRequest,
     GenerateResult,
     Message,

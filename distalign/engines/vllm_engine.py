@@ -38,7 +38,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distalign.engines.base import (
+from distalign.engines.chat import (
+    allowed_token_ids,
+    candidate_token_spellings,
+    encode,
+    render_chat,
+)
+from distalign.errors import InputError
+from distalign.records.engine import (
     Capabilities,
     GenerateRequest,
     GenerateResult,
@@ -48,13 +55,6 @@ from distalign.engines.base import (
     SamplingParams,
     Usage,
 )
-from distalign.engines.chat import (
-    allowed_token_ids,
-    candidate_token_spellings,
-    encode,
-    render_chat,
-)
-from distalign.errors import InputError
 
 #: vLLM returns log-probs for at most this many requested token ids (``MAX_LOGPROB_TOKEN_IDS``).
 MAX_CANDIDATES = 128

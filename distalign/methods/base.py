@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from distalign.engines.base import (
+from distalign.errors import InputError
+from distalign.methods.parsed import Parsed
+from distalign.prompts.render import RenderedPrompt
+from distalign.records.engine import (
     Capabilities,
     CapabilityError,
     GenerateRequest,
@@ -21,9 +24,6 @@ from distalign.engines.base import (
     OptionLogprobResult,
     SamplingParams,
 )
-from distalign.errors import InputError
-from distalign.methods.parsed import Parsed
-from distalign.prompts.render import RenderedPrompt
 
 Request = OptionLogprobRequest | GenerateRequest
 Result = OptionLogprobResult | GenerateResult

@@ -44,7 +44,7 @@ def cmd_toy(args: argparse.Namespace) -> int:
     methods = toy_methods(args.seq_len, args.seed)
 
     from distalign.engines.registry import make_engine
-    from distalign.sweep.config import ModelConfig, ServingConfig
+    from distalign.records.config import ModelConfig, ServingConfig
 
     name = args.model_name or ("smollm2-135m-instruct" if args.weights == "default" else args.weights)
     engine = make_engine(

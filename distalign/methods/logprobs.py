@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
-from distalign.engines.base import Capabilities, CapabilityError, OptionLogprobRequest, OptionLogprobResult
 from distalign.methods.base import Request, Result
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.option_logprobs import logprob_coverage, logprobs_to_distribution
 from distalign.prompts.render import RenderedPrompt
+from distalign.records.engine import Capabilities, CapabilityError, OptionLogprobRequest, OptionLogprobResult
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
-from distalign.engines.base import Capabilities, GenerateRequest, SamplingParams
 from distalign.errors import InputError
 from distalign.methods.base import (
     Request,
@@ -22,6 +21,7 @@ from distalign.methods.base import (
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import parse_letter_samples
 from distalign.prompts.render import RenderedPrompt
+from distalign.records.engine import Capabilities, GenerateRequest, SamplingParams
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
-from distalign.engines.base import Capabilities, SamplingParams
 from distalign.methods.base import (
     Request,
     Result,
@@ -20,6 +19,7 @@ from distalign.methods.base import (
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.sequence import parse_sequence
 from distalign.prompts.render import RenderedPrompt
+from distalign.records.engine import Capabilities, SamplingParams
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
-from distalign.engines.base import Capabilities, SamplingParams
 from distalign.methods.base import (
     Request,
     Result,
@@ -26,6 +25,7 @@ from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import extract_final_answer
 from distalign.methods.parsers.verbalized import parse_verbalized_many
 from distalign.prompts.render import RenderedPrompt
+from distalign.records.engine import Capabilities, SamplingParams
 
 
 def final_answers(prompt: RenderedPrompt, texts: Sequence[str]) -> list[str]:

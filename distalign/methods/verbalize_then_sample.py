@@ -15,11 +15,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from distalign.engines.base import Capabilities
 from distalign.methods.base import Request, Result, check_positive
 from distalign.methods.parsed import Parsed
 from distalign.methods.verbalize import VerbalizeMethod
 from distalign.prompts.render import RenderedPrompt, stable_seed
+from distalign.records.engine import Capabilities
 
 
 def draw_respondents(probs: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from distalign.engines.base import Message
 from distalign.errors import InputError
 from distalign.prompts.templates import Rows, Templates, freeze, load_templates
+from distalign.records.engine import Message
 from distalign.survey.model import Example, Item
 
 Protocol = Literal["benchmark", "supervision"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distalign.errors import InputError
-from distalign.sweep.config import CellConfig, ModelConfig
+from distalign.records.config import CellConfig, ModelConfig
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from distalign.errors import InputError
+from distalign.records.config import CellConfig, DatasetConfig
 from distalign.survey.model import Survey
-from distalign.sweep.config import CellConfig, DatasetConfig
 
 CALIBRATIONS: tuple[str, ...] = ("none", "temperature", "regression")
 

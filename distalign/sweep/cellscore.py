@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distalign.engines.base import OptionLogprobResult
 from distalign.methods.parsed import Parsed
+from distalign.records.config import SweepSettings
+from distalign.records.engine import OptionLogprobResult
+from distalign.records.results import ITEM_COLUMNS, CellResult
 from distalign.survey.model import Survey
-from distalign.sweep.config import SweepSettings
 from distalign.sweep.plan import CellPlan, Unit
-from distalign.sweep.results import ITEM_COLUMNS, CellResult
 
 
 def _response_json(unit: Unit, results: list[Any]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from distalign.records.config import CellConfig
 from distalign.sweep.cells import as_cell
-from distalign.sweep.config import CellConfig
 from distalign.sweep.plan import Plan, build_plan
 from distalign.sweep.validate import validate_cells
 

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from distalign.errors import InputError
-from distalign.sweep.config import CellConfig, spec_hash, to_cell
+from distalign.records.config import CellConfig, spec_hash, to_cell
 
 log = logging.getLogger(__name__)
 

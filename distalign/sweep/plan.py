@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from distalign.engines.base import GenerateRequest, ModelIdentity, OptionLogprobRequest
+from distalign.records.config import CellConfig, ModelConfig, spec_hash
+from distalign.records.engine import GenerateRequest, ModelIdentity, OptionLogprobRequest
 from distalign.survey.model import Item, Survey
 from distalign.sweep.cells import cell_method, load_dataset, load_templates, prompt_spec
-from distalign.sweep.config import CellConfig, ModelConfig, spec_hash
 
 Request = OptionLogprobRequest | GenerateRequest
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import ray
 
-from distalign.engines.base import GenerateResult, OptionLogprobResult
-from distalign.sweep.config import ModelConfig, SweepSettings
+from distalign.records.config import ModelConfig, SweepSettings
+from distalign.records.engine import GenerateResult, OptionLogprobResult
 
 log = logging.getLogger(__name__)
 

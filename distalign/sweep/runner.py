@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from distalign.errors import InputError
+from distalign.records.config import CellConfig, SweepSettings, spec_hash
+from distalign.records.results import CellResult, SweepOutcome
 from distalign.sweep.cells import as_cell
 from distalign.sweep.cellscore import score_cell
-from distalign.sweep.config import CellConfig, SweepSettings, spec_hash
 from distalign.sweep.plan import Plan, plan_cells
 from distalign.sweep.pool import KINDS, error_results
 from distalign.sweep.progress import SweepProgress
-from distalign.sweep.results import CellResult, MemoryTracker, SweepOutcome, Tracker
+from distalign.sweep.trackers import MemoryTracker, Tracker
 from distalign.sweep.validate import validate_cells
 
 log = logging.getLogger("distalign.sweep")
@@ -46,7 +47,7 @@ def store_root(settings: SweepSettings) -> Path:
 
 
 def _kind(request: Any) -> str:
-    from distalign.engines.base import OptionLogprobRequest
+    from distalign.records.engine import OptionLogprobRequest
 
     return KINDS[0] if isinstance(request, OptionLogprobRequest) else KINDS[1]
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from distalign.engines.base import (
+from distalign.errors import InputError
+from distalign.records.config import CellConfig, ModelConfig
+from distalign.records.engine import (
     Capabilities,
     CapabilityError,
     GenerateRequest,
     Message,
     OptionLogprobRequest,
 )
-from distalign.errors import InputError
 from distalign.sweep.cells import CALIBRATIONS, cell_method, load_dataset, prompt_spec
-from distalign.sweep.config import CellConfig, ModelConfig
 
 _PROBE_LETTERS = ("A", "B", "C")
 _PROBE_LABELS = ("Yes", "No", "Refused")

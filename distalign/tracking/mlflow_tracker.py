@@ -26,7 +26,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
-from distalign.sweep.config import CellConfig, identity_dict
+from distalign.records.config import CellConfig, identity_dict
 from distalign.tracking.provenance import git_revision, package_versions
 from distalign.tracking.writer import BackgroundWriter, WriterGone, is_gone
 

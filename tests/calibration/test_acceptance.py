@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from distalign.calibration import calibrate_items
-from distalign.sweep.config import CalibrationConfig
+from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import power, synthetic_items
 
 Distortion = Callable[[np.ndarray, np.random.Generator], np.ndarray]

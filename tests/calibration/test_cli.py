@@ -97,7 +97,7 @@ def test_applies_a_logged_calibrator(predictions: Path, tmp_path: Path) -> None:
 
     from distalign.calibration import calibrate_items
     from distalign.calibration.tracking import log_calibrators
-    from distalign.sweep.config import CalibrationConfig
+    from distalign.records.config import CalibrationConfig
 
     surveys = {n: load_survey(n, data_dir="fixture") for n in DATASETS}
     scored = score_predictions(read_predictions(predictions), surveys)

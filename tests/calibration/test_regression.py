@@ -6,7 +6,7 @@ import pytest
 from distalign.calibration import DistributionRegressor, calibrate_items, split_questions
 from distalign.calibration.regression import option_features, renormalised
 from distalign.errors import InputError
-from distalign.sweep.config import CalibrationConfig
+from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import synthetic_items
 
 FAST = ["linear", "ridge"]

@@ -9,7 +9,7 @@ from distalign.calibration import TemperatureScaler, calibrate_items, cross_fit
 from distalign.calibration.frame import log_probs, padded, question_keys
 from distalign.calibration.temperature import scaled_softmax
 from distalign.errors import InputError
-from distalign.sweep.config import CalibrationConfig
+from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import power, synthetic_items
 
 

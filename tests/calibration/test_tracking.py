@@ -7,7 +7,7 @@ import pytest
 
 from distalign.calibration import calibrate_items
 from distalign.calibration.tracking import eval_tv, load_calibrator, log_calibrators, safe_name
-from distalign.sweep.config import CalibrationConfig
+from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import synthetic_items
 
 

@@ -10,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from distalign.errors import InputError
+from distalign.records.config import ModelConfig, ServingConfig
 from distalign.sweep.capacity import check_gpu_capacity, gpu_needs
-from distalign.sweep.config import ModelConfig, ServingConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,8 +133,8 @@ def test_query_of_a_running_cluster(one_gpu_cluster: None) -> None:
 @pytest.mark.timeout(120)
 def test_sweep_fails_before_any_actor_starts(one_gpu_cluster: None, tmp_path: Path) -> None:
     """Without the check an actor asking for 4 GPUs would wait forever for a node that has them."""
-    from distalign.sweep.results import MemoryTracker
     from distalign.sweep.runner import run_sweep
+    from distalign.sweep.trackers import MemoryTracker
     from tests.sweep.conftest import grid, settings
 
     cells = grid(methods=("logprobs",), steerings=("none",), model=vllm_model("llama_tp4", tp=4), max_items=1)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from distalign.engines.base import (
+from distalign.engines.base import Engine
+from distalign.engines.cached import CachedEngine
+from distalign.engines.store import ResponseStore
+from distalign.records.engine import (
     Capabilities,
-    Engine,
     GenerateRequest,
     GenerateResult,
     Message,
@@ -19,8 +21,6 @@ from distalign.engines.base import (
     OptionLogprobResult,
     SamplingParams,
 )
-from distalign.engines.cached import CachedEngine
-from distalign.engines.store import ResponseStore
 
 
 @dataclass

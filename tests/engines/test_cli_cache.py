@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from distalign.engines import cli
-from distalign.engines.base import GenerateResult, OptionLogprobResult
 from distalign.engines.store import ResponseStore
 from distalign.errors import InputError
+from distalign.records.engine import GenerateResult, OptionLogprobResult
 
 
 def _run(argv: list[str]) -> int:

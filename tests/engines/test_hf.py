@@ -6,13 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from distalign.engines.base import (  # noqa: E402
-    Engine,
-    GenerateRequest,
-    Message,
-    OptionLogprobRequest,
-    SamplingParams,
-)
+from distalign.engines.base import Engine  # noqa: E402
 from distalign.engines.chat import (  # noqa: E402
     candidate_token_ids,
     candidate_token_spellings,
@@ -21,6 +15,7 @@ from distalign.engines.chat import (  # noqa: E402
 )
 from distalign.engines.hf import HFEngine  # noqa: E402
 from distalign.engines.model_prep import default_identity  # noqa: E402
+from distalign.records.engine import GenerateRequest, Message, OptionLogprobRequest, SamplingParams  # noqa: E402
 
 pytestmark = pytest.mark.slow
 LETTERS = ("A", "B", "C", "D")

@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 
-from distalign.engines.base import (
-    Engine,
+from distalign.engines.base import Engine
+from distalign.engines.instant import InstantEngine
+from distalign.records.engine import (
     GenerateRequest,
     Message,
     ModelIdentity,
     OptionLogprobRequest,
     SamplingParams,
 )
-from distalign.engines.instant import InstantEngine
 
 IDENT = ModelIdentity(name="instant", weights="instant")
 PROMPT = (Message("user", "Which?\nA. Yes\nB. No\nC. Refused"),)

@@ -10,18 +10,18 @@ from collections import Counter
 
 import pytest
 
-from distalign.engines.base import (
+from distalign.engines.base import Engine
+from distalign.engines.litellm_engine import LiteLLMEngine, match_candidates
+from distalign.engines.ratelimit import retry_after_seconds
+from distalign.errors import InputError
+from distalign.records.engine import (
     CapabilityError,
-    Engine,
     GenerateRequest,
     Message,
     ModelIdentity,
     OptionLogprobRequest,
     SamplingParams,
 )
-from distalign.engines.litellm_engine import LiteLLMEngine, match_candidates
-from distalign.engines.ratelimit import retry_after_seconds
-from distalign.errors import InputError
 from tests.engines.openai_stub import Fault, OpenAIStub, openai_stub_fixture  # noqa: F401
 
 SECRET = "sk-test-TOPSECRET-0123456789"

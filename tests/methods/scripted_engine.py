@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from distalign.engines.base import (
+from distalign.records.engine import (
     Capabilities,
     GenerateRequest,
     GenerateResult,

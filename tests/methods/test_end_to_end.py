@@ -18,12 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.engines.base import (
-    Capabilities,
-    GenerateRequest,
-    OptionLogprobRequest,
-    OptionLogprobResult,
-)
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.methods.parsed import Parsed
@@ -32,6 +26,7 @@ from distalign.methods.registry import get_method, prompt_spec
 from distalign.metrics import extraction_rate
 from distalign.prompts.fewshot import examples_for
 from distalign.prompts.render import STEERINGS, RenderedPrompt, render_prompt
+from distalign.records.engine import Capabilities, GenerateRequest, OptionLogprobRequest, OptionLogprobResult
 from distalign.report.scoring import score_predictions
 from distalign.survey import load_survey
 from distalign.survey.model import Example, Item, Survey

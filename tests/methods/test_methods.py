@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from distalign.engines.base import (
+from distalign.errors import InputError
+from distalign.methods.base import Method
+from distalign.methods.registry import get_method, method_names, prompt_spec
+from distalign.prompts.render import PromptSpec, render_prompt
+from distalign.records.engine import (
     Capabilities,
     CapabilityError,
     GenerateRequest,
@@ -15,10 +19,6 @@ from distalign.engines.base import (
     OptionLogprobRequest,
     OptionLogprobResult,
 )
-from distalign.errors import InputError
-from distalign.methods.base import Method
-from distalign.methods.registry import get_method, method_names, prompt_spec
-from distalign.prompts.render import PromptSpec, render_prompt
 from distalign.survey.model import Item
 
 ITEM = Item("opinionqa", "Q1", "Should cats vote?", ("Yes", "No", "Maybe", "Refused"), (1.0, 2.0, 3.0, None))

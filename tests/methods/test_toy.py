@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distalign.engines.base import GenerateResult, OptionLogprobResult
 from distalign.methods.toy import P_HEADS, calibration_table, coin_problems, run_toy, write_toy_outputs
+from distalign.records.engine import GenerateResult, OptionLogprobResult
 
 from .scripted_engine import ScriptedEngine
 

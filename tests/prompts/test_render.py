@@ -154,7 +154,7 @@ def test_prompt_hash_is_stable_and_content_sensitive() -> None:
 def test_prompt_hash_tells_apart_text_moved_between_fields() -> None:
     from dataclasses import replace
 
-    from distalign.engines.base import Message
+    from distalign.records.engine import Message
 
     a = render_prompt(_item(), "SEX", "Male", (), PromptSpec("benchmark", "persona", "seq"))
     system, user = a.messages

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from distalign.sweep.cells import clear_dataset_cache
-from distalign.sweep.config import (
+from distalign.records.config import (
     CellConfig,
     DatasetConfig,
     MethodConfig,
@@ -16,6 +15,7 @@ from distalign.sweep.config import (
     SteeringConfig,
     SweepSettings,
 )
+from distalign.sweep.cells import clear_dataset_cache
 
 
 def instant_model(name: str = "instant", **serving: object) -> ModelConfig:

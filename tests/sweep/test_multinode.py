@@ -11,8 +11,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from distalign.sweep.results import MemoryTracker
 from distalign.sweep.runner import run_sweep
+from distalign.sweep.trackers import MemoryTracker
 from tests.sweep.conftest import grid, instant_model, settings
 
 pytestmark = pytest.mark.slow

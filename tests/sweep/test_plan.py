@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from distalign.records.config import CalibrationConfig
 from distalign.survey import load_survey
-from distalign.sweep.config import CalibrationConfig
 from distalign.sweep.dryrun import describe_plan, dry_run
 from distalign.sweep.plan import build_plan, plan_cell
 from tests.sweep.conftest import grid, instant_model, make_cell
@@ -95,7 +95,7 @@ def test_planning_cell_by_cell_yields_each_new_key_once() -> None:
 
 
 def test_estimate_prices_api_models_from_config_or_litellms_table() -> None:
-    from distalign.sweep.config import ModelConfig, ServingConfig
+    from distalign.records.config import ModelConfig, ServingConfig
 
     def api(name: str, weights: str, **serving: object) -> ModelConfig:
         return ModelConfig(name=name, weights=weights, serving=ServingConfig(engine="litellm", **serving))

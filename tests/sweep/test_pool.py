@@ -7,7 +7,7 @@ import pickle
 
 import ray
 
-from distalign.sweep.config import ModelConfig, ServingConfig
+from distalign.records.config import ModelConfig, ServingConfig
 from distalign.sweep.pool import actor_env, actor_options, pool_key
 from distalign.sweep.progress import SweepProgress
 

@@ -15,8 +15,8 @@ import pytest
 
 from distalign.engines.store import ResponseStore
 from distalign.sweep.plan import build_plan
-from distalign.sweep.results import MemoryTracker
 from distalign.sweep.runner import run_sweep
+from distalign.sweep.trackers import MemoryTracker
 from tests.sweep.conftest import grid, settings
 
 pytestmark = pytest.mark.slow

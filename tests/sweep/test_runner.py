@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from distalign.records.config import spec_hash
+from distalign.records.results import ITEM_COLUMNS, METRIC_NAMES
 from distalign.sweep import runner
-from distalign.sweep.config import spec_hash
-from distalign.sweep.results import ITEM_COLUMNS, METRIC_NAMES, MemoryTracker
 from distalign.sweep.runner import run_sweep
+from distalign.sweep.trackers import MemoryTracker
 from tests.sweep.conftest import grid, settings
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,13 @@ import pytest
 import ray
 
 from distalign.errors import InputError
-from distalign.sweep.config import CalibrationConfig, MethodConfig, ModelConfig, ServingConfig, SteeringConfig
+from distalign.records.config import (
+    CalibrationConfig,
+    MethodConfig,
+    ModelConfig,
+    ServingConfig,
+    SteeringConfig,
+)
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.validate import validate_cells
 from tests.sweep.conftest import instant_model, make_cell, settings

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.sweep.config import spec_hash
-from distalign.sweep.results import ITEM_COLUMNS, CellResult
+from distalign.records.config import spec_hash
+from distalign.records.results import ITEM_COLUMNS, CellResult
 from distalign.tracking.mlflow_tracker import ITEMS_ARTIFACT, TAG_SPEC, MLflowTracker
 from tests.sweep.conftest import make_cell
 

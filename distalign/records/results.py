@@ -1,18 +1,13 @@
-"""What a sweep produces: one ``CellResult`` per cell, and the tracker protocol that records them.
-
-The driver hands each finished cell to ``Tracker.log_cell`` at once, so a crash later loses no finished
-cell, asks ``Tracker.finished_cells`` on start to resume, and calls ``Tracker.flush`` before it returns (a
-tracker may write in the background; a sweep has ended only when its record is written).
-"""
+"""What a sweep produces: one ``CellResult`` per cell (its scored items table and metrics)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import pandas as pd
 
-from distalign.sweep.config import CellConfig
+from distalign.records.config import CellConfig
 
 CellStatus = Literal["finished", "failed"]
 #: columns of a cell's items table, one row per scored (item, group)
@@ -76,38 +71,3 @@ class SweepOutcome:
 
     def result(self, spec_hash: str) -> CellResult:
         return next(r for r in self.results if r.spec_hash == spec_hash)
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    def finished_cells(self) -> set[str]: ...
-
-    def log_cell(self, result: CellResult) -> Any: ...
-
-    def flush(self) -> None: ...
-
-
-class MemoryTracker:
-    """A tracker that keeps results in memory (tests, dry runs, benchmarks without MLflow)."""
-
-    def __init__(self, finished: set[str] | None = None) -> None:
-        self.logged: list[CellResult] = []
-        self._finished = set(finished or ())
-
-    def finished_cells(self) -> set[str]:
-        return set(self._finished)
-
-    def log_cell(self, result: CellResult) -> None:
-        self.logged.append(result)
-        if result.status == "finished":
-            self._finished.add(result.spec_hash)
-
-    def flush(self) -> None:
-        return None
-
-
-class NullTracker(MemoryTracker):
-    """Records nothing (the overhead benchmark's baseline)."""
-
-    def log_cell(self, result: CellResult) -> None:
-        return None
