@@ -25,7 +25,7 @@ from scipy.stats import wasserstein_distance
 
 from distalign.errors import InputError
 from distalign.report.leaderboard import leaderboard
-from distalign.report.scoring import score_predictions
+from distalign.scoring.score import score_predictions
 from distalign.survey import data_dir, load_survey
 from distalign.survey.model import DATASETS, Survey
 

@@ -106,8 +106,8 @@ def _warm_imports() -> float:
     t = time.perf_counter()
     import distalign.metrics.bootstrap  # noqa: F401 - scipy.stats
     import distalign.metrics.extraction  # noqa: F401
-    import distalign.report.predictions  # noqa: F401
-    import distalign.report.scoring  # noqa: F401
+    import distalign.scoring.predictions  # noqa: F401
+    import distalign.scoring.score  # noqa: F401
     import distalign.sweep.pool  # noqa: F401
 
     return time.perf_counter() - t

@@ -68,7 +68,7 @@ _TABLES: dict[int, tuple[Survey, Any]] = {}
 
 def _table(survey: Survey) -> Any:
     """The padded human distributions of a survey, built once per sweep however many cells use it."""
-    from distalign.report.scoring import SurveyTable
+    from distalign.scoring.score import SurveyTable
 
     hit = _TABLES.get(id(survey))
     if hit is None or hit[0] is not survey:
@@ -79,7 +79,7 @@ def _table(survey: Survey) -> Any:
 def resolved_units(cp: CellPlan, answers: Mapping[str, Any], width: int) -> tuple[Any, list[dict[str, str]]]:
     """Each unit parsed into the scorer's columnar record (row = 1-based unit index, probabilities over the
     dataset's options padded to ``width``), plus each unit's prompt hash and raw responses."""
-    from distalign.report.predictions import META_COLUMNS, Resolved
+    from distalign.scoring.predictions import META_COLUMNS, Resolved
 
     cell, survey = cp.cell, cp.survey
     meta, extra = [], []
@@ -126,7 +126,7 @@ def items_table(
 ) -> tuple[pd.DataFrame, float]:
     """The cell's scored rows (``ITEM_COLUMNS``) and its extraction rate over units."""
     from distalign.metrics.extraction import extraction_rate
-    from distalign.report.scoring import score_resolved
+    from distalign.scoring.score import score_resolved
 
     table = _table(cp.survey)
     resolved, extra = resolved_units(cp, answers, table.human.shape[1])

@@ -152,7 +152,7 @@ class CellLog:
 
     def _log_calibration(self, run_id: str, outcome: Any) -> None:
         """Calibrator params, figures and the fitted models (``mlflow.sklearn``) in the cell's own run."""
-        from distalign.calibration.tracking import log_calibrators
+        from distalign.tracking.calibrators import log_calibrators
 
         # the calibration config itself is already among the cell's params
         params = [

@@ -27,7 +27,7 @@ from distalign.metrics import extraction_rate
 from distalign.prompts.fewshot import examples_for
 from distalign.prompts.render import STEERINGS, RenderedPrompt, render_prompt
 from distalign.records.engine import Capabilities, GenerateRequest, OptionLogprobRequest, OptionLogprobResult
-from distalign.report.scoring import score_predictions
+from distalign.scoring.score import score_predictions
 from distalign.survey import load_survey
 from distalign.survey.model import Example, Item, Survey
 from distalign.sweep.cells import PROTOCOL_DEFAULTS

@@ -17,7 +17,7 @@ import pandas as pd
 
 from distalign.errors import InputError
 from distalign.metrics import total_variation, wasserstein_alignment
-from distalign.report.predictions import Resolved, resolve_predictions
+from distalign.scoring.predictions import Resolved, resolve_predictions
 from distalign.survey.model import Survey
 
 UnparsedPolicy = Literal["uniform", "exclude", "worst"]
@@ -126,7 +126,7 @@ def score_predictions(
 ) -> pd.DataFrame:
     """One row per (prediction, evaluated group) with its TV and Wasserstein alignment.
 
-    ``df`` follows the predictions schema (``report/PREDICTIONS_FORMAT.md``). An unparsed answer is
+    ``df`` follows the predictions schema (``scoring/PREDICTIONS_FORMAT.md``). An unparsed answer is
     scored as uniform (``uniform``), as a one-hot on the least likely human option (``worst``), or
     left unscored with NaN (``exclude``); it is always kept with status ``unparsed`` so that the
     extraction rate counts it.

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from distalign.errors import InputError
-from distalign.report.scoring import score_predictions
+from distalign.scoring.score import score_predictions
 
 ROW = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "opinionqa", "item_id": "Q1",
        "attribute": "POLPARTY", "group": "Republican"}  # fmt: skip
@@ -78,7 +78,7 @@ def test_vectorised_scores_match_a_per_row_loop(surveys) -> None:
 
 
 def test_expand_pairs_each_prediction_with_its_groups(surveys) -> None:
-    from distalign.report.scoring import SurveyTable
+    from distalign.scoring.score import SurveyTable
 
     table = SurveyTable.build(surveys)
     meta = pd.DataFrame(

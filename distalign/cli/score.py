@@ -13,36 +13,25 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
-from distalign.errors import InputError
-from distalign.report.leaderboard import ROW_KEYS, baseline_rows, kss_table, leaderboard
-from distalign.report.predictions import datasets_in, read_predictions
-from distalign.report.render import BASELINE_COLUMNS, print_leaderboard, table
-from distalign.report.scoring import UNPARSED_POLICIES, score_predictions
+from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
+from distalign.report.render import print_leaderboard
+from distalign.scoring.predictions import datasets_in, read_predictions
+from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS
 from distalign.survey.registry import DATASET_LOADERS, load_survey
 
-_DATA_DIR_HELP = (
+DATA_DIR_HELP = (
     f"release root folder (default: ${ENV_VAR}, else ~/.cache/distalign/data; '{FIXTURE_ALIAS}' = sample)"
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "baselines", help="uniform, majority and 30-sample baselines with 95%% intervals"
-    )
-    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
-    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
-    p.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
-    p.add_argument("--csv", type=Path, default=None, help="write the rows as CSV here")
-    _bootstrap_args(p)
-    p.set_defaults(func=cmd_baselines)
-
-    p = subparsers.add_parser(
         "score", help="score a predictions file (JSONL, CSV or Parquet) into a leaderboard"
     )
-    p.add_argument("predictions", type=Path, help="see distalign/report/PREDICTIONS_FORMAT.md")
-    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("predictions", type=Path, help="see distalign/scoring/PREDICTIONS_FORMAT.md")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument(
         "--survey", type=Path, action="append", default=[], help="a custom survey file (repeatable)"
     )
@@ -53,27 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--unparsed", choices=UNPARSED_POLICIES, default="uniform", help="how unparsed answers score"
     )
-    _bootstrap_args(p)
+    bootstrap_args(p)
     p.set_defaults(func=cmd_score)
 
 
-def _bootstrap_args(p: argparse.ArgumentParser) -> None:
+def bootstrap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
-def _datasets(spec: str) -> list[str]:
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DATASET_LOADERS]
-    if not names or unknown:
-        raise InputError(
-            f"unknown dataset {unknown[0] if unknown else spec!r}; known: {', '.join(DATASET_LOADERS)}",
-            where="--datasets",
-        )
-    return names
-
-
-def _write(
+def write_rows(
     rows: Sequence[dict[str, Any]], json_path: Path | None = None, csv_path: Path | None = None
 ) -> None:
     for path in (json_path, csv_path):
@@ -86,15 +64,6 @@ def _write(
         json_path.write_text(json.dumps(clean, indent=1) + "\n", encoding="utf-8")
     if csv_path is not None:
         pd.DataFrame(list(rows)).to_csv(csv_path, index=False)
-
-
-def cmd_baselines(args: argparse.Namespace) -> int:
-    names = _datasets(args.datasets)
-    surveys = {n: load_survey(n, args.data_dir) for n in names}
-    rows = baseline_rows(surveys, names, n_resamples=args.n_resamples, seed=args.seed)
-    Console().print(table("Baselines: mean TV over (item, group) pairs", rows, BASELINE_COLUMNS))
-    _write(rows, args.json, args.csv)
-    return 0
 
 
 def _surveys_for(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
@@ -119,12 +88,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     kss = kss_table(rows)
     console = Console()
     print_leaderboard([*rows, *base], kss, console)
-    _write([*rows, *base], args.json)
+    write_rows([*rows, *base], args.json)
     if args.out is not None:
         out: Path = args.out
-        _write([*rows, *base], out / "leaderboard.json", out / "leaderboard.csv")
-        _write(kss, out / "kss.json", out / "kss.csv")
-        _write(base, out / "baselines.json", out / "baselines.csv")
+        write_rows([*rows, *base], out / "leaderboard.json", out / "leaderboard.csv")
+        write_rows(kss, out / "kss.json", out / "kss.csv")
+        write_rows(base, out / "baselines.json", out / "baselines.csv")
         flat = scored.assign(
             pred=[None if p is None else json.dumps([round(float(x), 6) for x in p]) for p in scored["pred"]],
             human=[json.dumps([round(float(x), 6) for x in h]) for h in scored["human"]],
@@ -134,4 +103,4 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["ROW_KEYS", "cmd_baselines", "cmd_score", "register"]
+__all__ = ["cmd_score", "register"]

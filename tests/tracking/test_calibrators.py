@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from distalign.calibration import calibrate_items
-from distalign.calibration.tracking import eval_tv, load_calibrator, log_calibrators, safe_name
 from distalign.records.config import CalibrationConfig
+from distalign.tracking.calibrators import eval_tv, load_calibrator, log_calibrators, safe_name
 from tests.calibration.conftest import synthetic_items
 
 

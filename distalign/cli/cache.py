@@ -1,4 +1,4 @@
-"""``distalign cache stats|export FILE|clear`` and ``distalign model prepare``."""
+"""``distalign cache stats|export FILE|clear``: the response store from the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distalign.engines.store import ResponseStore, default_store_root
 from distalign.errors import InputError
 
 
@@ -29,21 +30,8 @@ def register(subparsers: Any) -> None:
     clear.add_argument("--store", type=Path, default=None, help=store_help)
     clear.set_defaults(func=_clear)
 
-    model = subparsers.add_parser("model", help="prepare local models")
-    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
-    prepare = model_sub.add_parser("prepare", help="dequantise the default model once; prints its folder")
-    prepare.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="model cache (default: $DISTALIGN_MODEL_CACHE or ~/.cache/…)",
-    )
-    prepare.set_defaults(func=_prepare)
-
 
 def _open_store(folder: Path | None) -> Any:
-    from distalign.engines.store import ResponseStore, default_store_root
-
     root = folder if folder is not None else default_store_root()
     if not root.is_dir():
         raise InputError("no response store here (set --store or DISTALIGN_STORE)", file=root)
@@ -68,11 +56,4 @@ def _clear(args: argparse.Namespace) -> int:
     removed = _open_store(args.store).clear(model=args.model)
     scope = f" of model {args.model}" if args.model else ""
     print(f"removed {removed} entries{scope}")
-    return 0
-
-
-def _prepare(args: argparse.Namespace) -> int:
-    from distalign.engines.model_prep import prepare_default_model
-
-    print(prepare_default_model(args.cache_dir))
     return 0

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from distalign.engines.registry import make_engine
+from distalign.errors import InputError
 from distalign.methods.toy import calibration_table, coin_problems, run_toy, toy_methods, write_toy_outputs
+from distalign.prompts.templates import load_templates
+from distalign.records.config import ModelConfig, ServingConfig
+from distalign.survey.paths import data_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,20 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_toy(args: argparse.Namespace) -> int:
     # validate everything cheap before loading a model
-    from distalign.errors import InputError
-    from distalign.prompts.templates import load_templates
-    from distalign.survey.paths import data_dir
-
     if args.seq_len < 1:
         raise InputError("must be >= 1", where="--seq-len")
     templates = load_templates(args.templates)
     root = data_dir(args.data_dir)
     problems = coin_problems(root)
     methods = toy_methods(args.seq_len, args.seed)
-
-    from distalign.engines.registry import make_engine
-    from distalign.records.config import ModelConfig, ServingConfig
-
     name = args.model_name or ("smollm2-135m-instruct" if args.weights == "default" else args.weights)
     engine = make_engine(
         ModelConfig(name=name, weights=args.weights, serving=ServingConfig(engine=args.engine))

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from distalign.errors import InputError
-from distalign.report.predictions import read_predictions, resolve_predictions
+from distalign.scoring.predictions import read_predictions, resolve_predictions
 
 BASE = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "opinionqa", "item_id": "Q1",
         "attribute": "POLPARTY", "group": "Democrat"}  # fmt: skip
@@ -79,7 +79,7 @@ def test_bad_rows_name_file_row_and_column(surveys, row, column, message) -> Non
 
 
 def test_validation_happens_before_parsing(surveys, monkeypatch) -> None:
-    import distalign.report.predictions as mod
+    import distalign.scoring.predictions as mod
 
     calls = []
     monkeypatch.setattr(mod, "parse_response", lambda *a: calls.append(a))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from distalign.cli import data as cli
 from distalign.errors import InputError
-from distalign.survey import cli
 
 
 def run(argv: list[str]) -> int:
@@ -47,7 +47,6 @@ def test_dispatcher_exit_code(
 ) -> None:
     from distalign import cli as top
 
-    monkeypatch.setattr(top, "SUBCOMMAND_MODULES", ("distalign.survey.cli",))
     assert top.main(["data", "info", "nyt_books", "--data-dir", "fixture"]) == 0
     assert top.main(["data", "info", "nyt_books", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import cli
+from distalign.cli import calibrate as cli
 from distalign.errors import InputError
-from distalign.report.predictions import read_predictions
-from distalign.report.scoring import score_predictions
+from distalign.scoring.predictions import read_predictions
+from distalign.scoring.score import score_predictions
 from distalign.survey import load_survey
 from tests.calibration.conftest import power
 
@@ -96,8 +96,8 @@ def test_applies_a_logged_calibrator(predictions: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     from distalign.calibration import calibrate_items
-    from distalign.calibration.tracking import log_calibrators
     from distalign.records.config import CalibrationConfig
+    from distalign.tracking.calibrators import log_calibrators
 
     surveys = {n: load_survey(n, data_dir="fixture") for n in DATASETS}
     scored = score_predictions(read_predictions(predictions), surveys)

@@ -19,13 +19,15 @@ from rich.console import Console
 from rich.table import Table
 
 from distalign.calibration.frame import is_evaluated
+from distalign.calibration.stage import apply_calibrator, calibrate_items
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from distalign.report.leaderboard import leaderboard
-from distalign.report.predictions import datasets_in, read_predictions
-from distalign.report.scoring import UNPARSED_POLICIES, score_predictions
+from distalign.scoring.predictions import datasets_in, read_predictions
+from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
 from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.tracking.calibrators import load_calibrator
 
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "model",
@@ -107,8 +109,6 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from distalign.calibration.stage import apply_calibrator, calibrate_items
-
     if (args.method is None) == (args.model_uri is None):
         raise InputError(
             "give exactly one of --method (fit a calibrator) or --model-uri (apply one)", where="--method"
@@ -118,8 +118,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
     items = items_from_scored(scored, surveys)
     if args.model_uri:
-        from distalign.calibration.tracking import load_calibrator
-
         try:
             model = load_calibrator(args.model_uri, args.tracking_uri)
         except Exception as exc:  # MLflow raises many types for a bad URI or store

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distalign.engines import cli
+from distalign.cli import cache as cli
 from distalign.engines.store import ResponseStore
 from distalign.errors import InputError
 from distalign.records.engine import GenerateResult, OptionLogprobResult

@@ -1,0 +1,47 @@
+"""``distalign baselines``: the benchmark's uniform, majority and 30-sample baselines per dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from distalign.cli.score import DATA_DIR_HELP, bootstrap_args, write_rows
+from distalign.errors import InputError
+from distalign.report.leaderboard import baseline_rows
+from distalign.report.render import BASELINE_COLUMNS, table
+from distalign.survey.model import DATASETS
+from distalign.survey.registry import DATASET_LOADERS, load_survey
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "baselines", help="uniform, majority and 30-sample baselines with 95%% intervals"
+    )
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    p.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
+    p.add_argument("--csv", type=Path, default=None, help="write the rows as CSV here")
+    bootstrap_args(p)
+    p.set_defaults(func=cmd_baselines)
+
+
+def _datasets(spec: str) -> list[str]:
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASET_LOADERS]
+    if not names or unknown:
+        raise InputError(
+            f"unknown dataset {unknown[0] if unknown else spec!r}; known: {', '.join(DATASET_LOADERS)}",
+            where="--datasets",
+        )
+    return names
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    names = _datasets(args.datasets)
+    surveys = {n: load_survey(n, args.data_dir) for n in names}
+    rows = baseline_rows(surveys, names, n_resamples=args.n_resamples, seed=args.seed)
+    Console().print(table("Baselines: mean TV over (item, group) pairs", rows, BASELINE_COLUMNS))
+    write_rows(rows, args.json, args.csv)
+    return 0
