@@ -93,11 +93,9 @@ class _TimedTracker:
 
 def _reset_caches() -> None:
     from distalign.methods.parsers import _text
-    from distalign.prompts.templates import load_templates
     from distalign.sweep.cells import clear_dataset_cache
 
     clear_dataset_cache()
-    load_templates().memo.clear()
     _text._option_index.cache_clear()
 
 

@@ -7,7 +7,7 @@ import argparse
 from distalign.engines.registry import make_engine
 from distalign.errors import InputError
 from distalign.methods.toy import calibration_table, coin_problems, run_toy, toy_methods, write_toy_outputs
-from distalign.prompts.templates import load_templates
+from distalign.prompts.presets import load_templates
 from distalign.records.config import ModelConfig, ServingConfig
 from distalign.survey.paths import data_dir
 

@@ -9,8 +9,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import distalign.survey.global_opinions as global_opinions
+import distalign.survey.nyt as nyt
+import distalign.survey.opinionqa as opinionqa
 from distalign.errors import InputError
-from distalign.survey import global_opinions, nyt, opinionqa
 from distalign.survey.custom import load_custom
 from distalign.survey.model import Survey
 from distalign.survey.paths import data_dir as resolve_data_dir

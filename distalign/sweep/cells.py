@@ -113,6 +113,6 @@ def load_templates(cell: CellConfig) -> Any:
     """A user's template file, or ``None`` for the packaged templates."""
     if not cell.steering.templates:
         return None
-    from distalign.prompts import templates as tmpl
+    from distalign.prompts.presets import load_templates as load
 
-    return tmpl.load_templates(cell.steering.templates)
+    return load(cell.steering.templates)

@@ -6,8 +6,8 @@ import pytest
 
 from distalign.errors import InputError
 from distalign.methods.registry import get_method, prompt_spec
+from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec, group_context, render_prompt, render_toy
-from distalign.prompts.templates import load_templates
 from distalign.survey.model import Example, Item
 
 BENCHMARK = [

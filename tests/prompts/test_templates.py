@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from distalign.errors import InputError
+from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec, render_prompt
-from distalign.prompts.templates import load_templates
 from distalign.survey.model import Item
 
 
