@@ -139,6 +139,13 @@ def spec_hash(cell: CellConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def cell_run_name(cell: CellConfig) -> str:
+    parts = [cell.model.name, cell.dataset.name, cell.steering.name, cell.method.name]
+    if cell.calibration.name != "none":
+        parts.append(cell.calibration.name)
+    return "/".join(parts)
+
+
 def register_configs() -> None:
     """Register the schemas with Hydra so every group YAML is type-checked and unknown keys fail."""
     from hydra.core.config_store import ConfigStore

@@ -26,7 +26,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
-from distalign.records.config import CellConfig, identity_dict
+from distalign.records.config import CellConfig, cell_run_name, identity_dict
 from distalign.tracking.provenance import git_revision, package_versions
 from distalign.tracking.writer import BackgroundWriter, WriterGone, is_gone
 
@@ -81,13 +81,6 @@ def cell_params(cell: CellConfig) -> dict[str, str]:
         "serving.api_key_env": s.api_key_env,
     }
     return {k: ("" if v is None else str(v))[:6000] for k, v in {**ident, **serving}.items()}
-
-
-def cell_run_name(cell: CellConfig) -> str:
-    parts = [cell.model.name, cell.dataset.name, cell.steering.name, cell.method.name]
-    if cell.calibration.name != "none":
-        parts.append(cell.calibration.name)
-    return "/".join(parts)
 
 
 class CellLog:

@@ -1,0 +1,145 @@
+"""A sweep's results on disk: one folder per cell under ``<sweep folder>/cells/<spec hash>/``.
+
+Each finished or failed cell is written as ``items.parquet`` (its scored rows, ``ITEM_COLUMNS``) and
+``cell.json`` (spec hash, run name, status, error, metrics and the cell's config). ``cell.json`` is written
+last and atomically, so a cell folder with a ``cell.json`` is complete: the sweep resumes from it, the
+final leaderboard and ``distalign report`` read it, and MLflow only ever receives copies of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from distalign.errors import InputError
+from distalign.records.config import CellConfig, cell_run_name
+from distalign.records.results import ITEM_COLUMNS, CellResult
+
+CELLS = "cells"
+ITEMS_FILE = "items.parquet"
+CELL_FILE = "cell.json"
+
+
+def cell_dir(root: str | Path, spec_hash: str) -> Path:
+    return Path(root) / CELLS / spec_hash
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding arrays/dicts become lists/JSON so Parquet can store them."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            sample = next((v for v in out[col] if v is not None), None)
+            if isinstance(sample, dict):
+                out[col] = out[col].map(lambda v: None if v is None else json.dumps(v, default=str))
+            elif hasattr(sample, "tolist") and not isinstance(sample, str):
+                out[col] = out[col].map(lambda v: None if v is None else list(map(float, v)))
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cell_record(result: CellResult) -> dict[str, Any]:
+    """What ``cell.json`` holds (no secrets: configs name key variables, never keys)."""
+    return _json_safe(
+        {
+            "spec_hash": result.spec_hash,
+            "name": cell_run_name(result.cell),
+            "status": result.status,
+            "error": result.error,
+            "metrics": dict(result.metrics or {}),
+            "cell": asdict(result.cell),
+        }
+    )
+
+
+def write_cell(root: str | Path, result: CellResult) -> Path:
+    """Writes a cell's folder; ``cell.json`` last, so a half-written folder never looks complete."""
+    folder = cell_dir(root, result.spec_hash)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CELL_FILE).unlink(missing_ok=True)
+    items = result.items if isinstance(result.items, pd.DataFrame) else pd.DataFrame(columns=ITEM_COLUMNS)
+    tmp = folder / f".{ITEMS_FILE}.tmp"
+    parquet_safe(items).to_parquet(tmp, index=False)
+    os.replace(tmp, folder / ITEMS_FILE)
+    _atomic_write(folder / CELL_FILE, json.dumps(cell_record(result), indent=1) + "\n")
+    return folder
+
+
+def read_records(root: str | Path) -> list[dict[str, Any]]:
+    """The ``cell.json`` of every complete cell folder, in spec-hash order."""
+    base = Path(root) / CELLS
+    if not base.is_dir():
+        return []
+    out = []
+    for path in sorted(base.glob(f"*/{CELL_FILE}")):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"unreadable cell record ({exc})", file=path) from None
+    return out
+
+
+def finished_cells(root: str | Path) -> set[str]:
+    return {r["spec_hash"] for r in read_records(root) if r.get("status") == "finished"}
+
+
+def _frames(root: Path, hashes: Sequence[str], columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+    for h in hashes:
+        path = cell_dir(root, h) / ITEMS_FILE
+        try:
+            yield pd.read_parquet(path, columns=None if columns is None else list(columns))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"unreadable items table ({exc})", file=path) from None
+
+
+def read_items(
+    root: str | Path, columns: Sequence[str] | None = None, status: str | None = "finished"
+) -> pd.DataFrame:
+    """The items tables of the sweep's cells (finished ones by default), concatenated; ``columns`` reads
+    only those (a large sweep's leaderboard needs a handful)."""
+    root = Path(root)
+    hashes = [r["spec_hash"] for r in read_records(root) if status is None or r.get("status") == status]
+    frames = [f for f in _frames(root, hashes, columns) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(columns) if columns is not None else list(ITEM_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_result(root: str | Path, spec_hash: str, cell: CellConfig) -> CellResult:
+    """A cell's result back from disk (the config is the caller's: it is the one being resumed)."""
+    folder = cell_dir(root, spec_hash)
+    try:
+        record = json.loads((folder / CELL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable cell record ({exc})", file=folder / CELL_FILE) from None
+    items = next(_frames(Path(root), [spec_hash], None))
+    metrics = {k: (float("nan") if v is None else float(v)) for k, v in record.get("metrics", {}).items()}
+    return CellResult(spec_hash, cell, record["status"], record.get("error"), items, metrics)
