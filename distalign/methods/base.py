@@ -1,19 +1,24 @@
 """The elicitation-method protocol and the request plumbing the methods share.
 
-A method turns one rendered prompt into engine requests and the engine's results back into a distribution.
+A method is the one place that knows everything about its elicitation: the prompt it needs
+(``prompt_spec``), the sampling settings of its requests (``requests``) and how an answer becomes a
+distribution (``parse_answer``). The sweep parses engine results and ``distalign score`` parses raw texts
+from a file through the same ``parse_answer``, so both give identical distributions for identical texts.
 Every sampling setting is written into the request (nothing is left to engine defaults), because the
 request is also the response-store key: two runs that differ in a setting must never share answers.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from distalign.errors import InputError
 from distalign.methods.parsed import Parsed
-from distalign.prompts.render import RenderedPrompt
+from distalign.prompts.render import PromptSpec, RenderedPrompt
+from distalign.records.config import SteeringConfig
 from distalign.records.engine import (
     Capabilities,
     CapabilityError,
@@ -37,9 +42,70 @@ class Method(Protocol):
     #: protocol -> prompt format; a protocol missing here cannot serve this method
     formats: Mapping[str, str]
 
+    def prompt_spec(self, steering: SteeringConfig) -> PromptSpec: ...
+
     def requests(self, prompt: RenderedPrompt, capabilities: Capabilities | None = None) -> list[Request]: ...
 
     def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed: ...
+
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        """The pure parse both the sweep and ``distalign score`` use: ``answer`` is the raw text(s) (or,
+        for log-probs, the option log-probs in letter order or a letter mapping)."""
+        ...
+
+
+def prompt_spec_for(method: Method, steering: SteeringConfig, seq_len: int = 30) -> PromptSpec:
+    """A cell's prompt: protocol, steering and variants from the steering config, the answer format (and,
+    for sequences, the number of letters asked for) from the method."""
+    try:
+        return PromptSpec(
+            protocol=steering.protocol,  # type: ignore[arg-type]
+            steering=steering.steering,
+            fmt=format_for(method, steering.protocol),
+            cot=steering.cot,
+            few_shot=steering.few_shot,
+            n_examples=steering.n_examples,
+            seq_len=seq_len,
+        )
+    except InputError as exc:
+        raise InputError(exc.reason, where=f"steering {steering.name!r}: {exc.where}") from exc
+
+
+class TextMethod:
+    """Shared by the methods whose requests generate text: gather the texts of all results, parse them with
+    ``parse_answer`` and account failed requests. ``n_answers`` is how many answers the method asks for."""
+
+    n_answers: int = 1
+
+    def prompt_spec(self, steering: SteeringConfig) -> PromptSpec:
+        return prompt_spec_for(self, steering)  # type: ignore[arg-type]
+
+    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
+        texts, errors = generated_texts(results)
+        n = self.n_answers
+        if not texts:
+            return with_errors(Parsed.unparsed("no generation", n_total=n), errors, n)
+        parsed = self.parse_answer(texts, prompt.letters, prompt.labels)  # type: ignore[attr-defined]
+        return with_errors(parsed, errors, n)
+
+
+def as_texts(answer: Any) -> list[str]:
+    """A raw answer as a list of texts: one text, a list of texts, or JSON text of a list of texts."""
+    if isinstance(answer, str):
+        stripped = answer.lstrip()
+        if stripped.startswith("["):
+            try:
+                decoded = json.loads(stripped)
+            except (ValueError, RecursionError):
+                decoded = None
+            if isinstance(decoded, list) and decoded and all(isinstance(x, str) for x in decoded):
+                return decoded
+        return [answer]
+    if isinstance(answer, Sequence):
+        return [x for x in answer if isinstance(x, str)]
+    return []
 
 
 def format_for(method: Method, protocol: str) -> str:

@@ -7,17 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from distalign.errors import InputError
-from distalign.methods.base import (
-    Request,
-    Result,
-    check_positive,
-    generated_texts,
-    sample_requests,
-    with_errors,
-)
+from distalign.methods.base import Request, TextMethod, as_texts, check_positive, sample_requests
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import parse_letter_samples
 from distalign.prompts.render import RenderedPrompt
@@ -25,7 +18,7 @@ from distalign.records.engine import Capabilities, GenerateRequest, SamplingPara
 
 
 @dataclass(frozen=True)
-class ParaphraseMethod:
+class ParaphraseMethod(TextMethod):
     n_paraphrases: int = 5
     temperature: float = 0.0
     max_tokens: int = 8
@@ -59,11 +52,14 @@ class ParaphraseMethod:
             out.extend(sample_requests(messages, self.params(prompt), prompt.assistant_prefix, capabilities))
         return list(out)
 
-    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
-        texts, errors = generated_texts(results)
+    @property
+    def n_answers(self) -> int:  # type: ignore[override]
+        return self.n_paraphrases
+
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        texts = as_texts(answer)
         if not texts:
-            n = self.n_paraphrases
-            return with_errors(Parsed.unparsed("no generation", n_total=n), errors, n)
-        return with_errors(
-            parse_letter_samples(texts, prompt.letters, prompt.labels), errors, self.n_paraphrases
-        )
+            return Parsed.unparsed("no generation", n_total=self.n_paraphrases)
+        return parse_letter_samples(texts, letters, labels)

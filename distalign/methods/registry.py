@@ -1,19 +1,20 @@
-"""Method names -> method objects, and the prompt spec a (method, steering) cell needs."""
+"""Method names -> method objects, and each method's answer parser for raw responses."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from distalign.errors import InputError
-from distalign.methods.base import Method, format_for
+from distalign.methods.base import Method
 from distalign.methods.logprobs import LogprobsMethod
 from distalign.methods.paraphrase import ParaphraseMethod
+from distalign.methods.parsed import Parsed
 from distalign.methods.self_random import SelfRandomMethod
 from distalign.methods.seq import SeqMethod
 from distalign.methods.verbalize import VerbalizeMethod
 from distalign.methods.verbalize_then_sample import VerbalizeThenSampleMethod
-from distalign.prompts.render import PromptSpec
 
 METHODS: dict[str, type] = {
     "logprobs": LogprobsMethod,
@@ -32,12 +33,21 @@ def method_names() -> list[str]:
     return [*METHODS, *ALIASES]
 
 
-def get_method(name: str, **params: Any) -> Method:
-    """A configured method; unknown names or parameters are an InputError listing what is accepted."""
+#: each protocol's published settings where the two papers differ; a cell's own method.params win
+PROTOCOL_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    # the benchmark asks for one verbalized distribution (greedy); the supervision paper averages n=3
+    ("benchmark", "verbalize"): {"n": 1},
+}
+
+
+def get_method(name: str, protocol: str | None = None, **params: Any) -> Method:
+    """A configured method (with ``protocol``'s published defaults under the cell's own ``params``); unknown
+    names or parameters are an InputError listing what is accepted."""
     key = ALIASES.get(name, name)
     cls = METHODS.get(key)
     if cls is None:
         raise InputError(f"unknown method {name!r} (known: {', '.join(method_names())})", where="method")
+    params = {**PROTOCOL_DEFAULTS.get((protocol or "", key), {}), **params}
     settable = [f.name for f in dataclasses.fields(cls) if f.name not in _FIXED]
     unknown = sorted(set(params) - set(settable))
     if unknown:
@@ -51,24 +61,19 @@ def get_method(name: str, **params: Any) -> Method:
         raise InputError(f"bad parameters for method {key!r}: {exc}", where="method.params") from None
 
 
-def prompt_spec(
-    method: Method,
-    protocol: str,
-    steering: str,
-    *,
-    few_shot: bool = False,
-    cot: bool = False,
-    n_examples: int = 5,
-    paraphrase: int = 0,
-) -> PromptSpec:
-    """The prompt a cell renders: the method decides the answer format, the steering config the rest."""
-    return PromptSpec(
-        protocol=protocol,  # type: ignore[arg-type]
-        steering=steering,
-        fmt=format_for(method, protocol),
-        paraphrase=paraphrase,
-        cot=cot,
-        few_shot=few_shot,
-        n_examples=n_examples,
-        seq_len=int(getattr(method, "seq_len", 30)),
-    )
+#: method name -> the pure answer parser of that method with its default settings: what ``distalign score``
+#: uses for a raw response, and exactly what the sweep calls on engine results
+PARSERS: dict[str, Callable[..., Parsed]] = {name: get_method(name).parse_answer for name in METHODS}
+
+
+def parse_response(
+    method: str, response: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+) -> Parsed:
+    """Parse a method's raw response. An unknown method is a configuration error (``InputError``);
+    anything the model wrote is data and never raises."""
+    parser = PARSERS.get(ALIASES.get(method, method))
+    if parser is None:
+        raise InputError(
+            f"no parser for method {method!r} (known: {', '.join(sorted(PARSERS))})", where="method"
+        )
+    return parser(response, letters, labels)

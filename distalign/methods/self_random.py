@@ -6,16 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from distalign.methods.base import (
-    Request,
-    Result,
-    check_positive,
-    generated_texts,
-    sample_requests,
-    with_errors,
-)
+from distalign.methods.base import Request, TextMethod, as_texts, check_positive, sample_requests
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import parse_letter_samples
 from distalign.prompts.render import RenderedPrompt
@@ -23,7 +16,7 @@ from distalign.records.engine import Capabilities, SamplingParams
 
 
 @dataclass(frozen=True)
-class SelfRandomMethod:
+class SelfRandomMethod(TextMethod):
     n: int = 5
     temperature: float = 0.7
     max_tokens: int = 8
@@ -52,8 +45,14 @@ class SelfRandomMethod:
             sample_requests(prompt.messages, self.params(prompt), prompt.assistant_prefix, capabilities)
         )
 
-    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
-        texts, errors = generated_texts(results)
+    @property
+    def n_answers(self) -> int:  # type: ignore[override]
+        return self.n
+
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        texts = as_texts(answer)
         if not texts:
-            return with_errors(Parsed.unparsed("no generation", n_total=self.n), errors, self.n)
-        return with_errors(parse_letter_samples(texts, prompt.letters, prompt.labels), errors, self.n)
+            return Parsed.unparsed("no generation", n_total=self.n)
+        return parse_letter_samples(texts, letters, labels)

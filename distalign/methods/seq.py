@@ -6,24 +6,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from distalign.methods.base import (
     Request,
-    Result,
+    TextMethod,
+    as_texts,
     check_positive,
-    generated_texts,
+    prompt_spec_for,
     sample_requests,
-    with_errors,
 )
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.sequence import parse_sequence
-from distalign.prompts.render import RenderedPrompt
+from distalign.prompts.render import PromptSpec, RenderedPrompt
+from distalign.records.config import SteeringConfig
 from distalign.records.engine import Capabilities, SamplingParams
 
 
 @dataclass(frozen=True)
-class SeqMethod:
+class SeqMethod(TextMethod):
     """With token restriction the engine emits exactly ``seq_len`` letter tokens; an engine that cannot
     restrict tokens (most APIs) gets room for separators instead (``4 * seq_len`` tokens, no minimum)."""
 
@@ -56,11 +57,14 @@ class SeqMethod:
             )
         )
 
-    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
-        texts, errors = generated_texts(results)
-        parsed = (
-            parse_sequence(texts[0], prompt.letters, self.seq_len)
-            if texts
-            else Parsed.unparsed("no generation")
-        )
-        return with_errors(parsed, errors, 1)
+    def prompt_spec(self, steering: SteeringConfig) -> PromptSpec:
+        """The prompt asks for exactly the ``seq_len`` letters the request generates."""
+        return prompt_spec_for(self, steering, seq_len=self.seq_len)
+
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        texts = as_texts(answer)
+        if not texts:
+            return Parsed.unparsed("no generation")
+        return parse_sequence(texts[0], letters, self.seq_len)

@@ -11,16 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from distalign.methods.base import (
-    Request,
-    Result,
-    check_positive,
-    generated_texts,
-    sample_requests,
-    with_errors,
-)
+from distalign.methods.base import Request, TextMethod, as_texts, check_positive, sample_requests
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import extract_final_answer
 from distalign.methods.parsers.verbalized import parse_verbalized_many
@@ -28,15 +21,14 @@ from distalign.prompts.render import RenderedPrompt
 from distalign.records.engine import Capabilities, SamplingParams
 
 
-def final_answers(prompt: RenderedPrompt, texts: Sequence[str]) -> list[str]:
-    """With chain of thought, only the text between the answer markers counts."""
-    if not prompt.cot:
-        return list(texts)
+def final_answers(texts: Sequence[str]) -> list[str]:
+    """Where an answer marks its final answer (chain of thought), only that part counts; the rule is the
+    same whatever the prompt asked, so a file of raw texts parses exactly as the sweep parsed them."""
     return [a if (a := extract_final_answer(t)) is not None else t for t in texts]
 
 
 @dataclass(frozen=True)
-class VerbalizeMethod:
+class VerbalizeMethod(TextMethod):
     n: int = 3
     temperature: float | None = None  # None: 0.0 for n=1, 0.7 for n>1
     max_tokens: int = 200
@@ -71,9 +63,14 @@ class VerbalizeMethod:
             sample_requests(prompt.messages, self.params(prompt), prompt.assistant_prefix, capabilities)
         )
 
-    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
-        texts, errors = generated_texts(results)
+    @property
+    def n_answers(self) -> int:  # type: ignore[override]
+        return self.n
+
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        texts = as_texts(answer)
         if not texts:
-            return with_errors(Parsed.unparsed("no generation", n_total=self.n), errors, self.n)
-        parsed = parse_verbalized_many(final_answers(prompt, texts), prompt.letters, prompt.labels)
-        return with_errors(parsed, errors, self.n)
+            return Parsed.unparsed("no generation", n_total=self.n)
+        return parse_verbalized_many(final_answers(texts), letters, labels)

@@ -2,8 +2,8 @@
 an external seeded sampler draws synthetic respondents from it. The model's knowledge of the distribution
 is kept while the sampling is done by a process known to be calibrated.
 
-The seed is derived from the prompt hash and a configured seed, so a rerun reproduces the same
-respondents and different items get independent draws.
+The seed is derived from the configured seed and the model's stated answer(s), so parsing stays a pure
+function of the answer: a rerun, or ``distalign score`` on the same raw text, draws the same respondents.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from distalign.methods.base import Request, Result, check_positive
+from distalign.methods.base import Request, TextMethod, as_texts, check_positive
 from distalign.methods.parsed import Parsed
 from distalign.methods.verbalize import VerbalizeMethod
 from distalign.prompts.render import RenderedPrompt, stable_seed
@@ -29,7 +29,7 @@ def draw_respondents(probs: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class VerbalizeThenSampleMethod:
+class VerbalizeThenSampleMethod(TextMethod):
     n_respondents: int = 30
     seed: int = 0
     n: int = 1
@@ -55,13 +55,20 @@ class VerbalizeThenSampleMethod:
             seed=self.seed,
         )
 
+    @property
+    def n_answers(self) -> int:  # type: ignore[override]
+        return self.n
+
     def requests(self, prompt: RenderedPrompt, capabilities: Capabilities | None = None) -> list[Request]:
         return self.verbalize.requests(prompt, capabilities)
 
-    def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
-        stated = self.verbalize.parse(prompt, results)
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        stated = self.verbalize.parse_answer(answer, letters, labels)
         if stated.probs is None:
             return stated
-        probs = draw_respondents(stated.probs, self.n_respondents, stable_seed(prompt.prompt_hash, self.seed))
+        seed = stable_seed(self.seed, *as_texts(answer))
+        probs = draw_respondents(stated.probs, self.n_respondents, seed)
         detail = f"{self.n_respondents} respondents drawn; {stated.detail}".rstrip("; ")
         return Parsed(probs, stated.status, detail, stated.n_total, stated.n_valid)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from distalign.errors import InputError
-from distalign.methods.parsers import PARSERS, parse_response
+from distalign.methods.registry import PARSERS, parse_response
 from distalign.survey.model import Item, Survey
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")

@@ -11,6 +11,9 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from distalign.errors import InputError
+from distalign.methods.base import Method
+from distalign.methods.registry import get_method
+from distalign.prompts.render import PromptSpec
 from distalign.records.config import CellConfig, DatasetConfig
 from distalign.survey.model import Survey
 
@@ -75,38 +78,13 @@ def clear_dataset_cache() -> None:
     _SURVEYS.clear()
 
 
-#: each protocol's published settings where the two papers differ; a cell's own method.params win.
-PROTOCOL_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    # the benchmark asks for one verbalized distribution (greedy); the supervision paper averages n=3
-    ("benchmark", "verbalize"): {"n": 1},
-}
+def cell_method(cell: CellConfig) -> Method:
+    return get_method(cell.method.name, cell.steering.protocol, **dict(cell.method.params or {}))
 
 
-def cell_method(cell: CellConfig) -> Any:
-    from distalign.methods.registry import ALIASES, get_method
-
-    name = ALIASES.get(cell.method.name, cell.method.name)
-    defaults = PROTOCOL_DEFAULTS.get((cell.steering.protocol, name), {})
-    return get_method(cell.method.name, **{**defaults, **dict(cell.method.params or {})})
-
-
-def prompt_spec(cell: CellConfig, method: Any) -> Any:
-    """The prompt spec of a cell: steering from the steering config, format from the method."""
-    from distalign.methods.base import format_for
-    from distalign.prompts.render import PromptSpec
-
-    s = cell.steering
-    try:
-        return PromptSpec(
-            protocol=s.protocol,
-            steering=s.steering,
-            fmt=format_for(method, s.protocol),
-            cot=s.cot,
-            few_shot=s.few_shot,
-            n_examples=s.n_examples,
-        )
-    except InputError as exc:
-        raise InputError(exc.reason, where=f"steering {s.name!r}: {exc.where}") from exc
+def prompt_spec(cell: CellConfig, method: Method) -> PromptSpec:
+    """The prompt spec of a cell, as its method specifies it."""
+    return method.prompt_spec(cell.steering)
 
 
 def load_templates(cell: CellConfig) -> Any:

@@ -22,15 +22,15 @@ from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.option_logprobs import logprob_coverage
-from distalign.methods.registry import get_method, prompt_spec
+from distalign.methods.registry import get_method
 from distalign.metrics import extraction_rate
 from distalign.prompts.fewshot import examples_for
 from distalign.prompts.render import STEERINGS, RenderedPrompt, render_prompt
+from distalign.records.config import SteeringConfig
 from distalign.records.engine import Capabilities, GenerateRequest, OptionLogprobRequest, OptionLogprobResult
 from distalign.scoring.score import score_predictions
 from distalign.survey import load_survey
 from distalign.survey.model import Example, Item, Survey
-from distalign.sweep.cells import PROTOCOL_DEFAULTS
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +60,7 @@ class Combo:
     params: tuple[tuple[str, Any], ...] = ()
 
     def build(self) -> Method:
-        defaults = PROTOCOL_DEFAULTS.get((self.protocol, self.method), {})
-        return get_method(self.method, **{**defaults, **BUDGETS.get(self.method, {}), **dict(self.params)})
+        return get_method(self.method, self.protocol, **{**BUDGETS.get(self.method, {}), **dict(self.params)})
 
 
 COMBOS: tuple[Combo, ...] = (
@@ -147,7 +146,9 @@ def build_units(cases: Sequence[Case], capabilities: Capabilities) -> list[Unit]
     for case in cases:
         for combo in COMBOS if case.full else LOGPROB_COMBOS:
             method = combo.build()
-            spec = prompt_spec(method, combo.protocol, combo.steering, few_shot=combo.few_shot, cot=combo.cot)
+            spec = method.prompt_spec(
+                SteeringConfig("x", combo.protocol, combo.steering, few_shot=combo.few_shot, cot=combo.cot)
+            )
             prompt = render_prompt(case.item, case.attribute, case.group, case.examples, spec)
             requests = tuple(method.requests(prompt, capabilities))
             units.append(Unit(case, combo, method, prompt, requests))
@@ -314,7 +315,7 @@ def test_combinations_outside_a_protocol_are_refused(
     method: str, protocol: str, steering: str, extra: dict[str, Any]
 ) -> None:
     with pytest.raises(InputError):
-        prompt_spec(get_method(method), protocol, steering, **extra)
+        get_method(method).prompt_spec(SteeringConfig("x", protocol, steering, **extra))
 
 
 def test_every_method_and_steering_on_hf(hf_run: Run, e2e_cases: list[Case]) -> None:

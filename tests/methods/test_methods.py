@@ -9,8 +9,9 @@ import pytest
 
 from distalign.errors import InputError
 from distalign.methods.base import Method
-from distalign.methods.registry import get_method, method_names, prompt_spec
+from distalign.methods.registry import get_method, method_names
 from distalign.prompts.render import PromptSpec, render_prompt
+from distalign.records.config import SteeringConfig
 from distalign.records.engine import (
     Capabilities,
     CapabilityError,
@@ -42,7 +43,7 @@ def test_registry_names_aliases_and_errors() -> None:
     with pytest.raises(InputError, match="'temprature'"):
         get_method("seq", temprature=0.5)
     with pytest.raises(InputError, match="paraphrase.*supervision"):
-        prompt_spec(get_method("paraphrase"), "benchmark", "persona")
+        get_method("paraphrase").prompt_spec(SteeringConfig("x", "benchmark", "persona"))
     with pytest.raises(InputError, match="n_respondents"):
         get_method("verbalize_then_sample", n_respondents=0)
 

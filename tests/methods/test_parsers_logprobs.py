@@ -3,7 +3,8 @@ import math
 import numpy as np
 from scipy.special import softmax
 
-from distalign.methods.parsers import logprob_coverage, logprobs_to_distribution, parse_response
+from distalign.methods.parsers import logprob_coverage, logprobs_to_distribution
+from distalign.methods.registry import parse_response
 
 
 def test_softmax_over_present_candidates() -> None:

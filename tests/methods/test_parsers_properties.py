@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from distalign.errors import InputError
 from distalign.methods.parsed import Parsed
-from distalign.methods.parsers import PARSERS, parse_letter, parse_response, parse_sequence, parse_verbalized
+from distalign.methods.parsers import parse_letter, parse_sequence, parse_verbalized
+from distalign.methods.registry import PARSERS, parse_response
 
 FRAGMENTS = st.sampled_from(
     [

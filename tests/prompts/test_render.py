@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from distalign.errors import InputError
-from distalign.methods.registry import get_method, prompt_spec
+from distalign.methods.registry import get_method
 from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec, group_context, render_prompt, render_toy
+from distalign.records.config import SteeringConfig
 from distalign.survey.model import Example, Item
 
 BENCHMARK = [
@@ -43,7 +44,9 @@ def _check_options(text: str, item: Item, letters: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("protocol,steering,method_name,variant", COMBOS, ids=lambda x: str(x))
 def test_prompt_content(case, protocol: str, steering: str, method_name: str, variant: str) -> None:
     method = get_method(method_name)
-    spec = prompt_spec(method, protocol, steering, cot=variant == "cot", few_shot=variant == "few_shot")
+    spec = method.prompt_spec(
+        SteeringConfig("x", protocol, steering, cot=variant == "cot", few_shot=variant == "few_shot")
+    )
     prompt = render_prompt(case.item, case.attribute, case.group, case.examples, spec)
     text = _user(prompt)
     _check_options(text, case.item, prompt.letters)

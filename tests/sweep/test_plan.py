@@ -112,3 +112,16 @@ def test_estimate_prices_api_models_from_config_or_litellms_table() -> None:
     assert priced["cost_usd"] == priced["prompt_tokens"] * 1e-6 + priced["completion_tokens"] * 2e-6
     assert est["unknown"]["cost_usd"] is None
     assert est["instant"]["cost_usd"] == 0.0
+
+
+def test_a_shorter_sequence_is_asked_for_and_generated_alike() -> None:
+    """``method.params.seq_len`` sets both the number of letters the prompt asks for and the number the
+    engine generates (they were set in two places, and the prompt kept asking for 30)."""
+    survey = load_survey("opinionqa", data_dir="fixture")
+    cell = make_cell("seq", "persona")
+    cell = replace(cell, method=replace(cell.method, params={"seq_len": 10}))
+    for unit in plan_cell(cell, survey)[:3]:
+        text = unit.prompt.messages[-1].content
+        assert "10" in text and "30" not in text, text
+        (request,) = unit.requests
+        assert request.params.max_tokens == request.params.min_tokens == 10
