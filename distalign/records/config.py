@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ class ServingConfig:
     engine: str = "hf"  # hf | vllm | litellm | instant
     device: str = "cpu"
     dtype: str = "float32"
+    #: requests per batch the sweep sends to one of this model's actors (hf: also its forward-pass batch)
     batch_size: int = 16
     #: actors in this model's pool (vLLM: each reserves tensor_parallel_size GPUs)
     replicas: int = 1
@@ -96,11 +98,14 @@ class SweepSettings:
     tracking_uri: str | None = None  # null -> $MLFLOW_TRACKING_URI or sqlite:///mlflow.db in the cwd
     experiment: str = "distalign"
     store: str | None = None  # response store folder; null -> $DISTALIGN_STORE or ./.distalign/store
+    #: where each sweep keeps its cells' results and report (a folder per sweep inside it)
+    output_dir: str = ".distalign/sweeps"
+    #: a cell whose model cannot serve its method (log-probs from an API without them): skip | error
+    unsupported: str = "skip"
     dry_run: bool = False
     seed: int = 0
     n_resamples: int = 1000
     unparsed: str = "uniform"  # uniform | exclude | worst
-    batch_size: int = 32  # requests per batch sent to an engine actor
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
 
@@ -117,25 +122,35 @@ class CellConfig:
     sweep: SweepSettings = field(default_factory=SweepSettings)
 
 
-def identity_dict(cell: CellConfig) -> dict[str, Any]:
-    """The parts of a cell that determine its results (serving and sweep settings excluded)."""
-    d = asdict(cell) if not isinstance(cell, dict) else dict(cell)
+#: config fields that name *where* content is read from; a cell's identity covers the content instead
+LOCATION_FIELDS: dict[str, tuple[str, ...]] = {"dataset": ("data_dir", "path"), "steering": ("templates",)}
+
+
+def identity_dict(cell: CellConfig, content: Mapping[str, str]) -> dict[str, Any]:
+    """The parts of a cell that determine its results: the config without serving and sweep settings and
+    without the paths it reads from, plus ``content`` (the digests of the dataset and the templates), so
+    editing a template re-runs the cells that use it and moving the data folder does not."""
+    d = asdict(cell)
     model = dict(d["model"])
     model.pop("serving", None)
+    parts = {k: dict(d[k]) for k in ("dataset", "steering")}
+    for group, fields in LOCATION_FIELDS.items():
+        for name in fields:
+            parts[group].pop(name, None)
     return {
         "model": model,
-        "dataset": d["dataset"],
-        "steering": d["steering"],
+        **parts,
         "method": d["method"],
         "calibration": d["calibration"],
         "seed": d["sweep"]["seed"],
         "unparsed": d["sweep"]["unparsed"],
+        "content": dict(sorted(content.items())),
     }
 
 
-def spec_hash(cell: CellConfig) -> str:
+def spec_hash(cell: CellConfig, content: Mapping[str, str]) -> str:
     """A stable short hash of a cell's identity: its name in MLflow and the key used to resume."""
-    blob = json.dumps(identity_dict(cell), sort_keys=True, default=str, separators=(",", ":"))
+    blob = json.dumps(identity_dict(cell, content), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -57,6 +57,8 @@ class CellResult:
     metrics: dict[str, float] = field(default_factory=dict, compare=False)
     #: the calibration stage's outcome (fitted calibrators, params, figures) when the cell calibrates
     calibration: Any = field(default=None, compare=False)
+    #: digests of the content the cell read (dataset, templates), part of its identity
+    content: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class SweepOutcome:
     failures: list[tuple[str, str]]
     #: what each engine pool reported before it was shut down (requests received, engine seconds, ...)
     engine_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the sweep folder the cells' results were written to
+    folder: str = ""
 
     def result(self, spec_hash: str) -> CellResult:
         return next(r for r in self.results if r.spec_hash == spec_hash)

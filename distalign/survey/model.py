@@ -6,6 +6,7 @@ Probabilities are numpy arrays aligned with ``Item.options``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -138,6 +139,28 @@ class Survey:
 
     def __iter__(self) -> Iterator[GroupDistribution]:
         return iter(self.distributions)
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of the survey's content (items, distributions, few-shot candidates), not of where it was
+        read from: part of every cell's identity, so edited data re-runs its cells and a moved folder
+        does not."""
+        h = hashlib.sha256()
+
+        def put(*parts: object) -> None:
+            for part in parts:
+                text = repr(part)
+                h.update(f"{len(text)}:{text}".encode())
+
+        put(self.name)
+        for item in self.items.values():
+            put(item.dataset, item.id, item.question, item.options, item.ordinal)
+            put(sorted(item.metadata.items()))
+        for d in self.distributions:
+            put(d.item_id, d.attribute, d.group, np.asarray(d.probs, dtype=float).tobytes(), d.n_respondents)
+        for key in sorted(self.similar):
+            put(key, [(e.id, e.question, e.options, e.probs) for e in self.similar[key]])
+        return h.hexdigest()
 
     def for_item(self, item_id: str) -> list[GroupDistribution]:
         return list(self._by_item.get(item_id, ()))

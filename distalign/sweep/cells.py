@@ -1,33 +1,55 @@
-"""What a cell config resolves to: its survey, its elicitation method and its prompt spec.
+"""What a cell config resolves to: its survey, templates, method, prompt spec and identity hash.
 
-Datasets are loaded once per sweep (a cache keyed by the dataset config), whatever the number of cells that
-use them; validation and planning share that cache, so validating a dataset costs no second load.
+Datasets and template files are read once per sweep (a cache keyed by their config), whatever the number of
+cells that use them; validation, planning and the identity hash share that cache. A cell's identity covers
+the *content* it reads (``Survey.digest``, ``Templates.digest``), computed once per distinct dataset and
+templates value.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.methods.registry import get_method
+from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec
-from distalign.records.config import CellConfig, DatasetConfig
+from distalign.prompts.templates import Templates
+from distalign.records.config import CellConfig, DatasetConfig, spec_hash
 from distalign.survey.model import Survey
+from distalign.survey.registry import load_survey
 
 CALIBRATIONS: tuple[str, ...] = ("none", "temperature", "regression")
 
 _SURVEYS: dict[str, Survey] = {}
+_TEMPLATES: dict[str | None, Templates] = {}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell config with everything it reads resolved; ``spec_hash`` is its identity."""
+
+    config: CellConfig
+    survey: Survey
+    templates: Templates
+    method: Method
+    spec: PromptSpec
+    spec_hash: str
+
+    @property
+    def content(self) -> dict[str, str]:
+        return {"dataset": self.survey.digest, "templates": self.templates.digest}
 
 
 def as_cell(obj: Any) -> CellConfig:
     """Accept a ``CellConfig`` or anything OmegaConf can turn into one (a composed Hydra config)."""
     if isinstance(obj, CellConfig):
         return obj
-    from omegaconf import OmegaConf
-
     try:
         conf = OmegaConf.merge(OmegaConf.structured(CellConfig), obj)
         cell = OmegaConf.to_object(conf)
@@ -38,7 +60,7 @@ def as_cell(obj: Any) -> CellConfig:
 
 
 def dataset_key(ds: DatasetConfig) -> str:
-    return json.dumps(asdict(ds) if is_dataclass(ds) else dict(ds), sort_keys=True, default=str)
+    return json.dumps(asdict(ds), sort_keys=True, default=str)
 
 
 def load_dataset(ds: DatasetConfig) -> Survey:
@@ -46,8 +68,6 @@ def load_dataset(ds: DatasetConfig) -> Survey:
     key = dataset_key(ds)
     if key in _SURVEYS:
         return _SURVEYS[key]
-    from distalign.survey import load_survey
-
     kwargs: dict[str, Any] = {"path": ds.path} if ds.path else {}
     survey = load_survey(ds.name, data_dir=ds.data_dir, **kwargs)
     if ds.groups:
@@ -74,23 +94,34 @@ def load_dataset(ds: DatasetConfig) -> Survey:
     return survey
 
 
+def cell_templates(cell: CellConfig) -> Templates:
+    """The packaged templates, or the steering config's own file (read and validated once per sweep)."""
+    value = cell.steering.templates or None
+    hit = _TEMPLATES.get(value)
+    if hit is None:
+        hit = _TEMPLATES[value] = load_templates(value)
+    return hit
+
+
 def clear_dataset_cache() -> None:
     _SURVEYS.clear()
+    _TEMPLATES.clear()
 
 
 def cell_method(cell: CellConfig) -> Method:
     return get_method(cell.method.name, cell.steering.protocol, **dict(cell.method.params or {}))
 
 
-def prompt_spec(cell: CellConfig, method: Method) -> PromptSpec:
-    """The prompt spec of a cell, as its method specifies it."""
-    return method.prompt_spec(cell.steering)
+def resolve(config: CellConfig) -> Cell:
+    """Everything a cell reads, or the ``InputError`` that says what is wrong with it."""
+    method = cell_method(config)
+    spec = method.prompt_spec(config.steering)
+    survey = load_dataset(config.dataset)
+    templates = cell_templates(config)
+    content = {"dataset": survey.digest, "templates": templates.digest}
+    return Cell(config, survey, templates, method, spec, spec_hash(config, content))
 
 
-def load_templates(cell: CellConfig) -> Any:
-    """A user's template file, or ``None`` for the packaged templates."""
-    if not cell.steering.templates:
-        return None
-    from distalign.prompts.presets import load_templates as load
-
-    return load(cell.steering.templates)
+def cell_hash(config: CellConfig) -> str:
+    """A cell config's identity hash (reads its dataset and templates through the per-sweep cache)."""
+    return resolve(config).spec_hash

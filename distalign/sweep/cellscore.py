@@ -13,10 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distalign.calibration.stage import calibrate_items
 from distalign.methods.parsed import Parsed
+from distalign.metrics.bootstrap import bootstrap_mean
+from distalign.metrics.extraction import extraction_rate
 from distalign.records.config import SweepSettings
 from distalign.records.engine import OptionLogprobResult
 from distalign.records.results import ITEM_COLUMNS, CellResult
+from distalign.scoring.predictions import META_COLUMNS, Resolved
+from distalign.scoring.score import SurveyTable, score_resolved
 from distalign.survey.model import Survey
 from distalign.sweep.plan import CellPlan, Unit
 
@@ -63,31 +68,29 @@ def _aligned(parsed: Parsed, unit: Unit, options: tuple[str, ...]) -> list[float
     return out.tolist()
 
 
-_TABLES: dict[int, tuple[Survey, Any]] = {}
+_TABLES: dict[str, SurveyTable] = {}
 
 
-def _table(survey: Survey) -> Any:
-    """The padded human distributions of a survey, built once per sweep however many cells use it."""
-    from distalign.scoring.score import SurveyTable
-
-    hit = _TABLES.get(id(survey))
-    if hit is None or hit[0] is not survey:
-        hit = _TABLES[id(survey)] = (survey, SurveyTable.build({survey.name: survey}))
-    return hit[1]
+def _table(survey: Survey) -> SurveyTable:
+    """The padded human distributions of a survey, built once however many cells use it."""
+    hit = _TABLES.get(survey.digest)
+    if hit is None:
+        if len(_TABLES) > 16:
+            _TABLES.clear()
+        hit = _TABLES[survey.digest] = SurveyTable.build({survey.name: survey})
+    return hit
 
 
 def resolved_units(cp: CellPlan, answers: Mapping[str, Any], width: int) -> tuple[Any, list[dict[str, str]]]:
     """Each unit parsed into the scorer's columnar record (row = 1-based unit index, probabilities over the
     dataset's options padded to ``width``), plus each unit's prompt hash and raw responses."""
-    from distalign.scoring.predictions import META_COLUMNS, Resolved
-
-    cell, survey = cp.cell, cp.survey
+    cell, survey = cp.cell.config, cp.cell.survey
     meta, extra = [], []
     probs = np.zeros((len(cp.units), width))
     parsed_ok = np.zeros(len(cp.units), dtype=bool)
     for i, unit in enumerate(cp.units):
         results = [answers[k] for k in unit.keys]
-        parsed = _parse(cp.method, unit, results)
+        parsed = _parse(cp.cell.method, unit, results)
         aligned = _aligned(parsed, unit, survey.items[unit.item_id].options)
         if aligned is not None:
             probs[i, : len(aligned)] = aligned
@@ -125,10 +128,7 @@ def items_table(
     cp: CellPlan, answers: Mapping[str, Any], settings: SweepSettings
 ) -> tuple[pd.DataFrame, float]:
     """The cell's scored rows (``ITEM_COLUMNS``) and its extraction rate over units."""
-    from distalign.metrics.extraction import extraction_rate
-    from distalign.scoring.score import score_resolved
-
-    table = _table(cp.survey)
+    table = _table(cp.cell.survey)
     resolved, extra = resolved_units(cp, answers, table.human.shape[1])
     scored = score_resolved(resolved, table, settings.unparsed)
     idx = scored["row"].to_numpy(dtype=int) - 1
@@ -144,6 +144,17 @@ def items_table(
     )
 
 
+def _result(
+    cp: CellPlan,
+    status: Any,
+    error: str | None,
+    items: pd.DataFrame,
+    metrics: dict[str, float],
+    outcome: Any = None,
+) -> CellResult:
+    return CellResult(cp.spec_hash, cp.cell.config, status, error, items, metrics, outcome, cp.cell.content)
+
+
 def score_cell(
     cp: CellPlan,
     answers: Mapping[str, Any],
@@ -151,8 +162,6 @@ def score_cell(
     settings: SweepSettings,
     wall_time_s: float,
 ) -> CellResult:
-    from distalign.metrics.bootstrap import bootstrap_mean
-
     items, rate = items_table(cp, answers, settings)
     tv = items["tv"].to_numpy(dtype=float)
     tv = tv[np.isfinite(tv)]
@@ -180,9 +189,11 @@ def score_cell(
         # re-sends exactly those requests and finishes the cell.
         metrics["failed_requests"] = float(len(errors))
         error = f"{len(errors)} of {len(cp.keys)} requests failed (first: {errors[0]})"
-        return CellResult(cp.spec_hash, cp.cell, "failed", error, items, metrics)
-    if cp.cell.calibration.name == "none":
-        return CellResult(cp.spec_hash, cp.cell, "finished", None, items, metrics)
+        return _result(cp, "failed", error, items, metrics)
+    if cp.cell.config.calibration.name == "none":
+        return CellResult(
+            cp.spec_hash, cp.cell.config, "finished", None, items, metrics, content=cp.cell.content
+        )
     return _calibrated(cp, items, metrics, settings)
 
 
@@ -191,13 +202,11 @@ def _calibrated(
 ) -> CellResult:
     """Calibrated metrics are logged beside the raw ones. A calibration that cannot be fitted (too few
     questions, say) fails the cell but keeps its raw items and metrics, so nothing computed is lost."""
-    from distalign.calibration.stage import calibrate_items
-
     try:
-        outcome = calibrate_items(items, cp.cell.calibration, seed=settings.seed)
+        outcome = calibrate_items(items, cp.cell.config.calibration, seed=settings.seed)
     except Exception as exc:  # noqa: BLE001 - recorded on the cell, the sweep goes on
         error = f"calibration failed: {type(exc).__name__}: {exc}"
-        return CellResult(cp.spec_hash, cp.cell, "failed", error, items, metrics)
+        return _result(cp, "failed", error, items, metrics)
     merged = {**metrics, **{k: float(v) for k, v in outcome.metrics.items()}}
-    calibrated = outcome.items.assign(calibration=cp.cell.calibration.name)
-    return CellResult(cp.spec_hash, cp.cell, "finished", None, calibrated, merged, outcome)
+    calibrated = outcome.items.assign(calibration=cp.cell.config.calibration.name)
+    return _result(cp, "finished", None, calibrated, merged, outcome)

@@ -225,6 +225,10 @@ class EnginePools:
         pool = self._pool(model_name)
         return sum(pool.in_flight) < pool.capacity
 
+    def idle(self, model_name: str) -> bool:
+        """Nothing in flight on this model's pool."""
+        return sum(self._pool(model_name).in_flight) == 0
+
     def submit(self, model_name: str, kind: str, requests: list[Any]) -> tuple[Any, str, int]:
         pool = self._pool(model_name)
         i = min(range(len(pool.actors)), key=pool.in_flight.__getitem__)

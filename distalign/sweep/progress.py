@@ -39,6 +39,10 @@ class SweepProgress:
         self.cache_hits += n
         self._refresh()
 
+    def planned(self, n: int) -> None:
+        """``n`` more distinct requests are known (cells are planned while the sweep runs)."""
+        self.requests_total += n
+
     def batch(self, n: int, tokens: int, cost_usd: float) -> None:
         self.answered += n
         self.tokens += tokens

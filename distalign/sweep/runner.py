@@ -1,31 +1,42 @@
-"""Run a sweep: validate -> skip finished cells -> plan -> serve from the store -> stream the misses to the
-engine pools -> parse, score and record each cell the moment its last request is answered.
+"""Run a sweep: validate -> skip finished cells -> plan cell by cell -> serve from the store -> stream the
+misses to the engine pools -> parse, score, write and record each cell the moment its last request is
+answered.
 
-The driver is the only process that touches the response store and the tracker; actors only compute. Each
-answered batch is written to the store at once, so a crash loses nothing that was answered, and a rerun sends
-only what is missing. A batch lost with a dead actor is re-sent (the pool restarts the actor); a request that
-keeps failing becomes an error result, which makes its unit unparsed rather than failing its cell.
+Cells are planned a few at a time, just far enough ahead to keep every engine busy, and released once
+scored, so the driver holds the cells it is working on, never the whole grid: a grid a hundred times the
+benchmark runs in the same memory. A request is sent once however many cells ask for it: a key answered
+earlier comes back from the store, a key still in flight gets the cell added to its waiters.
+
+The driver is the only process that touches the response store and the sweep folder; actors only compute.
+Each answered batch is written to the store at once, and each scored cell to the sweep folder
+(``distalign.scoring.results``), so a crash loses nothing that was answered and a rerun skips finished cells
+and sends only what is missing. A batch lost with a dead actor is re-sent (the pool restarts the actor); a
+request that keeps failing becomes an error result, which makes its unit unparsed rather than failing its
+cell.
 """
 
 from __future__ import annotations
 
-import gc
+import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from distalign.engines.store import ResponseStore, default_store_root
 from distalign.errors import InputError
-from distalign.records.config import CellConfig, SweepSettings, spec_hash
+from distalign.records.config import CellConfig, SweepSettings
+from distalign.records.engine import OptionLogprobRequest
 from distalign.records.results import CellResult, SweepOutcome
-from distalign.sweep.cells import as_cell
+from distalign.scoring import results as cell_files
+from distalign.sweep.capacity import check_gpu_capacity
+from distalign.sweep.cells import Cell, as_cell
 from distalign.sweep.cellscore import score_cell
-from distalign.sweep.plan import Plan, plan_cells
-from distalign.sweep.pool import KINDS, error_results
+from distalign.sweep.plan import CellPlan, Examples, plan_cell
+from distalign.sweep.pool import KINDS, EnginePools, ensure_ray, error_results
 from distalign.sweep.progress import SweepProgress
 from distalign.sweep.trackers import MemoryTracker, Tracker
 from distalign.sweep.validate import validate_cells
@@ -37,18 +48,26 @@ MAX_BATCH_ATTEMPTS = 4
 #: an actor that is restarting (reloading its model) is waited for, with backoff, up to this long per batch
 MAX_UNAVAILABLE_S = 1800.0
 WAIT_TIMEOUT_S = 0.5
+#: requests planned ahead of the engines, per batch the pools can hold in flight
+LOOKAHEAD_BATCHES = 2
 
 
 def store_root(settings: SweepSettings) -> Path:
     """The configured store, else ``$DISTALIGN_STORE``, else ``./.distalign/store``."""
-    from distalign.engines.store import default_store_root
-
     return Path(settings.store) if settings.store else default_store_root()
 
 
-def _kind(request: Any) -> str:
-    from distalign.records.engine import OptionLogprobRequest
+def sweep_id(settings: SweepSettings, spec_hashes: Sequence[str]) -> str:
+    """A sweep is its name and its cells: the same command names the same sweep, so a rerun resumes it."""
+    blob = settings.name + "|" + ",".join(sorted(set(spec_hashes)))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+
+def sweep_folder(settings: SweepSettings, spec_hashes: Sequence[str]) -> Path:
+    return Path(settings.output_dir) / f"{settings.name}-{sweep_id(settings, spec_hashes)}"
+
+
+def _kind(request: Any) -> str:
     return KINDS[0] if isinstance(request, OptionLogprobRequest) else KINDS[1]
 
 
@@ -63,162 +82,12 @@ class _Batch:
     unavailable_since: float | None = None
 
 
-def _batches(plan: Plan, misses: Sequence[str], size: int) -> dict[str, deque[_Batch]]:
-    """Misses in plan order (early cells first, so they finish first), per model and request kind."""
-    open_: dict[tuple[str, str], _Batch] = {}
-    queues: dict[str, deque[_Batch]] = {}
-    for key in misses:
-        model = plan.model_of[key]
-        kind = _kind(plan.requests[key])
-        batch = open_.get((model, kind))
-        if batch is None:
-            batch = open_[(model, kind)] = _Batch(model, kind, [])
-            queues.setdefault(model, deque()).append(batch)
-        batch.keys.append(key)
-        if len(batch.keys) >= size:
-            del open_[(model, kind)]
-    return queues
+@dataclass
+class _Open:
+    """A planned cell waiting for its answers."""
 
-
-class _Driver:
-    def __init__(
-        self,
-        plan: Plan,
-        settings: SweepSettings,
-        tracker: Tracker,
-        store: Any,
-        t0: float,
-        settle: Any = lambda: None,
-    ) -> None:
-        self.plan, self.settings, self.tracker, self.store, self.t0 = plan, settings, tracker, store, t0
-        self.settle = settle  # called once a cell's result is kept (see ``_settled_heap``)
-        self.engine_stats: dict[str, Any] = {}
-        self.answers: dict[str, Any] = {}
-        self.sent: set[str] = set()
-        self.results: list[CellResult] = []
-        self.remaining = [len(cp.keys) for cp in plan.cells]
-        self.waiting: dict[str, list[int]] = {}
-        for i, cp in enumerate(plan.cells):
-            for k in cp.keys:
-                self.waiting.setdefault(k, []).append(i)
-        self.engine_s = 0.0
-        self.score_s = 0.0
-        self.progress: SweepProgress | None = None
-
-    def record(self, result: CellResult) -> None:
-        self.results.append(result)
-        self.tracker.log_cell(result)
-        if self.progress is not None:
-            self.progress.cell(result.status == "failed")
-
-    def answer(self, keys: Sequence[str], results: Sequence[Any]) -> None:
-        ready = []
-        for key, res in zip(keys, results, strict=True):
-            if key in self.answers:
-                continue
-            self.answers[key] = res
-            for ci in self.waiting.get(key, ()):
-                self.remaining[ci] -= 1
-                if self.remaining[ci] == 0:
-                    ready.append(ci)
-        for ci in ready:
-            self.finish(ci)
-
-    def finish(self, ci: int) -> None:
-        cp = self.plan.cells[ci]
-        t = time.perf_counter()
-        try:
-            result = score_cell(cp, self.answers, self.sent, self.settings, time.perf_counter() - self.t0)
-        except Exception as exc:  # noqa: BLE001 - a cell that cannot be scored fails alone
-            log.exception("cell %s failed while scoring", cp.spec_hash)
-            result = CellResult(
-                cp.spec_hash, cp.cell, "failed", f"scoring failed: {type(exc).__name__}: {exc}"
-            )
-        self.score_s += time.perf_counter() - t
-        self.record(result)
-        self.settle()
-
-    def stream(self, misses: list[str], pools: Any) -> dict[str, Any]:
-        """Send the misses to the pools, several batches in flight per actor, models side by side."""
-        import ray
-
-        queues = _batches(self.plan, misses, max(1, self.settings.batch_size))
-        in_flight: dict[Any, tuple[_Batch, str, int]] = {}
-        while queues or in_flight:
-            now = time.monotonic()
-            for model in list(queues):
-                q = queues[model]
-                while q and q[0].not_before <= now and pools.has_room(model):
-                    batch = q.popleft()
-                    reqs = [self.plan.requests[k] for k in batch.keys]
-                    ref, pkey, idx = pools.submit(model, batch.kind, reqs)
-                    in_flight[ref] = (batch, pkey, idx)
-                if not q:
-                    del queues[model]
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_TIMEOUT_S)
-            if ready:
-                more, _ = ray.wait(
-                    [r for r in in_flight if r not in ready], timeout=0, num_returns=len(in_flight) - 1
-                )
-                ready += more
-            for ref in ready:
-                batch, pkey, idx = in_flight.pop(ref)
-                pools.done(pkey, idx)
-                self._collect(ref, batch, queues)
-        return pools.stats()
-
-    def _collect(self, ref: Any, batch: _Batch, queues: dict[str, deque[_Batch]]) -> None:
-        import ray
-
-        try:
-            results, engine_s = ray.get(ref)
-        except ray.exceptions.ActorUnavailableError as exc:  # restarting: wait for it, not counted as a loss
-            now = time.monotonic()
-            batch.unavailable_since = batch.unavailable_since or now
-            if now - batch.unavailable_since < MAX_UNAVAILABLE_S:
-                batch.not_before = now + min(5.0, 0.1 * 2 ** min(batch.waits, 6))
-                batch.waits += 1
-                queues.setdefault(batch.model, deque()).appendleft(batch)
-                return
-            results = error_results(batch.kind, len(batch.keys), f"{type(exc).__name__}: {exc}")
-            engine_s = 0.0
-        except Exception as exc:  # noqa: BLE001 - the actor died holding the batch: re-send, boundedly
-            batch.attempts += 1
-            if batch.attempts < MAX_BATCH_ATTEMPTS:
-                log.warning("batch of %d lost (%s); re-sending", len(batch.keys), type(exc).__name__)
-                queues.setdefault(batch.model, deque()).appendleft(batch)
-                return
-            results = error_results(batch.kind, len(batch.keys), f"{type(exc).__name__}: {exc}")
-            engine_s = 0.0
-        batch.unavailable_since, batch.waits = None, 0
-        self.engine_s += engine_s
-        self.sent.update(batch.keys)
-        ok = [(k, r) for k, r in zip(batch.keys, results, strict=True) if r.error is None]
-        if ok:
-            self.store.put_many(ok, model=batch.model)
-        if self.progress is not None:
-            tokens = sum(r.usage.prompt_tokens + r.usage.completion_tokens for r in results)
-            self.progress.batch(len(results), tokens, sum(r.usage.cost_usd for r in results))
-        self.answer(batch.keys, results)
-
-
-@contextmanager
-def _settled_heap() -> Iterator[Any]:
-    """Keeps the garbage collector off what the sweep holds on purpose.
-
-    A sweep keeps every rendered prompt, request and answer alive until the end (tens of thousands of
-    objects each), and each of Python's full collections walks all of them again: a fifth of the driver's
-    time on a large grid. Each planned or scored cell is therefore moved out of the collector's sight
-    (``gc.freeze``) and handed back when the sweep ends; garbage made in between is collected as usual.
-    A process that already froze objects of its own is left as it is.
-    """
-    if gc.get_freeze_count():
-        yield lambda: None
-        return
-    try:
-        yield gc.freeze
-    finally:
-        gc.unfreeze()
+    plan: CellPlan
+    remaining: int
 
 
 class _Engines:
@@ -227,29 +96,16 @@ class _Engines:
 
     def __init__(self, settings: SweepSettings, models: dict[str, Any]) -> None:
         self.settings, self.models = settings, models
-        self._pools: Any = None
+        self._pools: EnginePools | None = None
         self._started_ray = False
 
-    def pools(self) -> Any:
+    def pools(self) -> EnginePools:
         if self._pools is None:
-            from distalign.sweep.capacity import check_gpu_capacity
-            from distalign.sweep.pool import EnginePools, ensure_ray
-
             self._started_ray = ensure_ray(self.settings)
-            try:  # before any actor starts: an actor the cluster cannot place would wait forever
-                check_gpu_capacity(list(self.models.values()))
-            except InputError:
-                if self._started_ray:
-                    import ray
-
-                    ray.shutdown()
-                    self._started_ray = False
-                raise
+            # before any actor starts: an actor the cluster cannot place would wait forever
+            check_gpu_capacity(list(self.models.values()))
             self._pools = EnginePools(self.models, lazy=True)
         return self._pools
-
-    def start(self, model: str) -> None:
-        self.pools().start(model)
 
     def shutdown(self) -> None:
         if self._pools is not None:
@@ -260,49 +116,251 @@ class _Engines:
             ray.shutdown()
 
 
-def _run(
-    plan: Plan,
-    todo: list[CellConfig],
-    settings: SweepSettings,
-    tracker: Tracker,
-    store: Any,
-    engines: _Engines,
-    t0: float,
-    settle: Any,
-) -> tuple[_Driver, dict[str, Any], float]:
-    try:
-        # planned cell by cell: a model's engines start (in the background) as soon as the first request
-        # they must answer is known, so loading them overlaps with planning the rest
-        cached: dict[str, Any] = {}
-        misses: list[str] = []
-        plan_s = 0.0
+@dataclass
+class _Totals:
+    plan_s: float = 0.0
+    score_s: float = 0.0
+    engine_s: float = 0.0
+    requests: int = 0
+    requests_before_dedup: int = 0
+    sent: int = 0
+    cache_hits: int = 0
+    engine_stats: dict[str, Any] = field(default_factory=dict)
+
+
+class _Driver:
+    def __init__(
+        self,
+        settings: SweepSettings,
+        tracker: Tracker,
+        store: ResponseStore,
+        folder: Path,
+        engines: _Engines,
+        keep_items: bool,
+    ) -> None:
+        self.settings, self.tracker, self.store, self.folder = settings, tracker, store, folder
+        self.engines, self.keep_items = engines, keep_items
+        self.t0 = time.perf_counter()
+        self.totals = _Totals()
+        self.results: list[CellResult] = []
+        self.open: dict[int, _Open] = {}
+        self.waiters: dict[str, list[int]] = {}  # key sent or queued -> open cells waiting for it
+        self.answers: dict[str, Any] = {}  # answers the open cells still need
+        self.needed: dict[str, int] = {}  # key -> open cells that need it
+        self.sent_keys: set[str] = set()  # keys this sweep sent (counted per cell as requests_sent)
+        self.seen: set[str] = set()  # every distinct key of the sweep so far
+        self.queues: dict[tuple[str, str], deque[str]] = {}
+        self.requests: dict[str, Any] = {}  # queued or in-flight key -> request
+        self.in_flight: dict[Any, tuple[_Batch, str, int]] = {}
+        self.retry: deque[_Batch] = deque()
+        self.examples = Examples()
+        self.progress: SweepProgress | None = None
+        self.batch_size = {m: max(1, c.serving.batch_size) for m, c in engines.models.items()}
+
+    # -- cells -------------------------------------------------------------------------------------------
+    def record(self, result: CellResult) -> None:
+        cell_files.write_cell(self.folder, result)
+        self.tracker.log_cell(result)
+        if not self.keep_items:
+            result = replace(result, items=result.items.iloc[:0], calibration=None)
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress.cell(result.status == "failed")
+
+    def add(self, index: int, cell: Cell) -> None:
+        """Plan a cell and register its requests: answered ones count at once, misses are queued."""
         t = time.perf_counter()
-        for new in plan_cells(plan, todo):
-            plan_s += time.perf_counter() - t
-            settle()
-            if new:
-                hits = store.get_many(new)
-                cached.update(hits)
-                missed = [k for k in new if k not in hits]
-                misses.extend(missed)
-                for model in dict.fromkeys(plan.model_of[k] for k in missed):
-                    engines.start(model)
-            t = time.perf_counter()
-        driver = _Driver(plan, settings, tracker, store, t0, settle)
-        for cell, shash, error in plan.failed:
-            driver.record(CellResult(shash, cell, "failed", error))
-        with SweepProgress(len(todo), len(plan.requests), enabled=settings.progress) as progress:
-            driver.progress = progress
-            progress.hits(len(cached))
-            for i, cp in enumerate(plan.cells):
-                if not cp.keys:
-                    driver.finish(i)
-            driver.answer(list(cached), list(cached.values()))
-            if misses:
-                driver.engine_stats = driver.stream(misses, engines.pools())
-    finally:
-        engines.shutdown()
-    return driver, cached, plan_s
+        try:
+            plan = plan_cell(cell, self.examples)
+        except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the sweep
+            self.totals.plan_s += time.perf_counter() - t
+            error = f"planning failed: {type(exc).__name__}: {exc}"
+            self.record(CellResult(cell.spec_hash, cell.config, "failed", error, content=cell.content))
+            return
+        self.totals.plan_s += time.perf_counter() - t
+        self.totals.requests_before_dedup += sum(len(u.requests) for u in plan.units)
+        self.open[index] = _Open(plan, 0)
+        new = []
+        for key in plan.requests:
+            self.needed[key] = self.needed.get(key, 0) + 1
+            if key in self.answers:
+                continue
+            if key in self.waiters:
+                self.waiters[key].append(index)
+            else:
+                new.append(key)
+            self.open[index].remaining += 1
+        hits = self.store.get_many(new) if new else {}
+        first = [k for k in new if k not in self.seen]  # a released answer looked up again is no new request
+        self.seen.update(first)
+        first_hits = sum(1 for k in first if k in hits)
+        self.totals.requests += len(first)
+        self.totals.cache_hits += first_hits
+        if self.progress is not None:
+            self.progress.planned(len(first))
+            self.progress.hits(first_hits)
+        model = cell.config.model.name
+        for key in new:
+            if key in hits:
+                self.answers[key] = hits[key]
+                self.open[index].remaining -= 1
+            else:
+                self.waiters[key] = [index]
+                request = plan.requests[key]
+                self.requests[key] = request
+                self.queues.setdefault((model, _kind(request)), deque()).append(key)
+        if self.open[index].remaining == 0:
+            self.finish(index)
+
+    def finish(self, index: int) -> None:
+        plan = self.open.pop(index).plan
+        t = time.perf_counter()
+        try:
+            result = score_cell(
+                plan, self.answers, self.sent_keys, self.settings, time.perf_counter() - self.t0
+            )
+        except Exception as exc:  # noqa: BLE001 - a cell that cannot be scored fails alone
+            log.exception("cell %s failed while scoring", plan.spec_hash)
+            error = f"scoring failed: {type(exc).__name__}: {exc}"
+            result = CellResult(plan.spec_hash, plan.cell.config, "failed", error, content=plan.cell.content)
+        self.totals.score_s += time.perf_counter() - t
+        for key in plan.requests:  # answers no open cell needs any more are released
+            left = self.needed[key] - 1
+            if left:
+                self.needed[key] = left
+            else:
+                del self.needed[key]
+                self.answers.pop(key, None)
+        self.record(result)
+
+    def answer(self, keys: Sequence[str], results: Sequence[Any]) -> None:
+        ready = []
+        for key, res in zip(keys, results, strict=True):
+            waiting = self.waiters.pop(key, None)
+            if waiting is None:
+                continue
+            self.answers[key] = res
+            self.requests.pop(key, None)
+            for ci in waiting:
+                cell = self.open[ci]
+                cell.remaining -= 1
+                if cell.remaining == 0:
+                    ready.append(ci)
+        for ci in ready:
+            self.finish(ci)
+
+    # -- engines -----------------------------------------------------------------------------------------
+    def backlog(self) -> int:
+        return len(self.requests)
+
+    def lookahead(self) -> int:
+        sizes = self.batch_size.values()
+        return LOOKAHEAD_BATCHES * 3 * max(sizes, default=64) * max(1, len(self.batch_size))
+
+    def submit(self, planning_done: bool) -> None:
+        """Full batches go out while a pool has room; a partial batch goes when planning is over or when its
+        pool has nothing to do (an idle engine is worse than a small batch)."""
+        pools = None
+        now = time.monotonic()
+        while self.retry and self.retry[0].not_before <= now:
+            batch = self.retry.popleft()
+            pools = pools or self.engines.pools()
+            self._send(pools, batch)
+        for (model, kind), queue in self.queues.items():
+            size = self.batch_size[model]
+            while queue:
+                pools = pools or self.engines.pools()
+                if not pools.has_room(model):
+                    break
+                idle = pools.idle(model)
+                if len(queue) < size and not (planning_done or idle):
+                    break
+                keys = [queue.popleft() for _ in range(min(size, len(queue)))]
+                self._send(pools, _Batch(model, kind, keys))
+        self.queues = {k: q for k, q in self.queues.items() if q}
+
+    def _send(self, pools: EnginePools, batch: _Batch) -> None:
+        ref, pkey, idx = pools.submit(batch.model, batch.kind, [self.requests[k] for k in batch.keys])
+        self.in_flight[ref] = (batch, pkey, idx)
+
+    def collect(self, timeout: float) -> None:
+        import ray
+
+        if not self.in_flight:
+            return
+        ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+        if ready:
+            rest = [r for r in self.in_flight if r not in ready]
+            if rest:
+                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                ready += more
+        pools = self.engines.pools()
+        for ref in ready:
+            batch, pkey, idx = self.in_flight.pop(ref)
+            pools.done(pkey, idx)
+            self._collect(ref, batch)
+
+    def _collect(self, ref: Any, batch: _Batch) -> None:
+        import ray
+
+        try:
+            results, engine_s = ray.get(ref)
+        except ray.exceptions.ActorUnavailableError as exc:  # restarting: wait for it, not counted as a loss
+            now = time.monotonic()
+            batch.unavailable_since = batch.unavailable_since or now
+            if now - batch.unavailable_since < MAX_UNAVAILABLE_S:
+                batch.not_before = now + min(5.0, 0.1 * 2 ** min(batch.waits, 6))
+                batch.waits += 1
+                self.retry.append(batch)
+                return
+            results, engine_s = (
+                error_results(batch.kind, len(batch.keys), f"{type(exc).__name__}: {exc}"),
+                0.0,
+            )
+        except Exception as exc:  # noqa: BLE001 - the actor died holding the batch: re-send, boundedly
+            batch.attempts += 1
+            if batch.attempts < MAX_BATCH_ATTEMPTS:
+                log.warning("batch of %d lost (%s); re-sending", len(batch.keys), type(exc).__name__)
+                self.retry.append(batch)
+                return
+            results, engine_s = (
+                error_results(batch.kind, len(batch.keys), f"{type(exc).__name__}: {exc}"),
+                0.0,
+            )
+        self.totals.engine_s += engine_s
+        self.totals.sent += len(batch.keys)
+        self.sent_keys.update(batch.keys)
+        ok = [(k, r) for k, r in zip(batch.keys, results, strict=True) if r.error is None]
+        if ok:
+            self.store.put_many(ok, model=batch.model)
+        if self.progress is not None:
+            tokens = sum(r.usage.prompt_tokens + r.usage.completion_tokens for r in results)
+            self.progress.batch(len(results), tokens, sum(r.usage.cost_usd for r in results))
+        self.answer(batch.keys, results)
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def run(self, cells: Sequence[Cell]) -> None:
+        todo: Iterator[tuple[int, Cell]] = iter(enumerate(cells))
+        planning_done = False
+        while True:
+            while not planning_done and self.backlog() < self.lookahead():
+                nxt = next(todo, None)
+                if nxt is None:
+                    planning_done = True
+                else:
+                    self.add(*nxt)
+            self.submit(planning_done)
+            if not self.in_flight and not self.retry and not self.queues:
+                if planning_done:
+                    break
+                continue  # everything planned so far was answered: plan more
+            # while there is planning to do, only look at what came back; else wait for it
+            wait = 0.0 if not planning_done and self.backlog() < self.lookahead() else WAIT_TIMEOUT_S
+            if self.retry and not self.in_flight:
+                time.sleep(min(WAIT_TIMEOUT_S, max(0.0, self.retry[0].not_before - time.monotonic())))
+            self.collect(wait)
+        if self.engines._pools is not None:
+            self.totals.engine_stats = self.engines._pools.stats()
 
 
 def _flush_quietly(tracker: Tracker) -> None:
@@ -316,45 +374,64 @@ def run_sweep(
     cells: Sequence[CellConfig],
     settings: SweepSettings,
     tracker: Tracker | None = None,
+    folder: str | Path | None = None,
+    keep_items: bool = True,
 ) -> SweepOutcome:
     """Run every unfinished cell; returns the results of the cells run now (not of the skipped ones), in
-    the order of ``cells``, while the tracker receives each cell as soon as it is finished."""
-    from distalign.engines.store import ResponseStore
+    the order of ``cells``, while the tracker receives each cell as soon as it is finished.
 
+    ``folder`` is the sweep folder (default: ``sweep_folder(settings, ...)``); a cell whose ``cell.json``
+    there says finished is skipped, and a finished cell the tracker has not recorded is handed to it from
+    disk. ``keep_items`` False drops each cell's items table from the returned results once it is written
+    (a large sweep's tables stay on disk only).
+    """
     t0 = time.perf_counter()
-    cells = [as_cell(c) for c in cells]
-    validate_cells(cells)
+    validated = validate_cells([as_cell(c) for c in cells], unsupported=settings.unsupported)
+    resolved = list({c.spec_hash: c for c in validated.cells}.values())
     t_validated = time.perf_counter()
     tracker = tracker if tracker is not None else MemoryTracker()
-    done = tracker.finished_cells()
-    todo = [c for c in cells if spec_hash(c) not in done]
+    root = Path(folder) if folder is not None else sweep_folder(settings, [c.spec_hash for c in resolved])
+    on_disk = cell_files.finished_cells(root)
+    recorded = tracker.finished_cells()
+    for cell in resolved:
+        if cell.spec_hash in on_disk and cell.spec_hash not in recorded:
+            tracker.log_cell(cell_files.read_result(root, cell.spec_hash, cell.config))
+    todo = [c for c in resolved if c.spec_hash not in on_disk]
     store = ResponseStore(store_root(settings))
-    plan = Plan(cells=[])
-    engines = _Engines(settings, {c.model.name: c.model for c in todo})
-    with _settled_heap() as settle:
+    engines = _Engines(settings, {c.config.model.name: c.config.model for c in todo})
+    driver = _Driver(settings, tracker, store, root, engines, keep_items)
+    try:
         try:
-            driver, cached, plan_s = _run(plan, todo, settings, tracker, store, engines, t0, settle)
-        except BaseException:
-            _flush_quietly(tracker)  # the cells finished before the error or Ctrl-C are still recorded
-            raise
-        tracker.flush()
-        engine_stats = driver.engine_stats
-    order = {spec_hash(c): i for i, c in reversed(list(enumerate(cells)))}
+            with SweepProgress(len(todo), 0, enabled=settings.progress) as progress:
+                driver.progress = progress
+                driver.run(todo)
+        finally:
+            engines.shutdown()
+    except BaseException:
+        _flush_quietly(tracker)  # the cells finished before the error or Ctrl-C are still recorded
+        raise
+    tracker.flush()
+    order = {c.spec_hash: i for i, c in enumerate(resolved)}
     results = sorted(driver.results, key=lambda r: order[r.spec_hash])  # input order, not completion order
     failures = [(r.spec_hash, r.error or "") for r in results if r.status == "failed"]
+    t = driver.totals
     totals = {
-        "cells": float(len(cells)),
-        "skipped": float(len(cells) - len(todo)),
+        "cells": float(len(resolved)),
+        "skipped": float(len(resolved) - len(todo)),
+        "unsupported": float(len(validated.unsupported)),
         "finished": float(sum(r.status == "finished" for r in results)),
         "failed": float(len(failures)),
-        "requests_before_dedup": float(plan.requests_before_dedup),
-        "requests": float(len(plan.requests)),
-        "requests_sent": float(len(driver.sent)),
-        "cache_hits": float(len(cached)),
+        "requests_before_dedup": float(t.requests_before_dedup),
+        "requests": float(t.requests),
+        "requests_sent": float(t.sent),
+        "cache_hits": float(t.cache_hits),
         "validate_s": t_validated - t0,
-        "plan_s": plan_s,
-        "parse_score_s": driver.score_s,
-        "engine_time_s": driver.engine_s,
+        "plan_s": t.plan_s,
+        "parse_score_s": t.score_s,
+        "engine_time_s": t.engine_s,
         "wall_time_s": time.perf_counter() - t0,
     }
-    return SweepOutcome(results, totals, failures, engine_stats)
+    return SweepOutcome(results, totals, failures, t.engine_stats, folder=str(root))
+
+
+__all__ = ["InputError", "run_sweep", "store_root", "sweep_folder", "sweep_id"]

@@ -1,16 +1,22 @@
 """Every check a sweep can make before it reserves a GPU, starts an actor or calls a model.
 
 A bad grid fails here, in seconds, with a message naming the model, the method, the key or the file and
-saying how to fix it, instead of half-way through an expensive run.
+saying how to fix it, instead of half-way through an expensive run. The checks resolve each cell (its
+dataset and templates are read once), so what passes here can be planned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from distalign.engines.registry import engine_capabilities
 from distalign.errors import InputError
-from distalign.records.config import CellConfig, ModelConfig
+from distalign.methods.base import Method
+from distalign.prompts.render import STEERINGS, RenderedPrompt
+from distalign.records.config import CellConfig, ModelConfig, ServingConfig
 from distalign.records.engine import (
     Capabilities,
     CapabilityError,
@@ -18,16 +24,71 @@ from distalign.records.engine import (
     Message,
     OptionLogprobRequest,
 )
-from distalign.sweep.cells import CALIBRATIONS, cell_method, load_dataset, prompt_spec
+from distalign.sweep.cells import CALIBRATIONS, Cell, cell_method, resolve
 
 _PROBE_LETTERS = ("A", "B", "C")
 _PROBE_LABELS = ("Yes", "No", "Refused")
+UNSUPPORTED_POLICIES = ("skip", "error")
+
+#: the serving fields each engine reads; any other field set away from its default does nothing there
+_COMMON = (
+    "engine",
+    "batch_size",
+    "resources",
+    "capabilities",
+    "input_cost_per_token",
+    "output_cost_per_token",
+)
+SERVING_FIELDS: dict[str, tuple[str, ...]] = {
+    "hf": (*_COMMON, "device", "dtype", "replicas", "num_cpus", "num_gpus"),
+    "vllm": (
+        *_COMMON,
+        "device",
+        "dtype",
+        "replicas",
+        "num_cpus",
+        "num_gpus",
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
+        "max_model_len",
+    ),
+    "litellm": (
+        *_COMMON,
+        "api_base",
+        "api_key_env",
+        "rpm",
+        "tpm",
+        "max_concurrency",
+        "max_retries",
+        "timeout_s",
+    ),
+    "instant": (*_COMMON, "replicas", "num_cpus"),
+}
 
 
-def _probe_prompt() -> object:
+@dataclass
+class Validated:
+    """The resolved cells to run, and the cells skipped because their model cannot serve their method."""
+
+    cells: list[Cell] = field(default_factory=list)
+    #: (cell config, why its model cannot serve its method)
+    unsupported: list[tuple[CellConfig, str]] = field(default_factory=list)
+
+    def unsupported_lines(self) -> list[str]:
+        """One line per model: which of its methods are skipped and why (the paper's empty cells)."""
+        by_model: dict[str, dict[str, str]] = {}
+        for cell, why in self.unsupported:
+            by_model.setdefault(cell.model.name, {})[cell.method.name] = why
+        lines = []
+        for model, methods in by_model.items():
+            n = sum(1 for c, _ in self.unsupported if c.model.name == model)
+            reasons = "; ".join(f"{m}: {why}" for m, why in methods.items())
+            lines.append(f"skipped {n} cell(s) of model {model!r} it cannot serve ({reasons})")
+        return lines
+
+
+def _probe_prompt() -> RenderedPrompt:
     """A tiny rendered prompt to ask a method which requests it would make."""
-    from distalign.prompts.render import RenderedPrompt
-
     text = "Question?\n" + "\n".join(f"{a}. {b}" for a, b in zip(_PROBE_LETTERS, _PROBE_LABELS, strict=True))
     messages = (Message("user", text),)
     return RenderedPrompt(
@@ -39,7 +100,11 @@ def _probe_prompt() -> object:
     )
 
 
-def _missing_capability(requests: Sequence[object], caps: Capabilities) -> str | None:
+def _missing_capability(method: Method, caps: Capabilities) -> str | None:
+    try:
+        requests = method.requests(_probe_prompt(), capabilities=caps)
+    except CapabilityError as exc:
+        return str(exc)
     for r in requests:
         if isinstance(r, OptionLogprobRequest) and not caps.option_logprobs:
             return "it returns no option log-probabilities"
@@ -53,29 +118,39 @@ def _missing_capability(requests: Sequence[object], caps: Capabilities) -> str |
     return None
 
 
-def _check_method(cell: CellConfig, caps: Capabilities) -> None:
+def _unsupported_error(cell: CellConfig, why: str) -> InputError:
     model, name = cell.model, cell.method.name
-    method = cell_method(cell)  # unknown names raise InputError listing the known ones
-    try:
-        requests = method.requests(_probe_prompt(), capabilities=caps)
-        why = _missing_capability(requests, caps)
-    except CapabilityError as exc:
-        why = str(exc)
-    if why:
-        others = "seq or verbalize" if name in ("logprobs", "logp") else "another method"
-        raise InputError(
-            f"model {model.name!r} ({model.serving.engine}: {model.weights}) cannot serve method {name!r}: "
-            f"{why}. Use method={others} for this model, serve a model that can (hf, vllm), or, if the "
-            f"provider does support it, set model.serving.capabilities in the model's config",
-            where=f"model={model.name} method={name}",
-        )
+    others = "seq or verbalize" if name in ("logprobs", "logp") else "another method"
+    return InputError(
+        f"model {model.name!r} ({model.serving.engine}: {model.weights}) cannot serve method {name!r}: "
+        f"{why}. Use method={others} for this model, serve a model that can (hf, vllm), set "
+        f"sweep.unsupported=skip to leave such cells empty, or, if the provider does support it, set "
+        f"model.serving.capabilities in the model's config",
+        where=f"model={model.name} method={name}",
+    )
 
 
-def _check_serving(model: ModelConfig, require_keys: bool = True) -> None:
+def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
     s = model.serving
     where = f"model {model.name!r}: serving"
     if s.replicas < 1:
         raise InputError(f"replicas must be at least 1, got {s.replicas}", where=where)
+    if s.batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {s.batch_size}", where=where)
+    read = SERVING_FIELDS.get(s.engine)
+    if read is not None:
+        default = ServingConfig()
+        ignored = [
+            f.name
+            for f in dataclasses.fields(ServingConfig)
+            if f.name not in read and getattr(s, f.name) != getattr(default, f.name)
+        ]
+        if ignored:
+            raise InputError(
+                f"{', '.join(ignored)} set, but the {s.engine} engine does not use "
+                f"{'it' if len(ignored) == 1 else 'them'}; it reads: {', '.join(sorted(read))}",
+                where=f"{where}.{ignored[0]}",
+            )
     if s.engine == "vllm" and s.num_gpus and s.tensor_parallel_size > s.num_gpus:
         raise InputError(
             f"tensor_parallel_size={s.tensor_parallel_size} needs that many GPUs but num_gpus={s.num_gpus}; "
@@ -104,41 +179,57 @@ def _check_models_consistent(cells: Sequence[CellConfig]) -> None:
             )
 
 
-def validate_cells(cells: Sequence[CellConfig], require_keys: bool = True) -> None:
-    """Raise ``InputError`` for the first problem found; loads (and caches) each dataset once.
-    ``require_keys=False`` (dry runs, which call no model) skips the API-key check."""
-    from distalign.engines.registry import engine_capabilities
-    from distalign.prompts.render import STEERINGS
+def _check_steering(cell: CellConfig) -> None:
+    s = cell.steering
+    allowed = STEERINGS.get(s.protocol)
+    if allowed is None:
+        raise InputError(
+            f"unknown protocol {s.protocol!r}; known: {', '.join(STEERINGS)}", where=f"steering {s.name!r}"
+        )
+    if s.steering not in allowed:
+        raise InputError(
+            f"unknown steering {s.steering!r} for protocol {s.protocol!r}; known: {', '.join(allowed)}",
+            where=f"steering {s.name!r}",
+        )
+    if cell.calibration.name not in CALIBRATIONS:
+        raise InputError(
+            f"unknown calibration {cell.calibration.name!r}; known: {', '.join(CALIBRATIONS)}",
+            where="calibration",
+        )
 
+
+def validate_cells(
+    cells: Sequence[CellConfig], require_keys: bool = True, unsupported: str = "error"
+) -> Validated:
+    """Raise ``InputError`` for the first problem found, else the resolved cells. A cell whose model
+    cannot serve its method is an error, or skipped (``unsupported="skip"``) and listed. ``require_keys``
+    False (dry runs, which call no model) skips the API-key check."""
     if not cells:
         raise InputError("the sweep has no cells")
+    if unsupported not in UNSUPPORTED_POLICIES:
+        raise InputError(
+            f"unknown policy {unsupported!r} (known: {', '.join(UNSUPPORTED_POLICIES)})",
+            where="sweep.unsupported",
+        )
     _check_models_consistent(cells)
-    checked_models: dict[str, Capabilities] = {}
-    checked_methods: set[tuple[str, str]] = set()
+    capabilities: dict[str, Capabilities] = {}
+    missing: dict[tuple[str, str], str | None] = {}
+    out = Validated()
     for cell in cells:
-        if cell.model.name not in checked_models:
-            _check_serving(cell.model, require_keys)
-            checked_models[cell.model.name] = engine_capabilities(cell.model)
-        s = cell.steering
-        allowed = STEERINGS.get(s.protocol)
-        if allowed is None:
-            raise InputError(
-                f"unknown protocol {s.protocol!r}; known: {', '.join(STEERINGS)}",
-                where=f"steering {s.name!r}: protocol",
-            )
-        if s.steering not in allowed:
-            raise InputError(
-                f"unknown steering {s.steering!r} for protocol {s.protocol!r}; known: {', '.join(allowed)}",
-                where=f"steering {s.name!r}",
-            )
-        if cell.calibration.name not in CALIBRATIONS:
-            raise InputError(
-                f"unknown calibration {cell.calibration.name!r}; known: {', '.join(CALIBRATIONS)}",
-                where="calibration",
-            )
+        if cell.model.name not in capabilities:
+            check_serving(cell.model, require_keys)
+            capabilities[cell.model.name] = engine_capabilities(cell.model)
+        _check_steering(cell)
         pair = (cell.model.name, cell.method.name)
-        if pair not in checked_methods:
-            _check_method(cell, checked_models[cell.model.name])
-            checked_methods.add(pair)
-        prompt_spec(cell, cell_method(cell))
-        load_dataset(cell.dataset)
+        if pair not in missing:
+            missing[pair] = _missing_capability(cell_method(cell), capabilities[cell.model.name])
+        why = missing[pair]
+        if why is not None:
+            if unsupported == "error":
+                raise _unsupported_error(cell, why)
+            out.unsupported.append((cell, why))
+            continue
+        out.cells.append(resolve(cell))
+    if not out.cells:
+        raise InputError("every cell of the sweep was skipped: no model can serve its method")
+    return out

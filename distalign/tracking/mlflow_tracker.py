@@ -1,11 +1,11 @@
 """MLflow is the record of a sweep: one experiment, a parent run per sweep, one child run per cell.
 
-There is one writer at a time, through ``MlflowClient`` with explicit run ids, so concurrent cells never
-race on MLflow's global "active run" state, and a fresh SQLite store is initialised exactly once (concurrent
-first opens corrupt it). Cells are written in the background by a process of their own
-(``distalign.tracking.writer``) in the order they finish; the driver waits for it before it writes the
-parent run. Resuming a sweep re-opens its parent run (found by the sweep id) and
-skips the cells whose child run finished.
+MLflow only receives data: each finished cell is handed over once, with everything it has, and nothing is
+read back for the sweep's own use (resume and the leaderboard read the sweep folder). Cells are written by
+one background thread, in the order they finish, through ``MlflowClient`` with explicit run ids (MLflow's
+global "active run" is never touched), so the driver goes on with the sweep while MLflow writes; the driver
+waits for the thread before it writes the parent run. Resuming a sweep re-opens its parent run (found by
+the sweep id) and never writes a second child run for a cell that has a finished one.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future
-from functools import partial
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,10 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from distalign.records.config import CellConfig, cell_run_name, identity_dict
+from distalign.scoring.results import parquet_safe
+from distalign.tracking.calibrators import log_calibrators
+from distalign.tracking.figures import tv_histogram_svg
 from distalign.tracking.provenance import git_revision, package_versions
-from distalign.tracking.writer import BackgroundWriter, WriterGone, is_gone
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,12 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def cell_params(cell: CellConfig) -> dict[str, str]:
-    """The cell spec as MLflow params (identity plus how it was served; never secrets, only env var names)."""
-    ident = flatten(identity_dict(cell))
+def cell_params(cell: CellConfig, content: Mapping[str, str]) -> dict[str, str]:
+    """The cell spec as MLflow params: its identity (content digests included), where it read its data and
+    how it was served (never secrets, only env var names)."""
+    ident = flatten(identity_dict(cell, content))
+    ident.update({"dataset.data_dir": cell.dataset.data_dir, "dataset.path": cell.dataset.path})
+    ident["steering.templates"] = cell.steering.templates
     s = cell.model.serving
     serving = {
         "serving.engine": s.engine,
@@ -84,7 +87,7 @@ def cell_params(cell: CellConfig) -> dict[str, str]:
 
 
 class CellLog:
-    """Writes one cell's child run. Built in the driver, or in the writer process from the same ids."""
+    """Writes one cell's child run."""
 
     def __init__(
         self,
@@ -98,15 +101,6 @@ class CellLog:
         self.uri, self.experiment_id, self.sweep_id = uri, experiment_id, sweep_id
         self.parent_run_id, self.provenance = parent_run_id, dict(provenance)
         self.client = client if client is not None else MlflowClient(tracking_uri=uri)
-
-    @classmethod
-    def warmed(cls, *args: Any) -> CellLog:
-        """For the writer process: imports what the first cell would otherwise wait for."""
-        import pyarrow.parquet  # noqa: F401
-
-        import distalign.tracking.figures  # noqa: F401
-
-        return cls(*args)
 
     def log(self, result: Any) -> str:
         """One child run per cell: params, tags, metrics and the per-item table; finished last, so a run
@@ -130,7 +124,7 @@ class CellLog:
             for k, v in (result.metrics or {}).items()
             if v is not None and _finite(v)
         ]
-        params = [Param(k, v) for k, v in cell_params(cell).items()]
+        params = [Param(k, v) for k, v in cell_params(cell, result.content).items()]
         for i in range(0, max(len(metrics), len(params), 1), 100):
             self.client.log_batch(run_id, metrics=metrics[i : i + 100], params=params[i : i + 100])
         items = getattr(result, "items", None)
@@ -145,8 +139,6 @@ class CellLog:
 
     def _log_calibration(self, run_id: str, outcome: Any) -> None:
         """Calibrator params, figures and the fitted models (``mlflow.sklearn``) in the cell's own run."""
-        from distalign.tracking.calibrators import log_calibrators
-
         # the calibration config itself is already among the cell's params
         params = [
             Param(k, str(v)[:6000]) for k, v in outcome.params.items() if not k.startswith("calibration")
@@ -158,10 +150,8 @@ class CellLog:
         log_calibrators(self.client, run_id, outcome, tracking_uri=self.uri)
 
     def _log_items(self, run_id: str, items: pd.DataFrame) -> None:
-        from distalign.tracking.figures import tv_histogram_svg
-
         with tempfile.TemporaryDirectory() as tmp:  # laid out as in the run: one upload for both
-            _parquet_safe(items).to_parquet(Path(tmp) / ITEMS_ARTIFACT, index=False)
+            parquet_safe(items).to_parquet(Path(tmp) / ITEMS_ARTIFACT, index=False)
             if "tv" in items:
                 (Path(tmp) / "figures").mkdir()
                 svg = tv_histogram_svg(items["tv"].to_numpy(dtype=float))
@@ -170,33 +160,28 @@ class CellLog:
 
 
 class MLflowTracker:
-    """Implements the sweep's tracker protocol: ``finished_cells()`` and ``log_cell(result)``."""
+    """Implements the sweep's tracker protocol: ``finished_cells()``, ``log_cell(result)``, ``flush()``."""
 
     def __init__(
         self,
         tracking_uri: str | None,
         experiment: str,
         sweep_name: str,
-        spec_hashes: Iterable[str],
+        sweep_id: str,
         sweep_params: Mapping[str, Any] | None = None,
-        background: bool = True,
     ) -> None:
         self.uri = resolve_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_id = self._experiment(experiment)
-        hashes = sorted(set(spec_hashes))
-        import hashlib
-
-        self.sweep_id = hashlib.sha256((sweep_name + "|" + ",".join(hashes)).encode()).hexdigest()[:16]
+        self.sweep_id = sweep_id
         self.parent_run_id, self.resumed = self._parent(sweep_name, sweep_params or {})
         self._close_stale_children()
-        ids = (self.uri, self.experiment_id, self.sweep_id, self.parent_run_id, _provenance_tags())
-        self._cells = CellLog(*ids, client=self.client)
-        self._pending: list[tuple[Any, Future[str]]] = []
-        # cells are written by a process of their own (``background``), so the driver only pickles them;
-        # the writer hands it pipe descriptors, which only POSIX passes on: elsewhere cells are written here
-        background = background and os.name == "posix"
-        self._writer = BackgroundWriter(partial(CellLog.warmed, *ids)) if background else None
+        self._cells = CellLog(
+            self.uri, self.experiment_id, self.sweep_id, self.parent_run_id, _provenance_tags(), self.client
+        )
+        self._finished = self._finished_now()
+        self._pending: list[Future[str | None]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="distalign-mlflow")
 
     # -- set-up -------------------------------------------------------------------------------------------
     def _experiment(self, name: str) -> str:
@@ -244,121 +229,69 @@ class MLflowTracker:
         for run in self._children("RUNNING"):
             self.client.set_terminated(run.info.run_id, status="KILLED")
 
+    def _finished_now(self) -> set[str]:
+        return {r.data.tags[TAG_SPEC] for r in self._children("FINISHED") if TAG_SPEC in r.data.tags}
+
     # -- tracker protocol ---------------------------------------------------------------------------------
     def finished_cells(self) -> set[str]:
         self.flush()
-        return {r.data.tags[TAG_SPEC] for r in self._children("FINISHED") if TAG_SPEC in r.data.tags}
+        self._finished = self._finished_now()
+        return set(self._finished)
 
-    def log_cell(self, result: Any) -> Future[str]:
-        """Queues the cell for the writer process and returns at once; the future holds its run id.
+    def log_cell(self, result: Any) -> Future[str | None]:
+        """Queues the cell for the background thread and returns at once; the future holds its run id
+        (``None`` for a cell that already has a finished run). An earlier cell's failure to be written is
+        raised here, so a broken store stops the sweep early."""
+        self._raise_failed()
+        if result.spec_hash in self._finished:
+            done: Future[str | None] = Future()
+            done.set_result(None)
+            return done
+        if result.status == "finished":
+            self._finished.add(result.spec_hash)
+        future = self._pool.submit(self._cells.log, result)
+        self._pending.append(future)
+        return future
 
-        An earlier cell's failure to be written is raised here, so a broken store stops the sweep early. A
-        cell that cannot be pickled is written here, after everything queued before it.
-        """
-        self._check_done()
-        if self._writer is not None:
-            try:
-                future = self._writer.submit("log", result)
-            except WriterGone as exc:
-                log.warning("the MLflow writer process is gone (%s); logging from the driver", exc)
-                self._lose_writer()
-            except (pickle.PicklingError, TypeError, AttributeError) as exc:
-                log.debug("cell %s cannot be pickled (%s); logging it from the driver", result.spec_hash, exc)
-            else:
-                self._pending.append((result, future))
-                return future
-        self.flush()
-        done: Future[str] = Future()
-        done.set_result(self._cells.log(result))
-        return done
+    def _raise_failed(self) -> None:
+        for future in self._pending:
+            if future.done() and future.exception() is not None:
+                self.flush()
 
     def flush(self) -> None:
-        """Waits until every queued cell is written. Cells the writer process died holding are written
-        from here (their half-written runs are marked KILLED first); the first error of a cell is raised."""
+        """Waits until every queued cell is written; raises the first error of a cell."""
         pending, self._pending = self._pending, []
-        lost: list[Any] = []
-        error: BaseException | None = None
-        for result, future in pending:
-            try:
-                future.result()
-            except Exception as exc:  # noqa: BLE001 - sorted into "the writer died" and "writing failed"
-                if is_gone(exc):
-                    lost.append(result)
-                elif error is None:
-                    error = exc
-        if lost:
-            log.warning("the MLflow writer process died; logging %d cell(s) from the driver", len(lost))
-            self._lose_writer()
-            self._close_stale_children()
-            for result in lost:
-                self._cells.log(result)
-        if error is not None:
-            raise error
+        errors = [exc for f in pending if (exc := f.exception()) is not None]
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
-        """Writes what is queued and stops the writer process."""
         try:
             self.flush()
         finally:
-            self._lose_writer()
+            self._pool.shutdown(wait=True)
 
-    def _check_done(self) -> None:
-        while self._pending and self._pending[0][1].done():
-            if self._pending[0][1].exception() is not None:
-                self.flush()  # raises the error, or writes what a dead writer held
-                return
-            self._pending.pop(0)
-
-    def _lose_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close(wait=False)
-            self._writer = None
-
-    # -- reading back (resume, reports) ---------------------------------------------------------------------
-    def finished_items(self) -> pd.DataFrame:
-        """The per-item tables of every finished cell of this sweep (for the final leaderboard on resume)."""
-        self.flush()
-        frames = []
-        for run in self._children("FINISHED"):
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    local = self.client.download_artifacts(run.info.run_id, ITEMS_ARTIFACT, tmp)
-                except Exception as exc:  # noqa: BLE001 - a finished run without items is reported, not fatal
-                    log.warning("run %s has no %s: %s", run.info.run_id, ITEMS_ARTIFACT, exc)
-                    continue
-                frames.append(pd.read_parquet(local))
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
+    # -- the parent run -----------------------------------------------------------------------------------
     def log_leaderboard(
         self, rows: Sequence[Mapping[str, Any]], extra_tables: Mapping[str, Any] | None = None
     ) -> None:
-        """The sweep's leaderboard (Table 1a/1b shape) as a table, CSV and a figure on the parent run."""
-        from distalign.tracking.figures import leaderboard_figure
-
-        self.flush()  # one writer at a time
-        df = pd.DataFrame(list(rows))
-        with tempfile.TemporaryDirectory() as tmp:
-            csv = Path(tmp) / "leaderboard.csv"
-            df.to_csv(csv, index=False)
-            self.client.log_artifact(self.parent_run_id, str(csv))
-            self.client.log_table(self.parent_run_id, data=df, artifact_file="leaderboard.json")
-            for name, table in (extra_tables or {}).items():
-                t = pd.DataFrame(table)
-                if len(t):
-                    self.client.log_table(self.parent_run_id, data=t, artifact_file=f"{name}.json")
-            if len(df):
-                fig = Path(tmp) / "leaderboard.png"
-                leaderboard_figure(df, fig)
-                self.client.log_artifact(self.parent_run_id, str(fig), artifact_path="figures")
-
-    def log_figures(self, figures: Mapping[str, Any]) -> None:
-        """Sweep-level matplotlib figures (calibration curves, per-group effects) on the parent run."""
-        import matplotlib.pyplot as plt
-
+        """The leaderboard (Table 1a/1b shape) and any extra tables as MLflow tables on the parent run."""
         self.flush()
-        for name, fig in figures.items():
-            self.client.log_figure(self.parent_run_id, fig, f"figures/{name}.png")
-            plt.close(fig)
+        df = pd.DataFrame(list(rows))
+        self.client.log_table(self.parent_run_id, data=df, artifact_file="leaderboard.json")
+        for name, table in (extra_tables or {}).items():
+            t = pd.DataFrame(table)
+            if len(t):
+                self.client.log_table(self.parent_run_id, data=t, artifact_file=f"{name}.json")
+
+    def log_folder(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        """A folder of files (the sweep's report: HTML, Markdown, CSV tables, figures) on the parent run."""
+        self.flush()
+        self.client.log_artifacts(self.parent_run_id, str(folder), artifact_path=artifact_path)
+
+    def set_description(self, markdown: str) -> None:
+        """The parent run's description (MLflow's note), shown on its page in the MLflow UI."""
+        self.client.set_tag(self.parent_run_id, "mlflow.note.content", markdown)
 
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         self.flush()
@@ -367,9 +300,12 @@ class MLflowTracker:
         if ms:
             self.client.log_batch(self.parent_run_id, metrics=ms)
 
-    def finish(self, failed: bool = False) -> None:
-        self.close()
-        self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+    def finish(self, status: str = "FINISHED") -> None:
+        """Closes the parent run as FINISHED, FAILED or KILLED (an interrupted sweep)."""
+        try:
+            self.close()
+        finally:
+            self.client.set_terminated(self.parent_run_id, status=status)
 
     def ui_command(self) -> str:
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
@@ -391,19 +327,6 @@ def _finite(v: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return f == f and f not in (float("inf"), float("-inf"))
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Object columns holding arrays/dicts become lists/JSON so Parquet can store them."""
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            sample = next((v for v in out[col] if v is not None), None)
-            if isinstance(sample, dict):
-                out[col] = out[col].map(lambda v: None if v is None else json.dumps(v, default=str))
-            elif hasattr(sample, "tolist") and not isinstance(sample, str):
-                out[col] = out[col].map(lambda v: None if v is None else list(map(float, v)))
-    return out
 
 
 __all__ = ["MLflowTracker", "resolve_tracking_uri", "RunStatus", "RunTag"]

@@ -19,7 +19,7 @@ from distalign.sweep.cells import clear_dataset_cache
 
 
 def instant_model(name: str = "instant", **serving: object) -> ModelConfig:
-    kw: dict[str, object] = {"engine": "instant", **serving}
+    kw: dict[str, object] = {"engine": "instant", "batch_size": 16, **serving}
     return ModelConfig(name=name, weights="instant", serving=ServingConfig(**kw))  # type: ignore[arg-type]
 
 
@@ -49,7 +49,14 @@ def grid(
 
 
 def settings(store: object, **kw: object) -> SweepSettings:
-    base: dict[str, object] = {"num_cpus": 2, "progress": False, "n_resamples": 200, "batch_size": 16, **kw}
+    """Settings with their own response store and, beside it, their own sweep folders."""
+    base: dict[str, object] = {
+        "num_cpus": 2,
+        "progress": False,
+        "n_resamples": 200,
+        "output_dir": f"{store}-sweeps",
+        **kw,
+    }
     return SweepSettings(store=str(store), **base)  # type: ignore[arg-type]
 
 

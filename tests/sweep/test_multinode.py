@@ -53,8 +53,8 @@ def test_pinned_models_and_a_killed_actor(cluster: Cluster, tmp_path, monkeypatc
     journal = tmp_path / "journal.txt"
     monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(journal))
     monkeypatch.setenv("DISTALIGN_INSTANT_DELAY_S", "0.2")
-    a = instant_model("model_a", resources={"node_a": 1}, num_cpus=0.5)
-    b = instant_model("model_b", resources={"node_b": 1}, num_cpus=0.5)
+    a = instant_model("model_a", resources={"node_a": 1}, num_cpus=0.5, batch_size=8)
+    b = instant_model("model_b", resources={"node_b": 1}, num_cpus=0.5, batch_size=8)
     cells = grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=a)
     cells += grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=b)
     killed: list[str] = []
@@ -64,7 +64,7 @@ def test_pinned_models_and_a_killed_actor(cluster: Cluster, tmp_path, monkeypatc
     )
     killer.start()
     try:
-        out = run_sweep(cells, settings(tmp_path / "store", batch_size=8), MemoryTracker())
+        out = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
     finally:
         stop.set()
         killer.join(timeout=5)
@@ -84,5 +84,5 @@ def test_pinned_models_and_a_killed_actor(cluster: Cluster, tmp_path, monkeypatc
     assert len(seen) == out.totals["requests"] == out.totals["requests_sent"]
     assert 0 < repeats <= 3 * 8  # at most the batches queued on the killed actor
 
-    again = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
-    assert again.totals["requests_sent"] == 0
+    again = run_sweep(cells, settings(tmp_path / "store", output_dir=str(tmp_path / "b")), MemoryTracker())
+    assert again.totals["requests_sent"] == 0 and len(again.results) == 4
