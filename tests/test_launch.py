@@ -99,8 +99,15 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
         # 2 items; "none" answers once per item and is scored against each of its groups
         assert items["item_id"].nunique() == 2 and items["group"].nunique() >= 2
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"leaderboard.json", "leaderboard.csv", "figures"} <= parent_artifacts
+    assert {"leaderboard.json", "report"} <= parent_artifacts
+    report = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"leaderboard.csv", "leaderboard.md"} <= report
+    assert "| smollm2_135m | verbalize |" in parent.data.tags["mlflow.note.content"]
     assert "mlflow ui --backend-store-uri" in proc.stdout
+    # the sweep folder holds every cell and the report the run printed
+    folder = next((tmp_path / ".distalign" / "sweeps").iterdir())
+    assert len(list((folder / "cells").glob("*/cell.json"))) == 6
+    assert f"Report: {folder.relative_to(tmp_path)}/report" in proc.stdout
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def load_templates(path: str | Path | None = None) -> Templates:
         raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=p) from None
     raw = read_yaml(p, text)
     check_shape(raw, default.raw, "", str(p))
-    templates = compile_templates(raw, str(p), text)
+    templates = compile_templates(raw, str(p))
     trial_render(templates)
     return templates
 

@@ -9,6 +9,7 @@ unknown variable is reported with its key and file before any model is called.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -129,15 +130,17 @@ def read_yaml(path: Path | str, text: str) -> dict[str, Any]:
     return data
 
 
-def compile_templates(raw: dict[str, Any], source: str, text: str) -> Templates:
-    """Compile every entry of an already shape-checked mapping; ``text`` is what the digest covers."""
+def compile_templates(raw: dict[str, Any], source: str) -> Templates:
+    """Compile every entry of an already shape-checked mapping. The digest covers the wording (the parsed
+    mapping), so comments and layout of the file do not count."""
     compiled: dict[str, jinja2.Template] = {}
     _compile(raw, "", source, compiled)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return Templates(source=source, raw=raw, compiled=compiled, digest=digest)
 
 
 @lru_cache(maxsize=1)
 def packaged_templates() -> Templates:
     text = files("distalign.prompts").joinpath(PACKAGED).read_text(encoding="utf-8")
-    return compile_templates(read_yaml(PACKAGED, text), f"distalign/prompts/{PACKAGED}", text)
+    return compile_templates(read_yaml(PACKAGED, text), f"distalign/prompts/{PACKAGED}")

@@ -30,6 +30,8 @@ KINDS: tuple[str, ...] = ("option_logprobs", "generate")
 #: environment variables a local engine may need, passed through to its actor when the driver has them
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("DISTALIGN_", "HF_", "TRANSFORMERS_", "VLLM_", "CUDA_")
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
+#: batches queued on each local actor: enough work for the engine while the driver plans or scores a cell
+IN_FLIGHT_PER_ACTOR = 8
 
 
 def error_results(kind: str, n: int, error: str) -> list[Any]:
@@ -179,7 +181,7 @@ class Pool:
         s = self.models[0].serving
         if s.engine == "litellm":
             return max(2, sum(m.serving.max_concurrency for m in self.models))
-        return 3 * len(self.actors)  # a few batches queued per actor hide the round trip
+        return IN_FLIGHT_PER_ACTOR * len(self.actors)
 
 
 class EnginePools:

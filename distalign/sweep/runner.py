@@ -36,7 +36,7 @@ from distalign.sweep.capacity import check_gpu_capacity
 from distalign.sweep.cells import Cell, as_cell
 from distalign.sweep.cellscore import score_cell
 from distalign.sweep.plan import CellPlan, Examples, plan_cell
-from distalign.sweep.pool import KINDS, EnginePools, ensure_ray, error_results
+from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR, KINDS, EnginePools, ensure_ray, error_results
 from distalign.sweep.progress import SweepProgress
 from distalign.sweep.trackers import MemoryTracker, Tracker
 from distalign.sweep.validate import validate_cells
@@ -255,7 +255,7 @@ class _Driver:
 
     def lookahead(self) -> int:
         sizes = self.batch_size.values()
-        return LOOKAHEAD_BATCHES * 3 * max(sizes, default=64) * max(1, len(self.batch_size))
+        return LOOKAHEAD_BATCHES * IN_FLIGHT_PER_ACTOR * max(sizes, default=64) * max(1, len(self.batch_size))
 
     def submit(self, planning_done: bool) -> None:
         """Full batches go out while a pool has room; a partial batch goes when planning is over or when its

@@ -11,6 +11,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.trackers import MemoryTracker
 from tests.sweep.conftest import grid, instant_model, settings
@@ -82,7 +83,7 @@ def test_pinned_models_and_a_killed_actor(cluster: Cluster, tmp_path, monkeypatc
     seen = Counter(journal.read_text().splitlines())
     repeats = sum(n - 1 for n in seen.values())
     assert len(seen) == out.totals["requests"] == out.totals["requests_sent"]
-    assert 0 < repeats <= 3 * 8  # at most the batches queued on the killed actor
+    assert 0 < repeats <= IN_FLIGHT_PER_ACTOR * 8  # at most the batches queued on the killed actor
 
     again = run_sweep(cells, settings(tmp_path / "store", output_dir=str(tmp_path / "b")), MemoryTracker())
     assert again.totals["requests_sent"] == 0 and len(again.results) == 4

@@ -108,3 +108,33 @@ def test_run_sweep_validates_before_starting_ray(tmp_path) -> None:
         run_sweep([make_cell(), bad], settings(tmp_path / "store"))
     assert not ray.is_initialized()
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    "engine,field,value",
+    [
+        ("litellm", "dtype", "bfloat16"),
+        ("vllm", "rpm", 5.0),
+        ("hf", "tensor_parallel_size", 2),
+        ("instant", "api_base", "x"),
+    ],
+)
+def test_a_serving_field_the_engine_ignores_is_rejected(engine: str, field: str, value: object) -> None:
+    weights = "openai/gpt-4o-mini" if engine == "litellm" else "org/model"
+    model = ModelConfig(name="m", weights=weights, serving=ServingConfig(engine=engine, **{field: value}))
+    with pytest.raises(
+        InputError, match=f"{field} set, but the {engine} engine does not use it; it reads: "
+    ) as err:
+        validate_cells([make_cell("verbalize", model=model)], require_keys=False)
+    assert f"serving.{field}" in str(err.value)
+
+
+def test_unsupported_cells_are_skipped_and_listed_when_asked() -> None:
+    api = _api_model(api_key_env=None)
+    cells = [make_cell("logprobs", model=api), make_cell("verbalize", model=api), make_cell("logprobs")]
+    out = validate_cells(cells, unsupported="skip")
+    assert [c.config.method.name for c in out.cells] == ["verbalize", "logprobs"]
+    (line,) = out.unsupported_lines()
+    assert "haiku" in line and "logprobs" in line and "option log-probabilities" in line
+    with pytest.raises(InputError, match="sweep.unsupported=skip"):
+        validate_cells(cells, unsupported="error")
