@@ -1,8 +1,9 @@
 """From a model config to an engine, its identity and its capabilities.
 
-Backends are imported lazily: a sweep of API models must not import torch, and a CPU machine must not
-import vLLM. Capabilities are known without loading any weights, so an impossible cell is rejected while
-planning, before a GPU is reserved or a model is loaded.
+The backends with heavy optional dependencies (``hf``: torch and transformers; ``vllm``; ``litellm``) are
+the only modules of the package imported inside functions, on purpose: a sweep of API models must not import
+torch, and a CPU machine must not import vLLM. Capabilities are known without loading any weights, so an
+impossible cell is rejected while planning, before a GPU is reserved or a model is loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import functools
 from pathlib import Path
 
 from distalign.engines.base import Engine
+from distalign.engines.instant import InstantEngine
+from distalign.engines.model_prep import file_sha256, gguf_path, prepare_default_model
+from distalign.engines.providers import capabilities_for
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
 from distalign.records.engine import Capabilities, ModelIdentity
@@ -29,8 +33,6 @@ DEFAULT_WEIGHTS = "default"
 @functools.cache
 def _default_revision() -> str:
     """The packaged default model's checksum (hashed once per process; it need not be unpacked here)."""
-    from distalign.engines.model_prep import file_sha256, gguf_path
-
     return file_sha256(gguf_path())
 
 
@@ -60,8 +62,6 @@ def _local_weights(model: ModelConfig) -> ModelIdentity:
     ident = model_identity(model)
     if model.weights != DEFAULT_WEIGHTS:
         return ident
-    from distalign.engines.model_prep import prepare_default_model
-
     folder: Path = prepare_default_model()
     return dataclasses.replace(ident, weights=str(folder))
 
@@ -78,8 +78,6 @@ def engine_capabilities(model: ModelConfig) -> Capabilities:
             where=f"model {model.name!r}: serving.capabilities",
         )
     if engine == "litellm":
-        from distalign.engines.providers import capabilities_for
-
         return capabilities_for(model.weights, overrides)
     base = BACKEND_CAPABILITIES[engine]
     if engine == "vllm" and model.serving.device == "cpu":
@@ -93,8 +91,6 @@ def make_engine(model: ModelConfig) -> Engine:
     engine = _check_engine(model)
     s = model.serving
     if engine == "instant":
-        from distalign.engines.instant import InstantEngine
-
         return InstantEngine(model_identity(model))
     if engine == "hf":
         from distalign.engines.hf import HFEngine

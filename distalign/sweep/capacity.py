@@ -14,6 +14,7 @@ from typing import Any
 
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, ModelConfig
+from distalign.sweep.pool import actor_options
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,6 @@ def _models(cells_or_models: Iterable[CellConfig | ModelConfig]) -> list[ModelCo
 
 def gpu_need(model: ModelConfig) -> GpuNeed:
     """What ``pool.actor_options`` reserves for this model, times the replicas the pool starts."""
-    from distalign.sweep.pool import actor_options
-
     s = model.serving
     per_actor = float(actor_options([model], f"capacity-{model.name}").get("num_gpus", 0) or 0)
     replicas = 1 if s.engine == "litellm" else max(1, s.replicas)

@@ -21,6 +21,8 @@ from typing import Any
 
 import ray
 
+from distalign.engines.providers import provider_of
+from distalign.engines.registry import make_engine
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.records.engine import GenerateResult, OptionLogprobResult
 
@@ -43,8 +45,6 @@ class _EngineHost:
     """Hosts the engines of one pool (one per model; several only for API accounts)."""
 
     def __init__(self, models: Sequence[ModelConfig]) -> None:
-        from distalign.engines.registry import make_engine
-
         self.engines = {m.name: make_engine(m) for m in models}
         self.received = 0
         self.engine_s = 0.0
@@ -106,12 +106,7 @@ def pool_key(model: ModelConfig) -> str:
     s = model.serving
     if s.engine != "litellm":
         return f"{s.engine}:{model.name}"
-    try:
-        from distalign.engines.providers import provider_of
-
-        provider = provider_of(model.weights)
-    except ImportError:
-        provider = model.weights.split("/", 1)[0] if "/" in model.weights else "openai"
+    provider = provider_of(model.weights)
     return f"litellm:{provider}:{s.api_base or ''}:{s.api_key_env or ''}"
 
 
