@@ -139,9 +139,9 @@ def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figur
         assert raw.between(0, 1).all() and cal.between(0, 1).all()
         assert table[f"{metric}_mark"].isin(["", "*"]).all()
         assert (table[f"{metric}_mark"] == "*").eq(table[f"{metric}_significant"]).all()
-    figures = {a.path for a in client.list_artifacts(parent, "figures")}
-    assert "figures/group_effects.png" in figures
-    curves = {a.path for a in client.list_artifacts(parent, "figures/learning_curve")}
+    figures = {a.path for a in client.list_artifacts(parent, "report/figures")}
+    assert "report/figures/group_effects.png" in figures
+    curves = {a.path for a in client.list_artifacts(parent, "report/figures/learning_curve")}
     assert len(curves) == 4 and all(p.endswith(".png") for p in curves)
 
 

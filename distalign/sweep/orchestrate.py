@@ -328,7 +328,9 @@ def _write_report(
             t.to_csv(out / f"{name}.csv", index=False)
     (out / "leaderboard.md").write_text(leaderboard_markdown(rows), encoding="utf-8")
     for name, fig in figures.items():
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
+        path = out / "figures" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
     return out
 
 
