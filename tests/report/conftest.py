@@ -26,9 +26,11 @@ def make_items(
     datasets: Sequence[str] = ("opinionqa", "nyt_books", "global_opinions"),
     n_items: int = 6,
     seed: int = 0,
+    bias: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """One row per model x method x steering x dataset x item x group; the model's prediction is the human
-    distribution mixed with a skewed one (more skew for later models and methods), so TVs differ."""
+    distribution mixed with a skewed one (more skew for later models and methods), so TVs differ. With
+    ``bias``, the skew is that fixed distribution: a systematic error a calibrator can learn."""
     rng = np.random.default_rng(seed)
     human = {
         (d, i, g): rng.dirichlet(np.ones(4))
@@ -41,7 +43,7 @@ def make_items(
         for ki, method in enumerate(methods):
             for steering in steerings:
                 for (d, i, g), h in human.items():
-                    skew = rng.dirichlet(np.full(4, 0.3))
+                    skew = rng.dirichlet(np.full(4, 0.3)) if bias is None else np.asarray(bias)
                     w = min(0.15 + 0.15 * mi + 0.1 * ki, 0.9)
                     p = (1 - w) * h + w * skew
                     attr, group = GROUPS[g]
