@@ -1,9 +1,11 @@
 """The supervision paper's main table: per dataset x method x prompt type (x model), raw and calibrated
 alignment ``1 - WD/(N-1)`` and TV on the rows no calibrator trained on, with paired t-tests corrected by
-Bonferroni across the table's rows."""
+Bonferroni across the table's rows; and the spread of alignment per setting before and after calibration
+(the paper's Figure 2)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from distalign.calibration.frame import is_evaluated
@@ -54,3 +56,32 @@ def kambhatla_table(items_by_cell: pd.DataFrame, alpha: float = 0.05) -> pd.Data
         test[f"{metric}_mark"] = ["*" if s else "" for s in test[f"{metric}_significant"]]
         out = pd.concat([out, test], axis=1)
     return out
+
+
+def setting_spread(items_by_cell: pd.DataFrame) -> pd.DataFrame:
+    """Per setting, the mean and standard deviation of alignment over its evaluated rows (one per item x
+    group), raw and calibrated: calibration should raise the mean and narrow the spread."""
+    keys = [k for k in ROW_KEYS if k in items_by_cell.columns]
+    needed = (*ROW_KEYS[1:], "alignment", "calibrated_alignment", "split")
+    missing = [c for c in needed if c not in items_by_cell.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}", where="calibrated items")
+    ev = items_by_cell[is_evaluated(items_by_cell["split"])]
+    rows = []
+    for key, f in ev.groupby(keys, sort=True):
+        raw, cal = f["alignment"].to_numpy(float), f["calibrated_alignment"].to_numpy(float)
+        ok = np.isfinite(raw) & np.isfinite(cal)  # paired, as in the table
+        if ok.sum() < 2:
+            continue
+        rows.append(
+            {
+                **dict(zip(keys, map(str, key), strict=True)),
+                "n": int(ok.sum()),
+                "mean_raw": float(raw[ok].mean()),
+                "std_raw": float(raw[ok].std(ddof=1)),
+                "mean_calibrated": float(cal[ok].mean()),
+                "std_calibrated": float(cal[ok].std(ddof=1)),
+            }
+        )
+    columns = [*keys, "n", "mean_raw", "std_raw", "mean_calibrated", "std_calibrated"]
+    return pd.DataFrame(rows, columns=columns)

@@ -20,6 +20,10 @@ from distalign.errors import InputError
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("distalign.cli.data", "list, download and inspect survey datasets"),
     "score": ("distalign.cli.score", "score a predictions file (JSONL, CSV or Parquet) into a leaderboard"),
+    "report": (
+        "distalign.cli.report",
+        "tables and figures (HTML, Markdown, CSV) of a sweep folder, MLflow run or predictions file",
+    ),
     "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95% intervals"),
     "calibrate": ("distalign.cli.calibrate", "temperature or regression calibration of a predictions file"),
     "cache": ("distalign.cli.cache", "inspect or clear the response store"),
@@ -30,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EPILOG = """examples:
   distalign data list
   distalign score predictions.jsonl --data-dir ~/meister2024 --out results/
+  distalign report outputs/my-sweep --out report/
   distalign calibrate predictions.jsonl --method regression
 sweeps run with: python launch.py -m model=smollm2_135m method=seq,verbalize"""
 
@@ -57,7 +62,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         if argv is None or name == chosen:
             importlib.import_module(module).register(sub)
         else:
-            sub.add_parser(name, help=help_text, add_help=False)
+            # argparse %-formats help strings ("95% intervals" would crash --help)
+            sub.add_parser(name, help=help_text.replace("%", "%%"), add_help=False)
     return parser
 
 

@@ -43,6 +43,8 @@ BASELINES: tuple[str, ...] = ("uniform", "majority", "discretization_30")
 ROW_KEYS: tuple[str, ...] = (
     "kind", "model", "method", "steering", "dataset", "mean", "ci_low", "ci_high", "n", "extraction_rate",
 )  # fmt: skip
+#: predictors that are people, not models (the benchmark's human annotators): their rows get kind "human"
+HUMAN_MODELS: frozenset[str] = frozenset({"human", "humans"})
 
 
 def aggregate_name(datasets: Sequence[str]) -> str:
@@ -195,14 +197,21 @@ def leaderboard(
         *names, agg = intervals
         averaged = [d for d in names if agg == "all" or d in DATASETS]
         rates = _rates(sel, scored["row"], extracted, {agg: averaged})
+        kind = "human" if sel.model in HUMAN_MODELS else "model"
         for name, iv in intervals.items():
-            rows.append(_row("model", sel.model, sel.method, sel.steering, name, iv, rates[name]))
+            rows.append(_row(kind, sel.model, sel.method, sel.steering, name, iv, rates[name]))
     return rows
 
 
 def baseline_pools(survey: Survey) -> dict[str, np.ndarray]:
     """Per-(item, group) TV of each reference prediction on one survey."""
-    human, mask = pad([d.probs for d in survey.distributions])
+    return reference_pools([d.probs for d in survey.distributions])
+
+
+def reference_pools(distributions: Sequence[Sequence[float]]) -> dict[str, np.ndarray]:
+    """Per-distribution TV of each reference prediction against some human distributions (e.g. the
+    distinct ones a sweep scored, when the survey files are not at hand)."""
+    human, mask = pad(list(distributions))
     return {
         "uniform": total_variation(uniform_prediction(mask), human),
         "majority": total_variation(majority_prediction(human, mask), human),
@@ -218,6 +227,26 @@ def baseline_rows(
 ) -> list[dict[str, Any]]:
     """Uniform, majority vote and 30-sample discretization per dataset and aggregated, with intervals."""
     per_survey = {name: baseline_pools(s) for name, s in surveys.items() if s.distributions}
+    return _baseline_rows(per_survey, datasets_order, n_resamples, seed)
+
+
+def human_baseline_rows(
+    distributions: Mapping[str, Sequence[Sequence[float]]],
+    datasets_order: Sequence[str] = DATASETS,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """:func:`baseline_rows` from each dataset's human distributions themselves (one per item x group)."""
+    pools = {name: reference_pools(d) for name, d in distributions.items() if len(d)}
+    return _baseline_rows(pools, datasets_order, n_resamples, seed)
+
+
+def _baseline_rows(
+    per_survey: Mapping[str, Mapping[str, np.ndarray]],
+    datasets_order: Sequence[str],
+    n_resamples: int,
+    seed: int,
+) -> list[dict[str, Any]]:
     pool_sets = [{name: p[baseline] for name, p in per_survey.items()} for baseline in BASELINES]
     intervals = _bootstrap_many(pool_sets, datasets_order, n_resamples, seed)
     return [
@@ -255,11 +284,14 @@ def kss_table(rows: Sequence[Mapping[str, Any]], steering: str = ALL_STEERING) -
 __all__ = [
     "ALL_STEERING",
     "BASELINES",
+    "HUMAN_MODELS",
     "ROW_KEYS",
     "aggregate_name",
     "baseline_pools",
     "baseline_rows",
     "bootstrap_pools",
+    "human_baseline_rows",
     "kss_table",
     "leaderboard",
+    "reference_pools",
 ]

@@ -1,4 +1,8 @@
-"""Terminal rendering of leaderboards, shared by ``distalign score`` and the end of a sweep."""
+"""Terminal rendering of leaderboards, shared by ``distalign score`` and the end of a sweep.
+
+A number or a name is never cut: in a terminal too narrow for a table, cells fold onto a second line; in a
+log file or a pipe (where rich would assume 80 columns) a table is printed as wide as it needs.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 AGGREGATES = frozenset({"three", "all"})
@@ -29,7 +33,7 @@ def table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str])
     out = Table(title=title)
     for c in columns:
         right = c in {"TV (95% CI)", "n", "extraction", "kss"}
-        out.add_column(c, justify="right" if right else "left", no_wrap=True)
+        out.add_column(c, justify="right" if right else "left", overflow="fold")
     for r in rows:
         cells = {
             "TV (95% CI)": plus_minus(r) if "mean" in r else "",
@@ -38,6 +42,23 @@ def table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str])
         }
         out.add_row(*[cells.get(c, fmt(r.get(c))) for c in columns])
     return out
+
+
+def print_whole(console: Console, renderable: RenderableType) -> None:
+    """Prints ``renderable`` at its natural width when the console is not a terminal (a log file, a pipe,
+    a string buffer), so that nothing is cut at a width nobody chose."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    unbounded = console.options.update_width(10_000)
+    needed = console.measure(renderable, options=unbounded).maximum
+    width = console.width
+    if needed > width:
+        console.width = needed
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
 
 
 def print_leaderboard(
@@ -51,13 +72,12 @@ def print_leaderboard(
     baselines = [r for r in rows if r.get("kind") == "baseline"]
     agg = [r for r in models if r["dataset"] in AGGREGATES]
     if agg:
-        console.print(table("Leaderboard (aggregate over datasets)", agg, MODEL_COLUMNS))
+        print_whole(console, table("Leaderboard (aggregate over datasets)", agg, MODEL_COLUMNS))
     per = [r for r in models if r["dataset"] not in AGGREGATES]
     if per:
-        console.print(table("Per dataset", per, MODEL_COLUMNS))
+        print_whole(console, table("Per dataset", per, MODEL_COLUMNS))
     if kss:
-        console.print(
-            table("Knowledge-to-simulation gap TV(seq)/TV(verbalize) - 1", kss, ["model", "dataset", "kss"])
-        )
+        title = "Knowledge-to-simulation gap TV(seq)/TV(verbalize) - 1"
+        print_whole(console, table(title, kss, ["model", "dataset", "kss"]))
     if baselines:
-        console.print(table("Baselines", baselines, BASELINE_COLUMNS))
+        print_whole(console, table("Baselines", baselines, BASELINE_COLUMNS))

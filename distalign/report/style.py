@@ -42,6 +42,31 @@ METHOD_ORDER: tuple[str, ...] = (
     "paraphrase",
     "verbalize_then_sample",
 )
+#: how methods, datasets and steering modes are named on axes and in legends (others: their own name)
+METHOD_LABELS: dict[str, str] = {
+    "verbalize": "verbalize",
+    "seq": "sequence",
+    "logprobs": "log-p",
+    "logprobs+temperature": "log-p, temp.-scaled",
+    "self_random": "self-random",
+    "paraphrase": "paraphrase",
+    "verbalize_then_sample": "verbalize, sampled",
+}
+DATASET_LABELS: dict[str, str] = {
+    "opinionqa": "OpinionQA",
+    "nyt_books": "NYT Book Opinions",
+    "global_opinions": "GlobalOpinionQA",
+    "three": "mean of the three datasets",
+    "all": "all datasets",
+}
+BASELINE_LABELS: dict[str, str] = {
+    "uniform": "uniform",
+    "majority": "majority vote",
+    "discretization_30": "30-sample discretization",
+}
+STEERING_LABELS: dict[str, str] = {"none": "none", "persona": "persona", "few_shot": "few-shot", "all": "all"}
+LINESTYLES: tuple[str, ...] = ("-", "--", ":", "-.")
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X")
 HATCHES: tuple[str, ...] = ("", "//", "..", "xx", "\\\\", "++", "oo")
 RC: dict[str, Any] = {
     "font.size": 9,
@@ -71,3 +96,16 @@ def colors(models: Iterable[str]) -> dict[str, str]:
     for name in ordered(models):
         out[name] = FIXED.get(name) or next(free, "#999999")
     return out
+
+
+def label(name: str, labels: dict[str, str]) -> str:
+    return labels.get(str(name), str(name))
+
+
+def method_label(name: str) -> str:
+    """A method's display name; a calibrated one (``seq+regression``) reads "sequence + regression"."""
+    name = str(name)
+    if name in METHOD_LABELS or "+" not in name:
+        return label(name, METHOD_LABELS)
+    base, calibration = name.split("+", 1)
+    return f"{label(base, METHOD_LABELS)} + {calibration}"

@@ -1,23 +1,16 @@
-"""Figures logged with runs. Matplotlib is headless (Agg) so sweeps run on servers without a display, and
-imported only by the figures that need it: the per-cell one is written as SVG text."""
+"""Figures logged with runs: the per-cell TV histogram is written as SVG text; the sweep's leaderboard
+figure is the report's (``distalign.report.figures``), drawn without pyplot so it needs no display."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from distalign.report import figures as report_figures
+from distalign.report.figures import save_figure
 
 
 def nice_ticks(top: float, most: int = 6) -> list[float]:
@@ -107,26 +100,5 @@ def tv_histogram_svg(tv: np.ndarray, bins: int = 20) -> str:
 
 
 def leaderboard_figure(df: pd.DataFrame, path: Path) -> None:
-    """Mean TV with 95% intervals per model x method on the aggregate row of each (the Table 1a view)."""
-    rows = df[df["kind"] == "model"] if "kind" in df else df
-    agg = rows[rows["dataset"].isin(["three", "all"])] if "dataset" in rows else rows
-    if "steering" in agg and (agg["steering"] == "all").any():
-        agg = agg[agg["steering"] == "all"]
-    if agg.empty:
-        agg = rows
-    labels = [f"{m} / {me}" for m, me in zip(agg.get("model", []), agg.get("method", []), strict=False)]
-    mean = agg["mean"].to_numpy(dtype=float)
-    lo = mean - agg["ci_low"].to_numpy(dtype=float)
-    hi = agg["ci_high"].to_numpy(dtype=float) - mean
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(labels), 3) + 1))
-    ax.barh(labels, mean, xerr=[np.nan_to_num(lo), np.nan_to_num(hi)], color="#55A868")
-    base = df[df["kind"] == "baseline"] if "kind" in df else pd.DataFrame()
-    for _, b in base[base["dataset"].isin(["three", "all"])].iterrows() if len(base) else []:
-        ax.axvline(float(b["mean"]), ls=":", color="gray")
-        ax.text(float(b["mean"]), len(labels) - 0.5, str(b["model"]), rotation=90, fontsize=7, va="top")
-    ax.set_xlabel("mean total variation (lower is better)")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """The report's leaderboard figure (Table 1a view, baselines labelled) written as PNG to ``path``."""
+    save_figure(report_figures.leaderboard_figure(df), path)

@@ -16,6 +16,8 @@ from distalign.calibration import (
 )
 from distalign.calibration.curves import capped_sizes
 from distalign.calibration.figures import group_effects_figure, learning_curve_figure
+from distalign.calibration.report import sweep_report, sweep_tables
+from distalign.calibration.summary import setting_spread
 from distalign.errors import InputError
 from tests.calibration.conftest import power, synthetic_items
 
@@ -108,3 +110,24 @@ def test_kambhatla_table_marks_significant_rows() -> None:
     assert (table["n"] == 40).all()  # the train row is not evaluated
     with pytest.raises(InputError, match="split"):
         kambhatla_table(_calibrated({"up": 0.1}).drop(columns="split"))
+
+
+def test_setting_spread_is_mean_and_std_over_evaluated_rows() -> None:
+    items = _calibrated({"up": 0.1, "flat": 0.0})
+    spread = setting_spread(items).set_index("steering")
+    ev = items[items["split"] == "test"]
+    up = ev[ev["steering"] == "up"]
+    assert spread.loc["up", "n"] == 40  # the train row is not evaluated
+    assert spread.loc["up", "mean_raw"] == pytest.approx(up["alignment"].mean())
+    assert spread.loc["up", "std_calibrated"] == pytest.approx(up["calibrated_alignment"].std(ddof=1))
+    assert spread.loc["up", "mean_calibrated"] > spread.loc["up", "mean_raw"] + 0.09
+    with pytest.raises(InputError, match="calibrated_alignment"):
+        setting_spread(items.drop(columns="calibrated_alignment"))
+
+
+def test_sweep_tables_hold_the_tables_sweep_report_draws() -> None:
+    items = _calibrated({"up": 0.1, "flat": 0.0}).assign(calibration="temperature")
+    tables = sweep_tables(items)
+    assert set(tables) == {"calibration_table", "spread", "group_effects"}  # no regression: no curves
+    tables_again, figures = sweep_report(items)
+    assert set(tables_again) == set(tables) and set(figures) == {"group_effects"}

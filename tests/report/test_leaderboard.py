@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
+from distalign.report.leaderboard import baseline_rows, human_baseline_rows, kss_table, leaderboard
 
 
 def _scored(records: list[tuple[str, str, str, str, float]], status: str = "ok") -> pd.DataFrame:
@@ -98,3 +98,21 @@ def test_baseline_rows_on_tiny_surveys(surveys) -> None:
     assert _find(rows, model="majority", dataset="nyt_books")["mean"] == pytest.approx(0.5)
     assert {r["dataset"] for r in rows} == {"opinionqa", "nyt_books", "global_opinions", "three"}
     assert all(r["kind"] == "baseline" and r["method"] is None for r in rows)
+
+
+def test_human_annotators_are_rows_of_their_own_kind() -> None:
+    scored = pd.concat(
+        [
+            _scored([("seq", "persona", "opinionqa", "a", 0.3)]),
+            _scored([("estimate", "persona", "opinionqa", "a", 0.25)]).assign(model="human", row=1),
+        ]
+    )
+    kinds = {(r["model"], r["kind"]) for r in leaderboard(scored, n_resamples=20)}
+    assert kinds == {("m", "model"), ("human", "human")}
+
+
+def test_baselines_from_the_scored_human_distributions_equal_those_of_the_surveys(surveys) -> None:
+    from_surveys = baseline_rows(surveys, n_resamples=100)
+    dists = {name: [d.probs for d in s.distributions] for name, s in surveys.items()}
+    from_items = human_baseline_rows(dists, n_resamples=100)
+    assert from_items == from_surveys

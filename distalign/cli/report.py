@@ -1,0 +1,139 @@
+"""``distalign report SOURCE --out DIR``: the papers' tables and figures for a sweep folder, an MLflow
+parent run or a predictions file, as ``report.html``, ``report.md`` and ``tables/*.csv``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
+from distalign.errors import InputError
+from distalign.report.document import write_report
+from distalign.scoring.predictions import datasets_in, read_predictions
+from distalign.scoring.results import CELLS, read_items
+from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
+from distalign.survey.model import Survey
+from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.tracking.readback import download_sweep
+
+SourceKind = Literal["sweep", "mlflow", "predictions"]
+#: an MLflow run id: 32 hexadecimal digits
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="tables and figures (HTML, Markdown, CSV) of a sweep folder, MLflow run or predictions file",
+    )
+    p.add_argument(
+        "source",
+        help="a sweep output folder (with cells/), an MLflow parent run id, or a predictions file "
+        "(JSONL, CSV or Parquet; see distalign/scoring/PREDICTIONS_FORMAT.md)",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for report.html, report.md, tables/, figures/"
+    )
+    p.add_argument("--title", default=None, help="the report's title (default: from SOURCE)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI for a run id (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    p.add_argument(
+        "--survey", type=Path, action="append", default=[], help="a custom survey file (repeatable)"
+    )
+    p.add_argument(
+        "--unparsed",
+        choices=UNPARSED_POLICIES,
+        default="uniform",
+        help="how unparsed answers of a predictions file score",
+    )
+    bootstrap_args(p)
+    p.set_defaults(func=cmd_report)
+
+
+def source_kind(source: str) -> SourceKind:
+    """What SOURCE names; anything else is an error naming it."""
+    path = Path(source)
+    if path.is_dir():
+        if (path / CELLS).is_dir():
+            return "sweep"
+        raise InputError(f"a folder without {CELLS}/ is not a sweep output folder", where=f"SOURCE {source}")
+    if path.is_file():
+        return "predictions"
+    if RUN_ID.fullmatch(source):
+        return "mlflow"
+    raise InputError(
+        "neither a sweep output folder, a predictions file nor an MLflow run id (32 hex digits)",
+        where=f"SOURCE {source}",
+    )
+
+
+def tracking_uri(uri: str | None) -> str:
+    """As a sweep resolves it: the option, else ``MLFLOW_TRACKING_URI``, else ``mlflow.db`` here."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _surveys(df: pd.DataFrame, args: argparse.Namespace, source: Path) -> dict[str, Survey]:
+    surveys: dict[str, Survey] = {}
+    for path in args.survey:
+        s = load_survey("custom", path=path)
+        surveys[s.name] = s
+    for name in datasets_in(df, source):
+        if name in DATASET_LOADERS and name not in surveys:
+            surveys[name] = load_survey(name, args.data_dir)
+    return surveys
+
+
+def _extra_rows(args: argparse.Namespace) -> list[pd.DataFrame]:
+    """More scored items to report beside SOURCE's, scored identically (``write_report(extra_rows=...)``):
+    the hook for ``--with meister2024`` (the release's own rows, ``distalign.report.meister2024``)."""
+    return []
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", where=f"--out {out}")
+    kind = source_kind(args.source)
+    title = args.title or f"distalign report: {args.source}"
+    common = {
+        "title": title,
+        "n_resamples": args.n_resamples,
+        "seed": args.seed,
+        "extra_rows": _extra_rows(args),
+    }
+    if kind == "predictions":
+        path = Path(args.source)
+        df = read_predictions(path)
+        surveys = _surveys(df, args, path)
+        scored = score_predictions(df, surveys, unparsed=args.unparsed, source=path)
+        files = write_report(scored, out, surveys=surveys, **common)
+    elif kind == "sweep":
+        items = read_items(args.source)
+        if items.empty:
+            raise InputError("no finished cells", where=f"SOURCE {args.source}")
+        files = write_report(items, out, **common)
+    else:
+        with tempfile.TemporaryDirectory(prefix="distalign-report-") as tmp:
+            folder = download_sweep(args.source, tracking_uri(args.tracking_uri), tmp)
+            items = read_items(folder)
+            if items.empty:
+                raise InputError("no finished cells", where=f"MLflow run {args.source}")
+            files = write_report(items, out, **common)
+    print(f"wrote {files.html}\n      {files.markdown}")
+    print(
+        f"      {len(files.tables)} table(s) in {out / 'tables'}, {len(files.figures)} figure(s) in figures/"
+    )
+    return 0
+
+
+__all__ = ["cmd_report", "register", "source_kind"]

@@ -1,0 +1,279 @@
+"""``distalign report``'s output: the tables and figures that apply to some scored items, written as
+``report.html`` (tables as HTML tables, figures linked from ``figures/*.png``), ``report.md`` (Markdown
+tables, figure links) and ``tables/*.csv`` (unformatted numbers).
+
+The benchmark's views (Table 1a/1b, baselines, Figure 4, reliability diagrams of log-p) come from any
+scored items; the supervision paper's (Table 1/7 with significance marks, Figures 2 and 3, per-group
+effects) are added when the items hold calibrated cells.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from matplotlib.figure import Figure
+
+from distalign.calibration.report import sweep_tables
+from distalign.errors import InputError
+from distalign.report import figures as F
+from distalign.report import style, tables
+from distalign.report.items import board, calibration_names, combine, human_distributions, is_calibrated
+from distalign.report.leaderboard import baseline_rows, human_baseline_rows, kss_table, leaderboard
+from distalign.survey.model import DATASETS, Survey
+
+log = logging.getLogger(__name__)
+
+FIGURES, TABLES = "figures", "tables"
+#: a long table is shown folded in the HTML report past this many rows
+FOLD_ROWS = 15
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where a report was written (paths under ``out``)."""
+
+    out: Path
+    html: Path
+    markdown: Path
+    tables: Mapping[str, Path] = field(default_factory=dict)
+    figures: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class _Section:
+    key: str
+    title: str
+    intro: str = ""
+    #: tables and figures in reading order
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Writer:
+    """Collects a report's files under ``out`` while the sections are built."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.tables: dict[str, Path] = {}
+        self.figures: dict[str, Path] = {}
+
+    def csv(self, name: str, frame: pd.DataFrame) -> str:
+        path = self.out / TABLES / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+        self.tables[name] = path
+        return f"{TABLES}/{name}.csv"
+
+    def table(
+        self, section: _Section, name: str, caption: str, shown: pd.DataFrame, raw: pd.DataFrame
+    ) -> None:
+        """A table shown formatted (``shown``) and saved unformatted (``raw``, as CSV)."""
+        if shown.empty:
+            return
+        html = shown.to_html(index=False, border=0, na_rep=tables.DASH, escape=True, classes="table")
+        section.blocks.append(
+            {
+                "kind": "table",
+                "caption": caption,
+                "html": html,
+                "markdown": tables.markdown_table(shown),
+                "csv": self.csv(name, raw),
+                "rows": len(shown),
+                "collapsed": len(shown) > FOLD_ROWS,
+            }
+        )
+
+    def figure(
+        self, section: _Section, name: str, caption: str, fig: Figure, data: pd.DataFrame | None = None
+    ) -> None:
+        """A figure, with its numbers as CSV (``data``) when no table of the report shows them."""
+        path = F.save_figure(fig, self.out / FIGURES / f"{name}.png")
+        self.figures[name] = path
+        csv = self.csv(name, data) if data is not None else ""
+        section.blocks.append(
+            {"kind": "figure", "caption": caption, "path": f"{FIGURES}/{name}.png", "csv": csv}
+        )
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", where=f"--out {out}")
+
+
+def _order(names: Iterable[str]) -> list[str]:
+    present = list(dict.fromkeys(names))
+    return [d for d in DATASETS if d in present] + [d for d in present if d not in DATASETS]
+
+
+def _benchmark(
+    w: _Writer, items: pd.DataFrame, rows: list[dict[str, Any]], colors: Mapping[str, str]
+) -> list[_Section]:
+    frame = pd.DataFrame(rows)
+    sel, dataset, steering = tables.aggregate_selection(frame)
+    where = style.label(dataset, style.DATASET_LABELS)
+    how = "persona + few-shot steering" if steering == "all" else f"steering {steering}"
+    board_sec = _Section(
+        "leaderboard",
+        "Leaderboard (Meister et al. 2024, Table 1)",
+        "Mean total variation (TV) between predicted and human distributions; lower is better. Intervals are "
+        "95% bootstrap intervals over each dataset's (item, group) pairs; an aggregate is the mean of the "
+        "dataset means.",
+    )
+    w.table(board_sec, "leaderboard", f"Table 1a: {where}, {how}", tables.table_1a(frame), frame)
+    if not sel.empty:
+        w.figure(
+            board_sec,
+            "leaderboard",
+            f"Mean TV per method and model ({where}, {how}); error bars: 95% bootstrap intervals; dashed "
+            "lines: baselines.",
+            F.leaderboard_figure(frame, colors),
+        )
+    base = frame[frame["kind"] == "baseline"] if len(frame) else frame
+    w.table(board_sec, "baselines", "Baselines", tables.baselines_table(frame), base)
+    kss = pd.DataFrame(kss_table(rows))
+    w.table(
+        board_sec,
+        "kss",
+        "Table 1b: knowledge-to-simulation gap TV(sequence) / TV(verbalize) - 1",
+        tables.kss_frame(frame),
+        kss,
+    )
+    detail = _Section("by_steering", "By dataset and steering (Meister et al. 2024, Figure 4)")
+    per = frame[frame["kind"].isin(["model", "human"])] if len(frame) else frame
+    by_mode = per[~per["dataset"].isin(tables.AGGREGATES) & (per["steering"] != "all")] if len(per) else per
+    if len(by_mode):
+        w.figure(
+            detail,
+            "steering",
+            "Mean TV by steering mode, per dataset (columns) and method (rows); error bars: 95% bootstrap "
+            "intervals; humans in black.",
+            F.steering_figure(frame, colors),
+        )
+    w.table(detail, "leaderboard_rows", "Every leaderboard row", tables.detail_table(frame), per)
+    sections = [board_sec, detail]
+    rel = F.reliability_frame(items)
+    if len(rel):
+        r = _Section(
+            "reliability",
+            "Calibration of log-p (Meister et al. 2024, Figure 6)",
+            "Mean human probability against predicted option probability, in ten bins, before and after "
+            "temperature scaling; ECE = expected calibration error (before → after).",
+        )
+        w.figure(
+            r, "reliability", "Reliability diagrams of log-p cells.", F.reliability_figure(rel, colors), rel
+        )
+        sections.append(r)
+    return sections
+
+
+def _supervision(w: _Writer, items: pd.DataFrame, colors: Mapping[str, str], seed: int) -> list[_Section]:
+    calibrated = items[calibration_names(items) != "none"]
+    computed = sweep_tables(calibrated, seed=seed)
+    sec = _Section(
+        "calibration",
+        "Supervised calibration (Kambhatla et al. 2025)",
+        "Opinion alignment 1 - WD/(N-1) and TV on the rows no calibrator trained on, raw and calibrated; "
+        "* marks a change significant in a paired t-test after Bonferroni correction across the table.",
+    )
+    table = computed["calibration_table"]
+    w.table(sec, "calibration_table", "Table 1/7: raw vs calibrated", tables.calibration_frame(table), table)
+    if "spread" in computed:
+        spread = computed["spread"]
+        w.table(
+            sec,
+            "spread",
+            "Alignment per setting: mean and standard deviation",
+            tables.spread_frame(spread),
+            spread,
+        )
+        w.figure(
+            sec,
+            "spread",
+            "Figure 2: standard deviation against mean alignment per setting, raw (open) to calibrated "
+            "(filled).",
+            F.spread_figure(spread, colors),
+        )
+    if "learning_curves" in computed:
+        curves = computed["learning_curves"]
+        w.figure(
+            sec,
+            "learning_curves",
+            "Figure 3: test MSE against the number of training distributions (mean ± one standard deviation "
+            "over 10 random draws); dotted: uncalibrated.",
+            F.learning_curves_figure(curves, colors),
+            curves,
+        )
+    if "group_effects" in computed:
+        effects = computed["group_effects"]
+        w.csv("group_effects", effects)
+        w.figure(
+            sec, "group_effects", "Alignment change per demographic group.", F.group_effects_figure(effects)
+        )
+    return [sec]
+
+
+def _render(out: Path, title: str, summary: str, sections: list[_Section]) -> tuple[Path, Path]:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("distalign.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    html, md = out / "report.html", out / "report.md"
+    context = {"title": title, "summary": summary, "sections": [s for s in sections if s.blocks]}
+    html.write_text(env.get_template("report.html.j2").render(context), encoding="utf-8")
+    md.write_text(env.get_template("report.md.j2").render(context), encoding="utf-8")
+    return html, md
+
+
+def write_report(
+    items: pd.DataFrame,
+    out: str | Path,
+    *,
+    title: str,
+    surveys: Mapping[str, Survey] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    extra_rows: Iterable[pd.DataFrame] = (),
+) -> ReportFiles:
+    """Writes the report of ``items`` (a sweep's items tables or scored predictions) under ``out``.
+
+    ``extra_rows`` are more scored items tables (e.g. the benchmark release's own rows) that go through
+    exactly the same leaderboard, intervals and figures. Baselines are computed on ``surveys`` when given,
+    else on the distinct human distributions the items were scored against.
+    """
+    out = Path(out)
+    _check_out(out)
+    data = combine([items, *extra_rows])
+    if data.empty:
+        raise InputError("no scored rows to report on", where="items")
+    scored = board(data)
+    order = _order(scored["dataset"].astype(str))
+    rows = leaderboard(scored, order, n_resamples=n_resamples, seed=seed)
+    if surveys:
+        rows += baseline_rows(surveys, _order(surveys), n_resamples=n_resamples, seed=seed)
+    else:
+        rows += human_baseline_rows(human_distributions(data), order, n_resamples=n_resamples, seed=seed)
+    colors = style.colors(r["model"] for r in rows if r["kind"] != "baseline")
+    out.mkdir(parents=True, exist_ok=True)
+    w = _Writer(out)
+    sections = _benchmark(w, data, rows, colors)
+    if is_calibrated(data):
+        sections += _supervision(w, data, colors, seed)
+    cells = data[["model", "method", "steering", "dataset"]].drop_duplicates()
+    summary = (
+        f"{len(data):,} scored (item, group) rows in {len(cells):,} model × method × steering × dataset "
+        f"combinations; {len(set(data['model'].astype(str)))} model(s); datasets: {', '.join(order)}. "
+        f"Intervals: {n_resamples} bootstrap resamples, seed {seed}."
+    )
+    html, md = _render(out, title, summary, sections)
+    return ReportFiles(out, html, md, dict(w.tables), dict(w.figures))
+
+
+__all__ = ["ReportFiles", "write_report"]

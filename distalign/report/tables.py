@@ -1,0 +1,230 @@
+"""The papers' tables, formatted for reading (HTML, Markdown): numbers as the papers print them, models
+and methods in the report's order. The CSV files of a report keep the unformatted numbers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from distalign.report import style
+from distalign.report.leaderboard import ALL_STEERING, STEERING_ORDER, kss_table
+
+AGGREGATES: tuple[str, ...] = ("three", "all")
+DASH = "–"
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return DASH
+    return f"{v:.{digits}f}" if math.isfinite(v) else DASH
+
+
+def plus_minus(row: Mapping[str, Any]) -> str:
+    """``mean ± half-width`` of the 95% interval (the papers' notation), or the mean alone."""
+    mean, low, high = (row.get(k) for k in ("mean", "ci_low", "ci_high"))
+    half = (float(high) - float(low)) / 2 if _num(low) != DASH and _num(high) != DASH else math.nan
+    return f"{_num(mean)} ± {_num(half)}" if math.isfinite(half) else _num(mean)
+
+
+def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
+
+
+def _ordered(names: Sequence[str], order: Sequence[str]) -> list[str]:
+    present = list(dict.fromkeys(map(str, names)))
+    return [n for n in order if n in present] + sorted(n for n in present if n not in order)
+
+
+def aggregate_selection(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """Model and human rows of Table 1a: the aggregate dataset ("three", else "all", else the only
+    dataset), steering "all" when present (persona + few-shot), else the first mode."""
+    scored = rows[rows["kind"].isin(["model", "human"])] if len(rows) else rows
+    if scored.empty:
+        return scored, "", ""
+    names = scored["dataset"].astype(str)
+    dataset = next((a for a in AGGREGATES if (names == a).any()), names.iloc[0])
+    sel = scored[names == dataset]
+    steerings = sel["steering"].astype(str)
+    steering = ALL_STEERING if (steerings == ALL_STEERING).any() else _ordered(steerings, STEERING_ORDER)[0]
+    return sel[steerings == steering], dataset, steering
+
+
+def table_1a(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Table 1a's shape: one row per model, one column per method, ``mean ± half interval``."""
+    sel, _, _ = aggregate_selection(_frame(rows))
+    if sel.empty:
+        return pd.DataFrame()
+    methods = _ordered(sel["method"].astype(str), style.METHOD_ORDER)
+    cells = {(str(r["model"]), str(r["method"])): plus_minus(r) for _, r in sel.iterrows()}
+    return pd.DataFrame(
+        [
+            {"model": m, **{style.method_label(me): cells.get((m, me), DASH) for me in methods}}
+            for m in style.ordered(sel["model"].astype(str))
+        ]
+    )
+
+
+def baselines_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per baseline, one column per dataset and the aggregate, ``mean ± half interval``."""
+    df = _frame(rows)
+    base = df[df["kind"] == "baseline"] if len(df) else df
+    if base.empty:
+        return pd.DataFrame()
+    datasets = _ordered(base["dataset"].astype(str), list(style.DATASET_LABELS))
+    cells = {(str(r["model"]), str(r["dataset"])): plus_minus(r) for _, r in base.iterrows()}
+    return pd.DataFrame(
+        [
+            {
+                "baseline": style.label(b, style.BASELINE_LABELS),
+                **{style.label(d, style.DATASET_LABELS): cells.get((b, d), DASH) for d in datasets},
+            }
+            for b in dict.fromkeys(base["model"].astype(str))
+        ]
+    )
+
+
+def kss_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Table 1b's shape: the knowledge-to-simulation gap ``TV(seq) / TV(verbalize) - 1`` per model, one
+    column per dataset (and the aggregate), as a percentage."""
+    kss = pd.DataFrame(kss_table(list(_frame(rows).to_dict("records"))))
+    if kss.empty:
+        return kss
+    datasets = _ordered(kss["dataset"].astype(str), list(style.DATASET_LABELS))
+    cells = {
+        (str(r["model"]), str(r["dataset"])): f"{r['kss']:+.0%}" if math.isfinite(r["kss"]) else DASH
+        for _, r in kss.iterrows()
+    }
+    return pd.DataFrame(
+        [
+            {"model": m, **{style.label(d, style.DATASET_LABELS): cells.get((m, d), DASH) for d in datasets}}
+            for m in style.ordered(kss["model"].astype(str))
+        ]
+    )
+
+
+def detail_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every model row: model, method, steering, dataset, TV with interval, n and extraction rate."""
+    df = _frame(rows)
+    scored = df[df["kind"].isin(["model", "human"])] if len(df) else df
+    if scored.empty:
+        return pd.DataFrame()
+    rank_model = {m: i for i, m in enumerate(style.ordered(scored["model"].astype(str)))}
+    rank_method = {m: i for i, m in enumerate(_ordered(scored["method"].astype(str), style.METHOD_ORDER))}
+    rank_steer = {
+        m: i for i, m in enumerate(_ordered(scored["steering"].astype(str), (ALL_STEERING, *STEERING_ORDER)))
+    }
+    rank_data = {
+        m: i for i, m in enumerate(_ordered(scored["dataset"].astype(str), list(style.DATASET_LABELS)))
+    }
+    ordered = scored.assign(
+        _k=[
+            (rank_model[str(a)], rank_method[str(b)], rank_steer[str(c)], rank_data[str(d)])
+            for a, b, c, d in zip(
+                scored["model"], scored["method"], scored["steering"], scored["dataset"], strict=True
+            )
+        ]
+    ).sort_values("_k", kind="stable")
+    return pd.DataFrame(
+        {
+            "model": ordered["model"].astype(str),
+            "method": [style.method_label(m) for m in ordered["method"]],
+            "steering": [style.label(s, style.STEERING_LABELS) for s in ordered["steering"]],
+            "dataset": [style.label(d, style.DATASET_LABELS) for d in ordered["dataset"]],
+            "TV (95% CI)": [plus_minus(r) for _, r in ordered.iterrows()],
+            "n": ordered["n"].astype(int).astype(str),
+            "extraction": [_num(x) for x in ordered["extraction_rate"]],
+        }
+    ).reset_index(drop=True)
+
+
+def calibration_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The supervision paper's Table 1/7 shape from ``calibration.summary.kambhatla_table``: raw and
+    calibrated alignment (as a percentage, as the paper prints it) and TV per setting, ``*`` where the
+    paired t-test is significant after Bonferroni correction."""
+    if table.empty:
+        return pd.DataFrame()
+    keys = [k for k in ("model", "dataset", "method", "steering") if k in table.columns]
+    out = pd.DataFrame({k: table[k].astype(str) for k in keys})
+    out["method"] = [style.method_label(m) for m in out["method"]]
+    out["dataset"] = [style.label(d, style.DATASET_LABELS) for d in out["dataset"]]
+    out = out.rename(columns={"steering": "prompt"})
+    out["n"] = table["n"].astype(int).astype(str)
+    out["alignment raw (%)"] = [_num(100 * x, 1) for x in table["alignment_raw"]]
+    out["alignment calibrated (%)"] = [
+        f"{_num(100 * x, 1)}{m}"
+        for x, m in zip(table["alignment_calibrated"], table["alignment_mark"], strict=True)
+    ]
+    out["TV raw"] = [_num(x) for x in table["tv_raw"]]
+    out["TV calibrated"] = [
+        f"{_num(x)}{m}" for x, m in zip(table["tv_calibrated"], table["tv_mark"], strict=True)
+    ]
+    return out
+
+
+def spread_frame(spread: pd.DataFrame) -> pd.DataFrame:
+    """Figure 2's numbers: mean and standard deviation of alignment per setting, raw and calibrated."""
+    if spread.empty:
+        return pd.DataFrame()
+    out = spread.copy()
+    for c in ("mean_raw", "std_raw", "mean_calibrated", "std_calibrated"):
+        out[c] = [_num(x) for x in out[c]]
+    out["method"] = [style.method_label(m) for m in out["method"]]
+    return out.rename(columns={"steering": "prompt"})
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (text cells, ``|`` escaped)."""
+    if df.empty:
+        return ""
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(cell(c) for c in df.columns) + " |",
+        "| " + " | ".join("---" for _ in df.columns) + " |",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The leaderboard in Markdown (e.g. an MLflow run description): Table 1a (mean TV ± half of the 95%
+    interval, lower is better), the baselines and the knowledge-to-simulation gap."""
+    df = _frame(rows)
+    if df.empty:
+        return "_No scored cells._\n"
+    sel, dataset, steering = aggregate_selection(df)
+    parts = []
+    if not sel.empty:
+        where = style.label(dataset, style.DATASET_LABELS)
+        how = "persona + few-shot steering" if steering == ALL_STEERING else f"steering {steering}"
+        parts.append(f"**Mean total variation** ({where}, {how}; ± half of the 95% bootstrap interval)\n")
+        parts.append(markdown_table(table_1a(df)))
+    base = baselines_table(df)
+    if not base.empty:
+        parts.append("**Baselines**\n")
+        parts.append(markdown_table(base))
+    kss = kss_frame(df)
+    if not kss.empty:
+        parts.append("**Knowledge-to-simulation gap** TV(sequence) / TV(verbalize) - 1\n")
+        parts.append(markdown_table(kss))
+    return "\n".join(parts) if parts else "_No scored cells._\n"
+
+
+__all__ = [
+    "baselines_table",
+    "calibration_frame",
+    "detail_table",
+    "kss_frame",
+    "leaderboard_markdown",
+    "markdown_table",
+    "plus_minus",
+    "spread_frame",
+    "table_1a",
+]

@@ -1,0 +1,112 @@
+"""``distalign report`` through the real dispatcher, from each kind of SOURCE."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from distalign import cli
+from distalign.records.config import spec_hash
+from distalign.records.results import CellResult
+from distalign.scoring.results import write_cell
+from distalign.survey import load_survey
+from tests.report.conftest import make_items
+from tests.sweep.conftest import make_cell
+
+
+def _sweep(root: Path) -> pd.DataFrame:
+    """A sweep folder of two finished cells and a failed one; returns the finished cells' items."""
+    parts = []
+    for method in ("verbalize", "seq"):
+        cell = make_cell(method=method, dataset="nyt_books")
+        items = make_items(models=("smollm2_135m",), methods=(method,), datasets=("nyt_books",))
+        write_cell(root, CellResult(spec_hash(cell), cell, "finished", None, items, {}))
+        parts.append(items)
+    failed = make_cell(method="logprobs", dataset="nyt_books")
+    write_cell(root, CellResult(spec_hash(failed), failed, "failed", "boom"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_sweep_folder(tmp_path: Path, capsys) -> None:
+    items = _sweep(tmp_path / "sweep")
+    out = tmp_path / "report"
+    assert cli.main(["report", str(tmp_path / "sweep"), "--out", str(out), "--n-resamples", "50"]) == 0
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    board = pd.read_csv(out / "tables" / "leaderboard.csv")
+    row = board[(board["method"] == "seq") & (board["dataset"] == "nyt_books") & (board["steering"] == "all")]
+    assert row["mean"].iloc[0] == pytest.approx(items.loc[items["method"] == "seq", "tv"].mean())
+    assert set(board["model"]) == {"smollm2_135m", "uniform", "majority", "discretization_30"}
+    assert "report.html" in capsys.readouterr().out
+
+
+def test_a_predictions_file_is_scored_against_its_surveys(tmp_path: Path) -> None:
+    survey = load_survey("nyt_books", "fixture")
+    rows = [
+        {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "nyt_books",
+         "item_id": d.item_id, "attribute": d.attribute, "group": d.group,
+         "probs": list(0.5 * d.probs + 0.125)}
+        for d in survey.distributions
+    ]  # fmt: skip
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "report"
+    argv = ["report", str(preds), "--data-dir", "fixture", "--out", str(out), "--n-resamples", "50"]
+    assert cli.main(argv) == 0
+    board = pd.read_csv(out / "tables" / "leaderboard.csv")
+    model = board[
+        (board["kind"] == "model") & (board["dataset"] == "nyt_books") & (board["steering"] == "all")
+    ]
+    uniform = board[(board["model"] == "uniform") & (board["dataset"] == "nyt_books")]
+    assert model["mean"].iloc[0] == pytest.approx(uniform["mean"].iloc[0] / 2)  # halfway to uniform
+    assert uniform["n"].iloc[0] == len(survey.distributions)
+
+
+def test_an_mlflow_parent_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store)
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "mlruns").as_uri())
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    items = make_items(models=("m",), methods=("seq",), datasets=("nyt_books",))
+    child = client.create_run(exp, tags={"mlflow.parentRunId": parent, "distalign.spec_hash": "abc"})
+    with tempfile.TemporaryDirectory() as tmp:
+        items.to_parquet(Path(tmp) / "items.parquet", index=False)
+        client.log_artifact(child.info.run_id, str(Path(tmp) / "items.parquet"))
+    client.set_terminated(child.info.run_id)
+    out = tmp_path / "report"
+    argv = ["report", parent, "--tracking-uri", store, "--out", str(out), "--n-resamples", "50"]
+    assert cli.main(argv) == 0
+    board = pd.read_csv(out / "tables" / "leaderboard.csv")
+    assert board.loc[board["kind"] == "model", "model"].unique().tolist() == ["m"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("no/such/thing", "SOURCE no/such/thing: neither"),
+        (".", "without cells/ is not a sweep output folder"),
+    ],
+)
+def test_a_source_that_is_none_of_the_three_is_named(source: str, message: str, tmp_path, capsys) -> None:
+    assert cli.main(["report", source, "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_naming_a_file_is_rejected_first(tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep")
+    _sweep(tmp_path / "sweep")
+    assert cli.main(["report", str(tmp_path / "sweep"), "--out", str(taken)]) == 2
+    assert "--out" in capsys.readouterr().err and taken.read_text() == "keep"
+
+
+def test_report_is_listed_in_the_help(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "report" in capsys.readouterr().out
