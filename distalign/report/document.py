@@ -43,6 +43,8 @@ class ReportFiles:
     markdown: Path
     tables: Mapping[str, Path] = field(default_factory=dict)
     figures: Mapping[str, Path] = field(default_factory=dict)
+    #: the leaderboard rows the report shows (``report.leaderboard.ROW_KEYS``)
+    rows: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -241,6 +243,7 @@ def write_report(
     n_resamples: int = 1000,
     seed: int = 0,
     extra_rows: Iterable[pd.DataFrame] = (),
+    empty_rows: Iterable[Mapping[str, Any]] = (),
 ) -> ReportFiles:
     """Writes the report of ``items`` (a sweep's items tables or scored predictions) under ``out``.
 
@@ -255,7 +258,7 @@ def write_report(
         raise InputError("no scored rows to report on", where="items")
     scored = board(data)
     order = _order(scored["dataset"].astype(str))
-    rows = leaderboard(scored, order, n_resamples=n_resamples, seed=seed)
+    rows = leaderboard(scored, order, n_resamples=n_resamples, seed=seed) + [dict(r) for r in empty_rows]
     if surveys:
         rows += baseline_rows(surveys, _order(surveys), n_resamples=n_resamples, seed=seed)
     else:
@@ -273,7 +276,7 @@ def write_report(
         f"Intervals: {n_resamples} bootstrap resamples, seed {seed}."
     )
     html, md = _render(out, title, summary, sections)
-    return ReportFiles(out, html, md, dict(w.tables), dict(w.figures))
+    return ReportFiles(out, html, md, dict(w.tables), dict(w.figures), tuple(rows))
 
 
 __all__ = ["ReportFiles", "write_report"]

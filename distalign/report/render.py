@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.table import Table
 
+from distalign.report.tables import DASH, plus_minus
+
 AGGREGATES = frozenset({"three", "all"})
 MODEL_COLUMNS = ("model", "method", "steering", "dataset", "TV (95% CI)", "n", "extraction")
 BASELINE_COLUMNS = ("model", "dataset", "TV (95% CI)", "n")
@@ -20,13 +22,8 @@ BASELINE_COLUMNS = ("model", "dataset", "TV (95% CI)", "n")
 
 def fmt(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
+        return DASH
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-def plus_minus(row: Mapping[str, Any]) -> str:
-    half = (row["ci_high"] - row["ci_low"]) / 2
-    return f"{fmt(row['mean'])} ± {fmt(half)}"
 
 
 def table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Table:

@@ -13,7 +13,7 @@ from distalign.report import style
 from distalign.report.leaderboard import ALL_STEERING, STEERING_ORDER, kss_table
 
 AGGREGATES: tuple[str, ...] = ("three", "all")
-DASH = "–"
+DASH = "—"  # the papers mark empty cells (a model that cannot serve a method) with an em dash
 
 
 def _num(x: Any, digits: int = 3) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, cell_run_name
@@ -111,23 +112,32 @@ def finished_cells(root: str | Path) -> set[str]:
     return {r["spec_hash"] for r in read_records(root) if r.get("status") == "finished"}
 
 
-def _frames(root: Path, hashes: Sequence[str], columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+def _frames(
+    root: Path, hashes: Sequence[str], columns: Sequence[str] | None, exclude: Sequence[str] = ()
+) -> Iterator[pd.DataFrame]:
     for h in hashes:
         path = cell_dir(root, h) / ITEMS_FILE
         try:
-            yield pd.read_parquet(path, columns=None if columns is None else list(columns))
+            wanted = None if columns is None else list(columns)
+            if exclude:
+                names = columns if columns is not None else pq.read_schema(path).names
+                wanted = [c for c in names if c not in exclude]
+            yield pd.read_parquet(path, columns=wanted)
         except (OSError, ValueError) as exc:
             raise InputError(f"unreadable items table ({exc})", file=path) from None
 
 
 def read_items(
-    root: str | Path, columns: Sequence[str] | None = None, status: str | None = "finished"
+    root: str | Path,
+    columns: Sequence[str] | None = None,
+    status: str | None = "finished",
+    exclude: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The items tables of the sweep's cells (finished ones by default), concatenated; ``columns`` reads
-    only those (a large sweep's leaderboard needs a handful)."""
+    only those and ``exclude`` all but those (a large sweep's raw responses are most of its tables)."""
     root = Path(root)
     hashes = [r["spec_hash"] for r in read_records(root) if status is None or r.get("status") == status]
-    frames = [f for f in _frames(root, hashes, columns) if len(f)]
+    frames = [f for f in _frames(root, hashes, columns, exclude) if len(f)]
     if not frames:
         return pd.DataFrame(columns=list(columns) if columns is not None else list(ITEM_COLUMNS))
     return pd.concat(frames, ignore_index=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,16 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from omegaconf import DictConfig
 
-from distalign.calibration.report import sweep_report
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
 from distalign.records.results import SweepOutcome
-from distalign.report.leaderboard import aggregate_name, baseline_rows, kss_table, leaderboard
+from distalign.report.document import ReportFiles, write_report
+from distalign.report.leaderboard import aggregate_name, kss_table
 from distalign.report.render import print_leaderboard
+from distalign.report.tables import leaderboard_markdown
 from distalign.scoring import results as cell_files
+from distalign.scoring.results import read_items
 from distalign.survey.model import Survey
 from distalign.sweep.cells import cell_hash
 from distalign.sweep.dryrun import describe
@@ -39,20 +39,8 @@ log = logging.getLogger(__name__)
 
 _COLLECTING = False
 _FAILED_CELLS: list[str] = []
-#: the columns of the cells' items tables the leaderboard reads (a large sweep's tables are big)
-BOARD_COLUMNS = (
-    "model",
-    "method",
-    "steering",
-    "dataset",
-    "item_id",
-    "attribute",
-    "group",
-    "prompt_hash",
-    "status",
-    "tv",
-)
-CALIBRATED_COLUMNS = ("calibration", "split", "calibrated_tv")
+#: columns of the cells' items tables a report does not read (the raw responses are the bulk of them)
+SKIPPED_COLUMNS = ("responses",)
 
 
 @contextlib.contextmanager
@@ -186,16 +174,16 @@ def _run(validated: Validated, settings: SweepSettings) -> Outcome:
     for h in done_before:
         outcome.summaries.setdefault(h, {"status": "finished", "resumed": True})
 
-    rows, extra, figures = _leaderboard(folder, validated, settings)
+    report = _report(folder, validated, settings)
+    rows = [dict(r) for r in report.rows]
     outcome.leaderboard = rows
-    tracker.log_leaderboard(rows, extra)
-    report = _write_report(folder, rows, extra, figures)
-    tracker.log_folder(report, "report")
+    tracker.log_leaderboard(rows)
+    tracker.log_folder(report.out, "report")
     tracker.set_description(leaderboard_markdown(rows))
     tracker.log_parent_metrics(_totals(sweep))
     tracker.finish("FAILED" if outcome.failed else "FINISHED")
     _FAILED_CELLS.extend(outcome.failed)
-    _print_end(outcome, rows, extra, tracker, report)
+    _print_end(outcome, rows, tracker, report.html)
     return outcome
 
 
@@ -219,125 +207,31 @@ def _unsupported_rows(validated: Validated, datasets: Sequence[str]) -> list[dic
             "ci_high": nan,
             "n": 0,
             "extraction_rate": nan,
-            "note": "not served by this model",
         }
         for model, method in seen
     ]
 
 
-def _leaderboard(
-    folder: Path, validated: Validated, settings: SweepSettings
-) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """Leaderboard over every finished cell of the sweep (including cells finished before a resume),
-    with the baselines of the datasets it covers and the unsupported cells as empty rows."""
-    hashes = {c.spec_hash for c in validated.cells}
-    records = [r for r in cell_files.read_records(folder) if r["spec_hash"] in hashes]
-    calibrated = any(r["cell"]["calibration"]["name"] != "none" for r in records)
-    items = cell_files.read_items(folder, None if calibrated else BOARD_COLUMNS)
-    if len(items):
-        items = items[items["model"].notna()]
-    rows: list[dict[str, Any]] = []
-    extra: dict[str, Any] = {}
-    figures: dict[str, Any] = {}
+def _report(folder: Path, validated: Validated, settings: SweepSettings) -> ReportFiles:
+    """The sweep's report (leaderboard, figures, calibration analyses) from every finished cell of the
+    sweep folder, including cells finished before a resume."""
+    items = read_items(folder, exclude=SKIPPED_COLUMNS)
     surveys: dict[str, Survey] = {}
     for c in validated.cells:
         surveys.setdefault(c.survey.name, c.survey)
-    if len(items):
-        board = _with_prediction_ids(_leaderboard_items(items))
-        rows = leaderboard(board, n_resamples=settings.n_resamples, seed=settings.seed)
-        extra["kss"] = kss_table(rows)
-        if calibrated and "calibrated_tv" in items:
-            cal = items[items["calibration"].fillna("none") != "none"]
-            tables, figures = sweep_report(cal, seed=settings.seed)
-            extra.update(tables)
-    rows += _unsupported_rows(validated, list(surveys))
-    if surveys:
-        rows += baseline_rows(surveys, n_resamples=settings.n_resamples, seed=settings.seed)
-    return rows, extra, figures
+    return write_report(
+        items,
+        folder / "report",
+        title=f"Sweep {settings.name}",
+        surveys=surveys,
+        n_resamples=settings.n_resamples,
+        seed=settings.seed,
+        empty_rows=_unsupported_rows(validated, list(surveys)),
+    )
 
 
-EVAL_SPLITS = ("test", "in_sample", "applied")
-
-
-def _leaderboard_items(items: pd.DataFrame) -> pd.DataFrame:
-    """Raw rows once per (model, method, steering, dataset), preferring uncalibrated cells; calibrated
-    cells add their own rows as method ``<method>+<calibration>`` (the paper's "temperature-scaled log-p"),
-    scored on the rows their calibrator never trained on."""
-    if "calibration" not in items:
-        return items
-    cal = items["calibration"].fillna("none")
-    raw = items[cal == "none"]
-    key = ["model", "method", "steering", "dataset"]
-    have = set(map(tuple, raw[key].astype(str).to_numpy())) if len(raw) else set()
-    parts = [raw]
-    for name in sorted(set(cal) - {"none"}):
-        sub = items[cal == name]
-        missing = ~sub[key].astype(str).apply(tuple, axis=1).isin(have)
-        first = sub[missing]
-        if len(first):  # raw rows of a calibrated-only cell, from one calibration only
-            parts.append(first)
-            have |= set(map(tuple, first[key].astype(str).to_numpy()))
-        ev = sub[
-            sub["split"].astype(str).isin(EVAL_SPLITS) | sub["split"].astype(str).str.startswith("heldout")
-        ]
-        parts.append(ev.assign(tv=ev["calibrated_tv"], method=ev["method"] + "+" + name))
-    return pd.concat(parts, ignore_index=True)
-
-
-def _with_prediction_ids(items: pd.DataFrame) -> pd.DataFrame:
-    """One id per model prediction: a no-steering answer scored against several groups counts once in the
-    extraction rate."""
-    if not len(items):
-        return items
-    keys = ["model", "method", "steering", "dataset", "item_id", "prompt_hash"]
-    ids = pd.MultiIndex.from_frame(items[keys].astype(str)).factorize()[0] + 1
-    return items.assign(row=ids)
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The aggregate leaderboard as a Markdown table (the MLflow run page shows it as the run's note)."""
-    lines = [
-        "| model | method | steering | dataset | mean TV | 95% CI | n |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        if r.get("dataset") not in ("three", "all"):
-            continue
-        ci = "—" if _cell(r.get("mean")) == "—" else f"{_cell(r.get('ci_low'))}–{_cell(r.get('ci_high'))}"
-        names = [str(r.get(k) or "—") for k in ("model", "method", "steering", "dataset")]
-        lines.append(f"| {' | '.join(names)} | {_cell(r.get('mean'))} | {ci} | {r.get('n', '')} |")
-    return "\n".join(lines) + "\n"
-
-
-def _write_report(
-    folder: Path, rows: list[dict[str, Any]], extra: dict[str, Any], figures: dict[str, Any]
-) -> Path:
-    """The sweep's tables (CSV, Markdown) and figures in ``<sweep folder>/report``."""
-    out = folder / "report"
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out / "leaderboard.csv", index=False)
-    for name, table in extra.items():
-        t = pd.DataFrame(table)
-        if len(t):
-            t.to_csv(out / f"{name}.csv", index=False)
-    (out / "leaderboard.md").write_text(leaderboard_markdown(rows), encoding="utf-8")
-    for name, fig in figures.items():
-        path = out / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    return out
-
-
-def _print_end(
-    outcome: Outcome, rows: list[dict[str, Any]], extra: dict[str, Any], tracker: MLflowTracker, report: Path
-) -> None:
-    print_leaderboard(rows, extra.get("kss", ()))
+def _print_end(outcome: Outcome, rows: list[dict[str, Any]], tracker: MLflowTracker, report: Path) -> None:
+    print_leaderboard(rows, kss_table(rows))
     experiment = tracker.client.get_experiment(tracker.experiment_id).name
     print(f"\nReport: {report}")
     print(f"MLflow: {tracker.uri}  (experiment {experiment!r}, parent run {tracker.parent_run_id})")

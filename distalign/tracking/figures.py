@@ -1,16 +1,10 @@
-"""Figures logged with runs: the per-cell TV histogram is written as SVG text; the sweep's leaderboard
-figure is the report's (``distalign.report.figures``), drawn without pyplot so it needs no display."""
+"""The figure logged with each cell run: its TV histogram, written as SVG text (no plotting library)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-
-from distalign.report import figures as report_figures
-from distalign.report.figures import save_figure
 
 
 def nice_ticks(top: float, most: int = 6) -> list[float]:
@@ -97,8 +91,3 @@ def tv_histogram_svg(tv: np.ndarray, bins: int = 20) -> str:
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-def leaderboard_figure(df: pd.DataFrame, path: Path) -> None:
-    """The report's leaderboard figure (Table 1a view, baselines labelled) written as PNG to ``path``."""
-    save_figure(report_figures.leaderboard_figure(df), path)

@@ -11,10 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from distalign import cli
-from distalign.records.config import spec_hash
 from distalign.records.results import CellResult
 from distalign.scoring.results import write_cell
 from distalign.survey import load_survey
+from distalign.sweep.cells import cell_hash as spec_hash
 from tests.report.conftest import make_items
 from tests.sweep.conftest import make_cell
 
