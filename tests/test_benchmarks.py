@@ -3,6 +3,7 @@ prints are not asserted (timings on a shared machine are noise, see benchmarks/)
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -46,3 +47,34 @@ def test_sweep_scale_runs_and_resumes_on_the_sample(tmp_path: Path) -> None:
     one, two = (int(s[2].replace(",", "")) for s in sizes)
     assert two == 2 * one > 0  # twice the survey, twice the requests
     assert re.search(r"resume 2x: killed with \d+ of 9 cells written; .*: ok", stdout), stdout
+
+
+@pytest.mark.slow
+def test_api_rate_runs_both_phases_through_the_sweep_and_loses_nothing(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "api_rate.py"),
+            "--seconds",
+            "3",
+            "--rpm",
+            "1200",
+            "--burst-seconds",
+            "6",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # Ray's workers import this checkout's package too
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    steady = [x for x in out.stdout.splitlines() if x.startswith("steady:")]
+    assert "60 requests received for 60 planned" in steady[0], steady
+    assert re.search(r"ratio [\d.]+; .* lost 0, sent twice 0; (meets|misses)", steady[1]), steady
+    burst = [x for x in out.stdout.splitlines() if x.startswith("burst:")]
+    assert len(burst) == 3, out.stdout
+    assert all("lost 0, answered twice 0" in x for x in burst[:2]), burst
+    assert int(re.search(r"429s (\d+)", burst[0]).group(1)) > 0  # the burst happened, to account a only
+    assert re.search(r"429s 0;", burst[1]), burst
+    assert re.search(r"second account during the burst at [\d.]+ of 1200/min", burst[2]), burst

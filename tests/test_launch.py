@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -145,41 +148,68 @@ def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figur
     assert {"group_effects.png", "learning_curves.png", "spread.png", "leaderboard.png"} <= figures
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound once by the OS, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.slow
-def test_no_secret_is_written_anywhere(tmp_path: Path) -> None:
-    secret = "sk-distalign-test-7f3a9c1e5b"
-    stub = OpenAIStub(reply=lambda body: ['{"A": 40, "B": 35, "C": 25}'] * int(body.get("n") or 1)).start()
+@pytest.mark.parametrize("server", ["stub", "closed_port"])
+def test_no_secret_is_written_anywhere(tmp_path: Path, server: str) -> None:
+    """Fake keys (the model's API key and HF_TOKEN, a secret the engine actors are also handed) appear in no
+    file of the run folder (Hydra's outputs, the MLflow store, the response store) nor of Ray's temporary
+    folder for this session (its logs include runtime_env_agent.log), whether the calls succeed or fail."""
+    secrets = {"DISTALIGN_TEST_KEY": "sk-distalign-test-7f3a9c1e5b", "HF_TOKEN": "hf_distalign_test_51c0d2e8"}
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    answer = '{"A": 40, "B": 35, "C": 25}'
+    stub = None
+    if server == "stub":
+        stub = OpenAIStub(reply=lambda body: [answer] * int(body.get("n") or 1)).start()
+    api_base = stub.base_url if stub is not None else f"http://127.0.0.1:{_closed_port()}/v1"
     try:
-        proc = launch(
-            tmp_path,
-            "model=vllm_server",
-            "model.weights=openai/stub-model",
-            f"model.serving.api_base={stub.base_url}",
-            "model.serving.api_key_env=DISTALIGN_TEST_KEY",
-            "model.serving.max_retries=0",
-            "method=verbalize",
-            "steering=persona",
-            "dataset.data_dir=fixture",
-            "dataset.max_items=1",
-            env={"DISTALIGN_TEST_KEY": secret},
-            timeout=600,
-        )
+        try:
+            proc = launch(
+                tmp_path,
+                "model=vllm_server",
+                "model.weights=openai/stub-model",
+                f"model.serving.api_base={api_base}",
+                "model.serving.api_key_env=DISTALIGN_TEST_KEY",
+                "model.serving.max_retries=0",
+                "method=verbalize",
+                "steering=persona",
+                "dataset.data_dir=fixture",
+                "dataset.max_items=1",
+                env={**secrets, "RAY_TMPDIR": str(ray_tmp)},
+                timeout=600,
+            )
+        finally:
+            if stub is not None:
+                stub.stop()
+        out = proc.stdout[-3000:] + proc.stderr[-5000:]
+        _, _, children = runs(tmp_path)
+        assert children, out
+        key = secrets["DISTALIGN_TEST_KEY"]
+        if stub is not None:  # the key was really used: the server saw it
+            assert proc.returncode == 0, out
+            auth = [r.headers.get("Authorization", r.headers.get("authorization", "")) for r in stub.received]
+            assert any(key in a for a in auth)
+        else:  # the actor had the key (without it the error would say the variable is not set) and failed
+            errors = [c.data.tags.get("distalign.error", "") for c in children]
+            assert proc.returncode != 0 and all("connection error" in e.lower() for e in errors), errors
+        sessions = list((ray_tmp / "ray").glob("session_2*"))
+        assert len(sessions) == 1 and (sessions[0] / "logs" / "runtime_env_agent.log").is_file()
+        written = [p for root in (tmp_path, ray_tmp) for p in root.rglob("*") if p.is_file()]
+        assert any(p.name == "config.yaml" for p in written) and any(p.suffix == ".parquet" for p in written)
+        for name, secret in secrets.items():
+            assert secret not in proc.stdout and secret not in proc.stderr, name
+            leaks = [str(p) for p in written if secret.encode() in p.read_bytes()]
+            assert not leaks, f"{name} written to {leaks}"
+            for child in children:
+                assert secret not in json.dumps([child.data.params, child.data.tags, child.data.metrics])
     finally:
-        stub.stop()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    # the key was really used: the server saw it
-    assert any(
-        secret in r.headers.get("Authorization", r.headers.get("authorization", "")) for r in stub.received
-    )
-    assert secret not in proc.stdout and secret not in proc.stderr
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.name == "config.yaml" for p in written) and any(p.suffix == ".parquet" for p in written)
-    leaks = [str(p) for p in written if secret.encode() in p.read_bytes()]
-    assert not leaks, f"secret written to {leaks}"
-    _, _, children = runs(tmp_path)
-    for child in children:
-        everything = json.dumps([child.data.params, child.data.tags, child.data.metrics])
-        assert secret not in everything
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

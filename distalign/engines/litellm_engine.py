@@ -1,14 +1,16 @@
 """API models through litellm: any provider it supports, or any OpenAI-compatible server (``api_base``).
 
-One instance per provider account. Batches run concurrently on one event loop per process (a daemon
-thread), so the sync interface works from plain code, from a sync Ray actor and (through the ``a*``
-methods) from an async one, and the rate limiter always lives on one loop.
+One instance per provider account. The work is done by the ``a*`` coroutines (what the sweep's async caller
+actor awaits); ``generate`` / ``option_logprobs`` are thin sync wrappers that run them on one event loop per
+process (a daemon thread), so the rate limiter and litellm's HTTP clients always live on one loop.
 
-There is exactly one retry point: litellm's and the OpenAI SDK's retries are switched off
-(``num_retries=0, max_retries=0``; the Router's retries ignore Retry-After). Retries are bounded, back
-off exponentially with jitter, and honour ``Retry-After`` for the whole account. 429, 5xx, timeouts and
-connection errors are retried; other 4xx and malformed bodies are not. A final failure is a result with
-``error`` set, never an exception, so one bad request never loses the rest of a batch.
+There is exactly one retry point, a ``tenacity`` policy: litellm's and the OpenAI SDK's retries are switched
+off (``num_retries=0, max_retries=0``; the Router's retries ignore Retry-After). Retries are bounded
+(``max_retries``), back off exponentially with full jitter, and honour a server's ``Retry-After`` (header, or
+the headers litellm attaches to its exception): the request waits that long and so does every other request
+of the account. A ``Retry-After`` beyond ``backoff_max_s`` fails that request at once and pauses nobody.
+429, 5xx, timeouts and connection errors are retried; other 4xx and malformed bodies are not. A final failure
+is a result with ``error`` set, never an exception, so one bad request never loses the rest of a batch.
 
 The API key is read from the environment at call time and never kept on the engine, so it cannot leak
 through ``repr``, pickling (Ray), Hydra's saved config or MLflow.
@@ -21,12 +23,14 @@ import atexit
 import logging
 import math
 import os
-import random
 import re
 import threading
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base, wait_random_exponential
 
 from distalign.engines.providers import capabilities_for, prefill_mode, provider_of, require
 from distalign.engines.ratelimit import RateLimiter, estimate_tokens, retry_after_seconds
@@ -64,6 +68,37 @@ class _WaitTooLong(Exception):
     """The server's Retry-After exceeds ``backoff_max_s``; give up now rather than block for hours."""
 
 
+def retry_after_of(exc: BaseException | None) -> float | None:
+    """Seconds the server asked to wait before retrying, from the headers litellm attaches to its
+    exception (``litellm_response_headers``, the proxy's ``headers``) or the raw HTTP response's."""
+    if exc is None:
+        return None
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        try:
+            after = retry_after_seconds(headers)
+        except (AttributeError, TypeError):  # not a mapping: not headers after all
+            continue
+        if after is not None:
+            return after
+    return None
+
+
+class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming of wait strategies
+    """Wait what the server asked (``Retry-After``), else fall back to ``fallback`` (exponential)."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        after = retry_after_of(exc)
+        return after if after is not None else self.fallback(retry_state)
+
+
 # --- pure helpers ------------------------------------------------------------------------------------
 def match_candidates(
     top_logprobs: Sequence[tuple[str, float]], candidates: Sequence[str]
@@ -92,6 +127,10 @@ def _logsumexp(values: Sequence[float]) -> float:
 
 def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return _classify(exc)[1]
 
 
 def _classify(exc: BaseException) -> tuple[str, bool]:
@@ -181,7 +220,12 @@ class LiteLLMEngine:
         backoff_max_s: float = 60.0,
         prices: Mapping[str, float] | None = None,
         capabilities: Mapping[str, Any] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` (a pair) time every wait: pacing, pauses and retries; a test passes a
+        virtual pair to check waits exactly."""
         for name, value in (("rpm", rpm), ("tpm", tpm), ("timeout_s", timeout_s)):
             if value is not None and value <= 0:
                 raise InputError(f"must be positive, got {value}", where=f"engine.{name}")
@@ -217,13 +261,16 @@ class LiteLLMEngine:
         self.max_retries, self.timeout_s = max_retries, timeout_s
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.prices = None if prices is None else {k: float(prices[k]) for k in _PRICE_KEYS}
+        self._clock, self._sleep = clock, sleep
         self._counts = dict.fromkeys(_COUNTERS + _TOKENS, 0)
         self._cost_usd = 0.0
         self._cost_unknown = 0
         self._runtime_init()
 
     def _runtime_init(self) -> None:
-        self._limiter = RateLimiter(self.rpm, self.tpm, max_concurrency=self.max_concurrency)
+        self._limiter = RateLimiter(
+            self.rpm, self.tpm, max_concurrency=self.max_concurrency, clock=self._clock, sleep=self._sleep
+        )
 
     # --- pickling / repr: nothing secret and nothing tied to this process ----------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -240,18 +287,18 @@ class LiteLLMEngine:
             f"max_concurrency={self.max_concurrency}, max_retries={self.max_retries})"
         )
 
-    # --- public interface -------------------------------------------------------------------------
-    def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
-        return self._run_sync(self._option_logprobs(list(requests)))
-
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        return self._run_sync(self._generate(list(requests)))
-
+    # --- public interface: the coroutines, and sync wrappers over them ------------------------------
     async def aoption_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
-        return await self._run_async(self._option_logprobs(list(requests)))
+        return await self._on_loop(self._option_logprobs(list(requests)))
 
     async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        return await self._run_async(self._generate(list(requests)))
+        return await self._on_loop(self._generate(list(requests)))
+
+    def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
+        return self._wait_for(self.aoption_logprobs(requests))
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        return self._wait_for(self.agenerate(requests))
 
     def stats(self) -> dict[str, float | int | bool]:
         """Attempts, retries, final failures, tokens and cost so far. ``cost_unknown`` counts answers
@@ -265,13 +312,17 @@ class LiteLLMEngine:
         }
 
     # --- event loop plumbing ----------------------------------------------------------------------
-    def _run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    @staticmethod
+    def _wait_for(coro: Coroutine[Any, Any, T]) -> T:
+        """Block this (non-loop) thread until ``coro`` has run on the shared loop."""
         if threading.current_thread() is _SHARED.thread:
             coro.close()
             raise RuntimeError("called the sync interface from the engine's own loop; await a* methods")
         return asyncio.run_coroutine_threadsafe(coro, _SHARED.get()).result()
 
-    async def _run_async(self, coro: Coroutine[Any, Any, T]) -> T:
+    @staticmethod
+    async def _on_loop(coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the shared loop, awaited from whichever loop the caller runs (a Ray actor's)."""
         loop = _SHARED.get()
         if asyncio.get_running_loop() is loop:
             return await coro
@@ -390,56 +441,60 @@ class LiteLLMEngine:
     # --- one call with bounded retries ------------------------------------------------------------
     async def _call(self, kwargs: dict[str, Any], estimate: int) -> tuple[Any, Usage]:
         """The response and its usage; raises the last error once retries are spent or not allowed."""
-        attempt = 0
-        while True:
-            async with self._limiter.slot() as started:
-                await self._limiter.acquire(estimate)
-                self._counts["requests"] += 1
-                try:
-                    resp = await asyncio.wait_for(litellm.acompletion(**kwargs), self.timeout_s * 1.5 + 1.0)
-                    if not _field(resp, "choices"):
-                        raise _Malformed("response has no choices")
-                except Exception as exc:
-                    kind, retryable = _classify(exc)
-                    wait = self._on_error(exc, kind, started, attempt)
-                    if not retryable or attempt >= self.max_retries:
-                        raise
-                else:
-                    self._limiter.on_success()
-                    return resp, self._account(resp, estimate)
-            attempt += 1
-            self._counts["retries"] += 1
-            log.info(
-                "retry %d/%d of %s after %s (%.2fs)", attempt, self.max_retries, kwargs["model"], kind, wait
-            )
-            await asyncio.sleep(wait)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception(_retryable),
+            wait=wait_retry_after(wait_random_exponential(self.backoff_base_s, max=self.backoff_max_s)),
+            sleep=self._sleep,
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        return await retrying(self._attempt, kwargs, estimate)
 
-    def _on_error(self, exc: BaseException, kind: str, started: float, attempt: int) -> float:
-        """Seconds to back off before the next attempt; raises ``_WaitTooLong`` past ``backoff_max_s``."""
+    async def _attempt(self, kwargs: dict[str, Any], estimate: int) -> tuple[Any, Usage]:
+        async with self._limiter.slot() as started:
+            await self._limiter.acquire(estimate)
+            self._counts["requests"] += 1
+            try:
+                resp = await asyncio.wait_for(litellm.acompletion(**kwargs), self.timeout_s * 1.5 + 1.0)
+                if not _field(resp, "choices"):
+                    raise _Malformed("response has no choices")
+            except Exception as exc:
+                self._on_error(exc, started)
+                raise
+            self._limiter.on_success()
+            return resp, self._account(resp, estimate)
+
+    def _on_error(self, exc: BaseException, started: float) -> None:
+        """Count the failure and slow the account down; raises ``_WaitTooLong`` (and pauses nobody) when
+        the server asks for a wait beyond ``backoff_max_s``."""
+        kind, retryable = _classify(exc)
         if kind == "timeout":
             self._counts["timeouts"] += 1
-        if kind != "rate_limited":
-            return self._backoff(attempt)
-        self._counts["rate_limited"] += 1
-        self._limiter.on_rate_limited(started)
-        headers = getattr(exc, "litellm_response_headers", None) or getattr(
-            getattr(exc, "response", None), "headers", None
-        )
-        after = retry_after_seconds(headers)
+        if kind == "rate_limited":
+            self._counts["rate_limited"] += 1
+            self._limiter.on_rate_limited(started)
+        after = retry_after_of(exc) if retryable else None
         if after is None:
-            return self._backoff(attempt)
-        self._limiter.pause_until(time.monotonic() + after)  # every request of the account waits
+            return
         if after > self.backoff_max_s:
             raise _WaitTooLong(
                 f"{self.identity.weights}: server asked to retry after {after:.0f}s, "
                 f"more than backoff_max_s={self.backoff_max_s:g}"
             ) from exc
-        return 0.0  # the limiter's pause is the wait
+        self._limiter.pause_until(self._clock() + after)  # every request of the account waits
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential with equal jitter: half the ceiling fixed, half random, so a burst spreads out."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** min(attempt, 32))
-        return ceiling * (0.5 + 0.5 * random.random())
+    def _before_retry(self, state: RetryCallState) -> None:
+        self._counts["retries"] += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.info(
+            "retry %d/%d of %s after %s (%.2fs)",
+            state.attempt_number,
+            self.max_retries,
+            self.identity.weights,
+            _classify(exc)[0] if exc is not None else "?",
+            state.upcoming_sleep,
+        )
 
     def _fail(self, exc: BaseException) -> str:
         kind, _ = _classify(exc)
@@ -455,7 +510,7 @@ class LiteLLMEngine:
         usage = _field(resp, "usage")
         prompt = int(_field(usage, "prompt_tokens") or 0) if usage is not None else 0
         completion = int(_field(usage, "completion_tokens") or 0) if usage is not None else 0
-        self._limiter.settle(estimate, prompt + completion)
+        self._limiter.record_usage(estimate, prompt + completion)
         cost = self._cost(resp, prompt, completion)
         self._counts["prompt_tokens"] += prompt
         self._counts["completion_tokens"] += completion

@@ -9,7 +9,8 @@ that talks to that account, so the limit holds cluster-wide.
   there is no lock and no busy loop; a request larger than the bucket still passes (it runs into debt).
 * Concurrency is additive-increase / multiplicative-decrease: a 429 halves the cap (once per burst of
   429s, not once per failed request), each success adds ``1/cap``.
-* ``pause_until`` holds every request of the account until a server's ``Retry-After`` has passed.
+* ``pause_until`` holds every request of the account until a server's ``Retry-After`` has passed (the
+  engine decides whether a Retry-After is honoured at all; one it refuses must not pause anybody).
 
 All times are ``time.monotonic()`` seconds. The limiter belongs to one event loop (the engine's).
 """
@@ -57,7 +58,7 @@ def estimate_tokens(texts: Sequence[str], max_completion_tokens: int = 0) -> int
     of thumb of OpenAI's docs) plus 4 per message of chat framing, plus the completion budget.
 
     Exact counting would need each provider's tokenizer, which may need a download; the estimate is
-    corrected with the provider's reported usage after the call (``RateLimiter.settle``).
+    corrected with the provider's reported usage after the call (``RateLimiter.record_usage``).
     """
     return sum(math.ceil(len(t) / 4) + 4 for t in texts) + max(0, max_completion_tokens)
 
@@ -131,8 +132,9 @@ class RateLimiter:
         while (delay := max(start, self._paused_until) - self._clock()) > 0:
             await self._sleep(delay)
 
-    def settle(self, estimated_tokens: int, actual_tokens: int) -> None:
-        """Correct the TPM budget with the usage the provider reported."""
+    def record_usage(self, estimated_tokens: int, actual_tokens: int) -> None:
+        """Correct the TPM budget, charged ``estimated_tokens`` before the call, with the usage the
+        provider reported: an overestimate is given back, an underestimate taken."""
         if self._tokens is not None:
             self._tokens.credit(estimated_tokens - actual_tokens)
 

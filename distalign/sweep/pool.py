@@ -3,8 +3,10 @@
 A model loads once, in its actor's ``__init__``; a restarted actor (``max_restarts=-1``) reloads it and the
 driver re-sends what the dead one had not answered. Actors only compute: the driver owns the response store
 and the record. API models share ONE asyncio actor per provider account (provider, base URL, key variable),
-so one rate limiter sees every call made with that account, cluster-wide. Keys travel from the driver's
-environment into the actor's ``runtime_env`` by variable name; they never enter a config.
+so one rate limiter sees every call made with that account, cluster-wide. Keys are named in the config by
+variable and read from the driver's environment; they reach the actor as a constructor argument, which Ray
+keeps in memory, never in a ``runtime_env``, whose variables Ray writes in plain text to its
+``runtime_env_agent.log``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import inspect
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("option_logprobs", "generate")
 #: environment variables a local engine may need, passed through to its actor when the driver has them
 PASSTHROUGH_PREFIXES: tuple[str, ...] = ("DISTALIGN_", "HF_", "TRANSFORMERS_", "VLLM_", "CUDA_")
+#: passthrough variables with such names (HF_TOKEN, ...) are secrets, handed over like API keys
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
 #: batches queued on each local actor: enough work for the engine while the driver plans or scores a cell
 IN_FLIGHT_PER_ACTOR = 8
@@ -44,7 +49,8 @@ def error_results(kind: str, n: int, error: str) -> list[Any]:
 class _EngineHost:
     """Hosts the engines of one pool (one per model; several only for API accounts)."""
 
-    def __init__(self, models: Sequence[ModelConfig]) -> None:
+    def __init__(self, models: Sequence[ModelConfig], secrets: Mapping[str, str] | None = None) -> None:
+        os.environ.update(secrets or {})  # the engines read their keys from the environment at call time
         self.engines = {m.name: make_engine(m) for m in models}
         self.received = 0
         self.engine_s = 0.0
@@ -110,13 +116,23 @@ def pool_key(model: ModelConfig) -> str:
     return f"litellm:{provider}:{s.api_base or ''}:{s.api_key_env or ''}"
 
 
+def _secret_names(models: Sequence[ModelConfig]) -> set[str]:
+    keys = {m.serving.api_key_env for m in models if m.serving.api_key_env}
+    return keys | {k for k in os.environ if k.startswith(PASSTHROUGH_PREFIXES) and SECRET_NAME.search(k)}
+
+
 def actor_env(models: Sequence[ModelConfig]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.startswith(PASSTHROUGH_PREFIXES)}
-    for m in models:
-        var = m.serving.api_key_env
-        if var and var in os.environ:
-            env[var] = os.environ[var]
-    return env
+    """The driver's variables an engine may need that are not secret: they go into the actor's
+    ``runtime_env``, which Ray writes to its logs."""
+    secret = _secret_names(models)
+    return {k: v for k, v in os.environ.items() if k.startswith(PASSTHROUGH_PREFIXES) and k not in secret}
+
+
+def actor_secrets(models: Sequence[ModelConfig]) -> dict[str, str]:
+    """The API keys of these models (and secret passthrough variables) from the driver's environment, for
+    the actor's constructor: Ray holds constructor arguments in memory (re-used when it restarts the actor)
+    and writes them to no file."""
+    return {k: os.environ[k] for k in sorted(_secret_names(models)) if k in os.environ}
 
 
 def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
@@ -204,7 +220,7 @@ class EnginePools:
         replicas = 1 if is_api else max(1, ms[0].serving.replicas)
         for i in range(replicas):
             name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{self.run_id}"
-            pool.actors.append(cls.options(**actor_options(ms, name)).remote(ms))
+            pool.actors.append(cls.options(**actor_options(ms, name)).remote(ms, actor_secrets(ms)))
             pool.in_flight.append(0)
         self.pools[key] = pool
         return pool

@@ -2,12 +2,15 @@
 
 It speaks HTTP over a socket (no mocking inside the client), so retries, timeouts, Retry-After and
 malformed bodies go through the same transport code as in production. Faults are injected either for
-the first k calls (``script``) or for requests whose prompt contains a marker (``on_marker``).
+the first k calls (``script``) or for requests whose prompt contains a marker (``on_marker``). A fault can
+hold its answer until the test opens a gate (``Fault.gate``), so the order of events across concurrent
+requests is decided by the test, not by timing; ``latency_s`` gives every answer a random delay.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import defaultdict, deque
@@ -28,6 +31,7 @@ class Fault:
     delay_s: float = 0.0
     malformed: bool = False
     body: str | None = None  # raw body to send instead of a completion
+    gate: threading.Event | None = None  # answer only once this is set (or the stub stops)
 
     @staticmethod
     def rate_limited(retry_after: str | None = "1") -> Fault:
@@ -46,14 +50,16 @@ class Fault:
         return Fault(malformed=True)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Received:
-    """A request as the server saw it, with when it arrived (``time.monotonic``)."""
+    """A request as the server saw it, with when it arrived (the stub's ``clock``) and what it answered
+    (``status``: 0 while the answer is pending or when the client went away)."""
 
     body: dict[str, Any]
     headers: dict[str, str]
     at: float
     fault: Fault | None
+    status: int = 0
 
     @property
     def prompt(self) -> str:
@@ -87,6 +93,10 @@ class OpenAIStub:
     reply: Callable[[dict[str, Any]], list[str]] = echo_reply
     received: list[Received] = field(default_factory=list)
     usage_sent: list[tuple[int, int]] = field(default_factory=list)
+    #: time stamps of ``Received.at`` (a test's virtual clock, or the benchmark's)
+    clock: Callable[[], float] = time.monotonic
+    #: (low, high): every answer waits a uniformly random time in this range, like a real API's latency
+    latency_s: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -110,6 +120,13 @@ class OpenAIStub:
                 self._sticky[marker] = faults[0]
             else:
                 self._markers[marker].extend(faults)
+
+    def clear_faults(self) -> None:
+        """Forget every scripted and marker fault: the stub answers normally again."""
+        with self._lock:
+            self._script.clear()
+            self._markers.clear()
+            self._sticky.clear()
 
     def hits(self, marker: str) -> int:
         """How many requests containing ``marker`` the server received."""
@@ -202,11 +219,19 @@ class OpenAIStub:
                 body = json.loads(raw or b"{}")
                 prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
                 fault = stub._fault_for(prompt)
+                seen = Received(body, dict(self.headers), stub.clock(), fault)
                 with stub._lock:
-                    stub.received.append(Received(body, dict(self.headers), time.monotonic(), fault))
-                if fault is not None and fault.delay_s:
-                    if stub._stop.wait(fault.delay_s):
-                        return
+                    stub.received.append(seen)
+                delay = fault.delay_s if fault is not None else 0.0
+                if stub.latency_s is not None:
+                    delay += random.uniform(*stub.latency_s)
+                if delay and stub._stop.wait(delay):
+                    return
+                if fault is not None and fault.gate is not None:
+                    while not fault.gate.wait(0.05):
+                        if stub._stop.is_set():
+                            return
+                status = fault.status if fault is not None else 200
                 try:
                     if fault is not None and fault.status != 200:
                         extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
@@ -217,6 +242,7 @@ class OpenAIStub:
                         self._send(200, payload.encode())
                     else:
                         self._send(200, json.dumps(stub.completion(body)).encode())
+                    seen.status = status
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout); nothing to answer
 

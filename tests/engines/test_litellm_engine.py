@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import math
 import pickle
+import threading
 import time
 from collections import Counter
 
 import pytest
 
 from distalign.engines.base import Engine
-from distalign.engines.litellm_engine import LiteLLMEngine, match_candidates
+from distalign.engines.litellm_engine import LiteLLMEngine, match_candidates, retry_after_of
 from distalign.engines.ratelimit import retry_after_seconds
 from distalign.errors import InputError
 from distalign.records.engine import (
@@ -23,6 +25,7 @@ from distalign.records.engine import (
     SamplingParams,
 )
 from tests.engines.openai_stub import Fault, OpenAIStub, openai_stub_fixture  # noqa: F401
+from tests.engines.virtual_time import VirtualTime
 
 SECRET = "sk-test-TOPSECRET-0123456789"
 MODELS = ["openai/stub", "hosted_vllm/stub"]
@@ -86,6 +89,30 @@ def test_retry_after_seconds_reads_seconds_and_http_dates(
 ) -> None:
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
     assert retry_after_seconds(headers, now=now) == expected
+
+
+class _Raised(Exception):
+    def __init__(self, **attrs: object) -> None:
+        super().__init__("raised")
+        self.__dict__.update(attrs)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (_Raised(litellm_response_headers={"retry-after": "7"}), 7.0),
+        (_Raised(headers={"Retry-After": "2"}, response=None), 2.0),
+        (_Raised(response=_Raised(headers={"retry-after-ms": "1500"})), 1.5),
+        (_Raised(litellm_response_headers=None, response=_Raised(headers={})), None),
+        (_Raised(headers="not headers"), None),
+        (ValueError("plain"), None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_from_litellms_exception_attributes(
+    exc: BaseException | None, expected: float | None
+) -> None:
+    assert retry_after_of(exc) == expected
 
 
 # --- batches, ordering, exactly-once ----------------------------------------------------------------
@@ -193,26 +220,61 @@ def test_a_response_without_logprobs_is_a_recorded_failure(openai_stub: OpenAISt
 
 # --- failures are data, retries are bounded -----------------------------------------------------------
 def test_429_with_retry_after_pauses_the_whole_account_then_succeeds(openai_stub: OpenAIStub) -> None:
+    vt = VirtualTime()
+    openai_stub.clock = vt.clock
     openai_stub.script(Fault.rate_limited("1"))
-    engine = make(openai_stub, max_concurrency=1)
+    engine = make(openai_stub, max_concurrency=1, clock=vt.clock, sleep=vt.sleep)
     results = engine.generate([ask(f"r{i}") for i in range(3)])
     assert [r.texts for r in results] == [(f"echo:r{i}",) for i in range(3)]
     limited, *after = openai_stub.received
-    assert limited.fault is not None and limited.fault.status == 429
+    assert limited.fault is not None and limited.status == 429 and limited.at == 0.0
     assert len(after) == 3  # the refused one again, plus the two others
-    assert min(r.at for r in after) - limited.at >= 0.95
+    assert min(r.at for r in after) == pytest.approx(1.0)  # nobody was sent before the second had passed
     stats = engine.stats()
     assert (stats["rate_limited"], stats["retries"], stats["failures"]) == (1, 1, 0)
 
 
+def test_retry_after_is_read_from_the_http_date_form_too(openai_stub: OpenAIStub) -> None:
+    vt = VirtualTime()
+    when = time.time() + 30.0  # an HTTP date 30 s ahead (whole seconds, so 29 < wait <= 30)
+    openai_stub.on_marker("DATED", Fault.rate_limited(email.utils.formatdate(when, usegmt=True)))
+    [result] = make(openai_stub, clock=vt.clock, sleep=vt.sleep).generate([ask("DATED")])
+    assert result.texts == ("echo:DATED",)
+    assert 20.0 < vt.now <= 30.0
+
+
 def test_retry_after_longer_than_backoff_max_fails_fast(openai_stub: OpenAIStub) -> None:
+    vt = VirtualTime()
     openai_stub.on_marker("LONG", Fault.rate_limited("3600"))
-    engine = make(openai_stub, backoff_max_s=5.0)
-    started = time.monotonic()
+    engine = make(openai_stub, backoff_max_s=5.0, clock=vt.clock, sleep=vt.sleep)
     [result] = engine.generate([ask("LONG")])
-    assert time.monotonic() - started < 5
+    assert vt.now == 0.0  # it did not wait at all
     assert result.error is not None and "3600" in result.error and result.error.startswith("rate_limited")
     assert openai_stub.hits("LONG") == 1
+
+
+def test_a_refused_retry_after_pauses_no_other_request_of_the_account(openai_stub: OpenAIStub) -> None:
+    """One request is told to come back in an hour and fails fast; the requests in flight beside it are
+    answered 503 once it has failed (the gate), are retried at once and succeed: none waits for the hour."""
+    vt = VirtualTime()
+    gate = threading.Event()
+    others = [f"other-{i}" for i in range(5)]
+    openai_stub.on_marker("LONG", Fault.rate_limited("3600"))
+    for marker in others:
+        openai_stub.on_marker(marker, Fault(status=503, gate=gate))
+    engine = make(openai_stub, backoff_max_s=60.0, max_concurrency=8, clock=vt.clock, sleep=vt.sleep)
+
+    async def main() -> tuple[list, list]:
+        rest = asyncio.create_task(engine.agenerate([ask(m) for m in others]))
+        failed = await engine.agenerate([ask("LONG")])
+        gate.set()
+        return failed, await rest
+
+    [failed], answered = asyncio.run(main())
+    assert failed.error is not None and failed.error.startswith("rate_limited") and "3600" in failed.error
+    assert [r.texts for r in answered] == [(f"echo:{m}",) for m in others]
+    assert [openai_stub.hits(m) for m in others] == [2] * 5 and openai_stub.hits("LONG") == 1
+    assert vt.now < 60.0  # the hour was never waited for, by anybody
 
 
 @pytest.mark.parametrize("model", MODELS)

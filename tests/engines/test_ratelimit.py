@@ -3,54 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from distalign.engines.ratelimit import RateLimiter, estimate_tokens
-
-
-class VirtualTime:
-    """A clock that moves only when every task sleeps, straight to the earliest wake-up: pacing is checked to
-    the microsecond whatever the load on the machine, with concurrent callers interleaved as in real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._count = 0
-        self._advancing = False
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + seconds, self._count, wake))
-        self._count += 1
-        self._schedule()
-        await wake
-
-    def _schedule(self) -> None:
-        """Advance after the tasks that are ready now have run (callbacks run in the order scheduled)."""
-        if not self._advancing:
-            self._advancing = True
-            asyncio.get_running_loop().call_soon(self._advance)
-
-    def _advance(self) -> None:
-        self._advancing = False
-        if not self._sleepers:
-            return
-        self.now = max(self.now, self._sleepers[0][0])
-        while self._sleepers and self._sleepers[0][0] <= self.now:
-            heapq.heappop(self._sleepers)[2].set_result(None)
-        if self._sleepers:
-            self._schedule()
-
-    def limiter(self, **kwargs: Any) -> RateLimiter:
-        return RateLimiter(clock=self.clock, sleep=self.sleep, **kwargs)
+from tests.engines.virtual_time import VirtualTime
 
 
 async def _starts(limiter: RateLimiter, clock: Callable[[], float], n: int, tokens: int = 0) -> list[float]:
@@ -100,14 +59,14 @@ def test_tpm_bucket_paces_by_tokens_and_passes_oversized_requests() -> None:
 
 
 @pytest.mark.parametrize(("refund", "wait"), [(500, 0.0), (0, 0.5)])
-def test_settle_returns_overestimated_tokens(refund: int, wait: float) -> None:
+def test_record_usage_returns_overestimated_tokens(refund: int, wait: float) -> None:
     """Without the refund the next call waits for the 500 tokens the first one was charged."""
     vt = VirtualTime()
     limiter = vt.limiter(tpm=60_000, burst_s=0.0)
 
     async def main() -> float:
         await limiter.acquire(500)
-        limiter.settle(estimated_tokens=500, actual_tokens=500 - refund)
+        limiter.record_usage(estimated_tokens=500, actual_tokens=500 - refund)
         t0 = vt.now
         await limiter.acquire(1)
         return vt.now - t0

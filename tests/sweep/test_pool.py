@@ -8,7 +8,7 @@ import pickle
 import ray
 
 from distalign.records.config import ModelConfig, ServingConfig
-from distalign.sweep.pool import actor_env, actor_options, pool_key
+from distalign.sweep.pool import actor_env, actor_options, actor_secrets, pool_key
 from distalign.sweep.progress import SweepProgress
 
 
@@ -50,10 +50,18 @@ def test_actor_options_follow_serving() -> None:
     assert api["num_cpus"] == 0 and api["max_concurrency"] == 8
 
 
-def test_keys_travel_by_name_into_the_actor_env_only(monkeypatch) -> None:
+def test_keys_reach_the_actor_as_constructor_arguments_never_in_its_runtime_env(monkeypatch) -> None:
+    """Ray writes a runtime_env's variables to runtime_env_agent.log; secrets must not travel there."""
     monkeypatch.setenv("DISTALIGN_TEST_KEY", "sk-not-in-any-config")
+    monkeypatch.setenv("HF_TOKEN", "hf-secret-token")
+    monkeypatch.setenv("DISTALIGN_STORE", "/some/store")
     model = _api("gpt4", "openai/gpt-4")
-    assert actor_env([model])["DISTALIGN_TEST_KEY"] == "sk-not-in-any-config"
+    secrets = actor_secrets([model])
+    assert (secrets["DISTALIGN_TEST_KEY"], secrets["HF_TOKEN"]) == ("sk-not-in-any-config", "hf-secret-token")
+    assert "DISTALIGN_STORE" not in secrets
+    runtime_env = repr(actor_options([model], "n")["runtime_env"])
+    assert "sk-not-in-any-config" not in runtime_env and "hf-secret-token" not in runtime_env
+    assert actor_env([model])["DISTALIGN_STORE"] == "/some/store"  # what is not secret still travels
     assert b"sk-not-in-any-config" not in pickle.dumps(model)
     assert not ray.is_initialized()
 
