@@ -29,24 +29,47 @@ def reliability_diagram(
     return fig
 
 
-def learning_curve_figure(curve: pd.DataFrame) -> Figure:
-    """MSE and alignment against the number of training distributions (mean +- std over repeats)."""
-    fig = Figure(figsize=(8, 3.4))
+#: Okabe & Ito (2008) colours, safe for the common colour-vision deficiencies, one per calibrator family
+FAMILY_COLORS: dict[str, str] = {
+    "linear": "#0072B2",
+    "lasso": "#E69F00",
+    "ridge": "#009E73",
+    "random_forest": "#CC79A7",
+}
+FAMILY_MARKERS: dict[str, str] = {"linear": "o", "lasso": "s", "ridge": "^", "random_forest": "D"}
+
+
+def learning_curve_figure(curve: pd.DataFrame, title: str | None = None) -> Figure:
+    """Test MSE and alignment against the number of training distributions, one line per calibrator
+    family (mean over the random draws, band +- 1 standard deviation), the uncalibrated test score dashed."""
+    fig = Figure(figsize=(8.4, 3.6))
     axes = fig.subplots(1, 2)
+    families = list(dict.fromkeys(curve["family"])) if "family" in curve else [None]
     for ax, metric, label in zip(
-        axes, ("mse", "alignment"), ("option MSE", "alignment 1 - WD/(N-1)"), strict=True
+        axes, ("mse", "alignment"), ("test MSE (per option)", "test alignment 1 - WD/(N-1)"), strict=True
     ):
-        x = curve["n"].to_numpy(dtype=float)
-        m, s = curve[f"{metric}_mean"].to_numpy(dtype=float), curve[f"{metric}_std"].to_numpy(dtype=float)
-        ax.plot(x, m, marker="o", ms=3)
-        ax.fill_between(x, m - s, m + s, alpha=0.25)
-        if metric == "alignment" and "raw_alignment" in curve:
+        for family in families:
+            c = curve if family is None else curve[curve["family"] == family]
+            x = c["n"].to_numpy(dtype=float)
+            m, s = c[f"{metric}_mean"].to_numpy(dtype=float), c[f"{metric}_std"].to_numpy(dtype=float)
+            color = FAMILY_COLORS.get(str(family), "#0072B2")
+            chosen = family is not None and bool(c["chosen"].iloc[0]) if "chosen" in c else False
+            name = f"{family} (chosen on dev)" if chosen else str(family or "calibrated")
+            ax.plot(x, m, marker=FAMILY_MARKERS.get(str(family), "o"), ms=3.5, color=color, label=name)
+            ax.fill_between(x, m - np.nan_to_num(s), m + np.nan_to_num(s), color=color, alpha=0.18, lw=0)
+        if f"raw_{metric}" in curve:
             ax.axhline(
-                float(curve["raw_alignment"].iloc[0]), color="0.5", ls="--", lw=1, label="uncalibrated"
+                float(curve[f"raw_{metric}"].iloc[0]), color="0.35", ls="--", lw=1, label="uncalibrated"
             )
-            ax.legend(fontsize=8)
-        ax.set(xscale="log", xlabel="training distributions", ylabel=label)
-    fig.tight_layout()
+        ax.set(xscale="log", xlabel="training distributions n (log scale)", ylabel=label)
+        ax.grid(True, which="major", color="0.9", lw=0.6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    split = str(curve["split"].iloc[0]) if "split" in curve and len(curve) else "test"
+    reps = int(curve["repeats"].iloc[0]) if "repeats" in curve and len(curve) else 0
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    heading = f"{title}: " if title else ""
+    fig.suptitle(f"{heading}scored on {split}; mean of {reps} draws per n, band +- 1 s.d.", fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     return fig
 
 

@@ -8,15 +8,18 @@ import pandas as pd
 import pytest
 
 from distalign.calibration import (
+    SIZES,
+    calibrate_items,
     gains_and_losses,
     group_effects,
     kambhatla_table,
     learning_curve,
-    out_of_domain,
+    ood_table,
 )
 from distalign.calibration.curves import capped_sizes
 from distalign.calibration.figures import group_effects_figure, learning_curve_figure
 from distalign.errors import InputError
+from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import power, synthetic_items
 
 FAST = ("linear", "ridge")
@@ -25,6 +28,7 @@ FAST = ("linear", "ridge")
 def test_capped_sizes() -> None:
     assert capped_sizes((1, 5, 10, 50, 1200), 40) == [1, 5, 10, 40]
     assert capped_sizes((1, 5), 40) == [1, 5]
+    assert capped_sizes(SIZES, 1500) == [1, 5, 10, 50, 100, 200, 500, 1000, 1200]
 
 
 def test_more_training_data_lowers_test_mse() -> None:
@@ -43,20 +47,69 @@ def test_more_training_data_lowers_test_mse() -> None:
         learning_curve(items, repeats=0)
 
 
+def test_learning_curve_as_published_for_the_chosen_family_and_on_request_for_all_four() -> None:
+    """n in {1, 5, 10, 50, 100, 200, 500, 1000, 1200} capped at the training pool, 10 draws each; by default
+    the family the dev split chose for the cell's calibrator, every family on request."""
+    items = synthetic_items(n_items=80, distort=lambda h, r: power(h, 2.5, r, 0.3))
+    cfg = CalibrationConfig(name="regression", params={"candidates": list(FAST)})
+    chosen = calibrate_items(items, cfg).params["chosen_regressor"]
+    curve = learning_curve(items, candidates=FAST)
+    assert curve["family"].unique().tolist() == [chosen] and curve["chosen"].all()
+    assert curve["n"].tolist() == [1, 5, 10, 50, 100, 192]  # 1200 capped at the 64 x 3 training pool
+    assert (curve["repeats"] == 10).all() and (curve["fitted"] == 10).all()
+    assert set(curve["split"]) == {"test (10%)"}
+    everything = learning_curve(items, sizes=(5, 50), repeats=3, candidates=FAST, families="all")
+    assert everything["family"].tolist() == [
+        f for f in ("linear", "lasso", "ridge", "random_forest") for _ in "ab"
+    ]
+    assert everything.groupby("family")["chosen"].first().to_dict() == {
+        f: f == chosen for f in ("linear", "lasso", "ridge", "random_forest")
+    }
+    # families differ; the chosen one's numbers are the default curve's (same draws, same fits)
+    assert everything.groupby("family")["mse_mean"].first().nunique() == 4
+    default = learning_curve(items, sizes=(5, 50), repeats=3, candidates=FAST)
+    mine = everything[everything["family"] == chosen].reset_index(drop=True)
+    np.testing.assert_allclose(mine["mse_mean"], default["mse_mean"])
+    with pytest.raises(InputError, match="curve family"):
+        learning_curve(items, families=["svm"])
+
+
 def test_out_of_domain_transfers_a_shared_distortion_and_not_an_opposite_one() -> None:
     same = lambda h, r: power(h, 2.5, r, 0.05)  # noqa: E731
     frames = [synthetic_items(n_items=30, distort=same, seed=i, dataset=d) for i, d in enumerate("abc")]
-    table = out_of_domain(pd.concat(frames), candidates=FAST)
+    table = ood_table(pd.concat(frames), candidates=FAST)
     assert table["target"].tolist() == ["a", "b", "c"]
     assert table["sources"].tolist() == ["b+c", "a+c", "a+b"]
-    assert (table["tv_calibrated"] < table["tv_raw"]).all()
-    assert (table["mse_calibrated"] < table["mse_raw"]).all()
+    assert (table["tv_ood"] < table["tv_raw"]).all()
+    assert (table["mse_ood"] < table["mse_raw"]).all()
     # sources flattened, target sharpened: the sharpening learnt on the sources makes the target worse
     frames[2] = synthetic_items(n_items=30, distort=lambda h, r: power(h, 0.4, r, 0.05), seed=2, dataset="c")
-    table = out_of_domain(pd.concat(frames), candidates=FAST).set_index("target")
-    assert table.loc["c", "tv_calibrated"] > table.loc["c", "tv_raw"]
+    table = ood_table(pd.concat(frames), candidates=FAST).set_index("target")
+    assert table.loc["c", "tv_ood"] > table.loc["c", "tv_raw"]
+    assert table.loc["c", "tv_in_domain"] < table.loc["c", "tv_raw"]
     with pytest.raises(InputError, match="at least 2 datasets"):
-        out_of_domain(frames[0])
+        ood_table(frames[0])
+
+
+def test_out_of_domain_scores_raw_in_domain_and_ood_on_the_in_domain_test_rows() -> None:
+    """The target's rows are its in-domain cell's test split: raw and in-domain numbers are exactly those
+    of ``calibrate_items`` on that cell alone."""
+    frames = [synthetic_items(n_items=30, seed=i, dataset=d) for i, d in enumerate("abc")]
+    table = ood_table(pd.concat(frames), seed=3, candidates=FAST).set_index("target")
+    cfg = CalibrationConfig(name="regression", params={"candidates": list(FAST)})
+    for frame in frames:
+        out = calibrate_items(frame, cfg, seed=3)
+        test = out.items[out.items["split"] == "test"]
+        row = table.loc[frame["dataset"].iloc[0]]
+        assert row["n"] == len(test) and row["split"].endswith("test (10%)")
+        assert row["alignment_raw"] == pytest.approx(test["alignment"].mean())
+        assert row["alignment_in_domain"] == pytest.approx(test["calibrated_alignment"].mean())
+        assert row["alignment_in_domain"] == pytest.approx(out.metrics["calibrated_alignment_mean"])
+        assert row["train_size_ood"] == sum(
+            (calibrate_items(f, cfg, seed=3).items["split"] == "train").sum()
+            for f in frames
+            if f is not frame
+        )
 
 
 def _calibrated(shift: dict[str, float], n: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -70,6 +123,7 @@ def _calibrated(shift: dict[str, float], n: int = 40, seed: int = 0) -> pd.DataF
             rows.append(
                 {
                     "dataset": "d",
+                    "item_id": f"q{i}",
                     "model": "m",
                     "method": "verbalize",
                     "steering": group,
