@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from distalign.metrics import expected_calibration_error, reliability_curve
 
@@ -62,6 +63,7 @@ def learning_curve_figure(curve: pd.DataFrame, title: str | None = None) -> Figu
                 float(curve[f"raw_{metric}"].iloc[0]), color="0.35", ls="--", lw=1, label="uncalibrated"
             )
         ax.set(xscale="log", xlabel="training distributions n (log scale)", ylabel=label)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.grid(True, which="major", color="0.9", lw=0.6)
     handles, labels = axes[0].get_legend_handles_labels()
     split = str(curve["split"].iloc[0]) if "split" in curve and len(curve) else "test"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -267,12 +268,14 @@ def _calibrate(
     else:
         cells = len(cell_groups(items))
         done = iter(range(1, cells + 1))
-        step(f"calibrating ({args.method}): cell 1 of {cells}")
+        step(f"calibrating ({args.method}): 0 of {cells} cells done")
         outcome = calibrate_items(
             items,
             CalibrationConfig(name=args.method, fit=args.fit),
             seed=args.seed,
-            on_cell=lambda key: step(f"calibrating ({args.method}): cell {next(done)} of {cells}, {key}"),
+            on_cell=lambda key: step(
+                f"calibrating ({args.method}): {next(done)} of {cells} cells done ({key})"
+            ),
         )
         label = args.method
     # evaluation rows, discarded answers included: they leave the means but count in the extraction rate
@@ -340,17 +343,20 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def _print(rows: list[dict[str, Any]], metrics: dict[str, Any], rates: pd.DataFrame) -> None:
     split = rows[0]["split"] if rows else "test"
-    table = Table(title=f"Raw vs calibrated TV, both on the same rows: {split} (never trained on)")
-    for c in ("calibration", "model", "method", "steering", "dataset", "TV", "n", "extraction"):
-        table.add_column(c)
+    table = Table(
+        title=f"Raw vs calibrated TV on the same rows: {split}", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    labels = [c for c in ("calibration", "model", "method", "steering", "dataset") if c != "model" or
+              len({r.get("model") for r in rows}) > 1]  # fmt: skip
+    for c in labels:
+        table.add_column("calib." if c == "calibration" else c)
+    table.add_column("TV ± 95% CI", no_wrap=True, justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("extr.", justify="right")
     for r in rows:
         tv = "-" if r["mean"] is None else f"{r['mean']:.3f} ± {(r['ci_high'] - r['ci_low']) / 2:.3f}"
-        table.add_row(
-            *(str(r.get(c)) for c in ("calibration", "model", "method", "steering", "dataset")),
-            tv,
-            str(r["n"]),
-            _fmt(r.get("extraction_rate")),
-        )
+        names = ["raw" if c == "calibration" and r[c] == "none" else str(r.get(c)) for c in labels]
+        table.add_row(*names, tv, str(r["n"]), _fmt(r.get("extraction_rate")))
     console = Console()
     console.print(table)
     shown = {k: v for k, v in metrics.items() if k in ("ece_before", "ece_after", "temperature", "dev_score")}
@@ -365,15 +371,23 @@ def _print(rows: list[dict[str, Any]], metrics: dict[str, Any], rates: pd.DataFr
 
 
 def _print_ood(table: pd.DataFrame) -> None:
+    """Alignment before and after, on each target's test split (named in the title when it is one)."""
+    splits = sorted({str(x).split(" ", 1)[1] for x in table["split"]})
+    where = f"each target's {splits[0]}" if len(splits) == 1 else "each target's test split"
     t = Table(
-        title="Out of domain: calibrator trained on the other datasets, scored on the target's test split"
+        title=f"Out of domain: alignment on {where}",
+        caption="ood: trained on the other datasets",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    cols = ("model", "method", "steering", "target", "sources", "split", "n")
-    for c in (*cols, "alignment raw", "in-domain", "out-of-domain"):
-        t.add_column(c)
+    cols = [c for c in ("model", "method", "steering", "target") if c in table.columns]
+    cols += [] if len(splits) == 1 else ["split"]
+    for c in (*cols, "n", "raw", "in-domain", "ood"):
+        t.add_column(c, justify="right" if c in ("n", "raw", "in-domain", "ood") else "left")
     for r in table.to_dict(orient="records"):
         t.add_row(
-            *(str(r.get(c, "")) for c in cols),
+            *(str(r[c]) for c in cols),
+            str(r["n"]),
             *(_fmt(r[f"alignment_{k}"]) for k in ("raw", "in_domain", "ood")),
         )
     Console().print(t)

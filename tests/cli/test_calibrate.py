@@ -232,5 +232,5 @@ def test_progress_only_on_a_terminal(
     monkeypatch.setattr(sys, "stderr", terminal)
     assert run(*args) == 0
     shown = terminal.getvalue()
-    assert "calibrating (regression): cell" in shown and "bootstrapping intervals" in shown
+    assert "calibrating (regression): 2 of 2 cells done" in shown and "bootstrapping intervals" in shown
     assert "calibrating" not in capsys.readouterr().out
