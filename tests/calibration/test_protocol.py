@@ -16,6 +16,7 @@ from distalign.calibration import (
     leaderboard_items,
     sweep_report,
 )
+from distalign.calibration.report import ReportOptions
 from distalign.records.config import CalibrationConfig
 from distalign.report.leaderboard import leaderboard
 from tests.calibration.conftest import power, synthetic_items
@@ -114,7 +115,8 @@ def _sweep_items() -> pd.DataFrame:
 
 def test_every_calibration_table_names_its_split_and_compares_the_same_rows() -> None:
     items = _sweep_items()
-    tables, _ = sweep_report(items, options=None)
+    quick = ReportOptions(candidates=tuple(FAST), curve_sizes=(5, 50), curve_repeats=2)
+    tables, _ = sweep_report(items, options=quick)
     cal = tables["calibration_table"].set_index("calibration")
     assert cal.loc["regression", "split"] == "test (10%)"
     assert cal.loc["temperature", "split"] == "held-out folds (100%)"
