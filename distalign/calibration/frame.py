@@ -154,3 +154,20 @@ def cell_groups(items: pd.DataFrame, keys: Sequence[str] = CELL_KEYS) -> list[tu
 def is_evaluated(split: pd.Series | np.ndarray) -> np.ndarray:
     """Rows the calibrator never trained on (test, held-out folds, in-sample protocol, applied)."""
     return ~np.isin(np.asarray(split, dtype=object), list(NOT_EVALUATED))
+
+
+def split_label(split: pd.Series | np.ndarray, questions: pd.Series | np.ndarray) -> str:
+    """Which rows a table's number comes from, for its ``split`` column: the evaluation split's name and
+    the share of the cell's questions it holds, e.g. ``test (10%)`` or ``held-out folds (100%)``.
+
+    ``split`` and ``questions`` cover all rows of the cell, the training rows included.
+    """
+    split = np.asarray(split, dtype=object).astype(str)
+    questions = np.asarray(questions, dtype=object)
+    ev = is_evaluated(split)
+    names = {"held-out folds" if s.startswith("heldout-fold-") else s.replace("_", "-") for s in split[ev]}
+    if not names:
+        return "none"
+    total = len(set(questions.tolist()))
+    share = 100.0 * len(set(questions[ev].tolist())) / total if total else float("nan")
+    return f"{' + '.join(sorted(names))} ({share:.0f}%)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from distalign.calibration.frame import is_evaluated
+from distalign.calibration.frame import is_evaluated, question_keys, split_label
 from distalign.errors import InputError
 from distalign.metrics import compare_paired
 
@@ -14,8 +14,9 @@ NEEDED: tuple[str, ...] = ("dataset", "attribute", "group", "alignment", "calibr
 
 
 def group_effects(items: pd.DataFrame, alpha: float = 0.05, metric: str = "alignment") -> pd.DataFrame:
-    """One row per dataset x attribute x group: mean before/after on evaluation rows, paired t-test and
-    Bonferroni across groups, ``delta`` = after - before; sorted by delta (largest gain first).
+    """One row per dataset x attribute x group: mean before/after on the same evaluation rows (``split``
+    names them), paired t-test and Bonferroni across groups, ``delta`` = after - before; sorted by delta
+    (largest gain first).
 
     ``items`` is a calibrated items table (``CalibrationOutcome.items``, possibly several cells
     concatenated). ``metric`` is ``alignment`` (higher is better) or ``tv``.
@@ -32,8 +33,13 @@ def group_effects(items: pd.DataFrame, alpha: float = 0.05, metric: str = "align
     table = compare_paired(settings, alpha=alpha)
     parts = table["setting"].str.extract(r"^(?P<dataset>[^/]*)/(?P<attribute>[^=]*)=(?P<group>.*)$")
     table = pd.concat([parts, table], axis=1)
-    table["n"] = [int(np.isfinite(b).sum()) for b, _ in settings.values()] if settings else []
+    table["n"] = [int((np.isfinite(b) & np.isfinite(a)).sum()) for b, a in settings.values()]
     table["delta"] = table["mean_after"] - table["mean_before"]
+    label = {
+        str(d): split_label(f["split"], question_keys(f) if "item_id" in f.columns else np.arange(len(f)))
+        for d, f in items.groupby("dataset", sort=False)
+    }
+    table.insert(3, "split", table["dataset"].map(label))
     return table.sort_values("delta", ascending=metric == "tv", kind="stable").reset_index(drop=True)
 
 

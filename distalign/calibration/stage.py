@@ -4,11 +4,17 @@ to a cell's items table and reports calibrated metrics on rows the calibrator ne
 Rows gain ``calibrated_probs``, ``calibrated_tv``, ``calibrated_alignment`` and ``split``: ``train`` /
 ``dev`` / ``test`` (regression), ``in_sample`` (fitted on the evaluated rows, the benchmark paper's
 temperature protocol), ``heldout-fold-k`` (cross-fitted temperature) or ``applied`` (a calibrator fitted on
-``reference`` rows). The summary metrics use only the evaluation rows (every split but train and dev).
+``reference`` rows). The summary metrics use only the evaluation rows (every split but train and dev),
+raw and calibrated alike, and ``params["eval_split"]`` names them (e.g. ``test (10%)``).
+
+A row without a prediction (an answer discarded under ``sweep.unparsed: exclude``, the supervision
+paper's protocol) is neither trained on nor evaluated: it keeps its split label, gets no calibrated
+distribution, and leaves every mean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +32,7 @@ from distalign.calibration.frame import (
     padded,
     question_keys,
     scores,
+    split_label,
 )
 from distalign.calibration.regression import CANDIDATES, SPLIT, DistributionRegressor, split_questions
 from distalign.calibration.summary import kambhatla_table
@@ -38,7 +45,8 @@ METHODS: tuple[str, ...] = ("none", "temperature", "regression")
 FITS: tuple[str, ...] = ("held_out", "in_sample")
 PARAMS: dict[str, frozenset[str]] = {
     "temperature": frozenset({"n_splits"}),
-    "regression": frozenset({"candidates", "features", "split"}),
+    # curve_families: the learning curves' calibrator families (sweep report only; see calibration.curves)
+    "regression": frozenset({"candidates", "features", "split", "curve_families"}),
 }
 
 
@@ -159,12 +167,18 @@ def _reference_fit(
 
 
 def calibrate_items(
-    items: pd.DataFrame, cfg: CalibrationConfig, seed: int = 0, reference: pd.DataFrame | None = None
+    items: pd.DataFrame,
+    cfg: CalibrationConfig,
+    seed: int = 0,
+    reference: pd.DataFrame | None = None,
+    *,
+    on_cell: Callable[[str], None] | None = None,
 ) -> CalibrationOutcome:
     """Fit and apply ``cfg`` per cell (dataset x model x method x steering present in ``items``).
 
     With ``reference``, a single calibrator is fitted on the reference rows (questions shared with ``items``
-    removed) and applied to every row of ``items`` (split ``applied``).
+    removed) and applied to every row of ``items`` (split ``applied``). ``on_cell(name)`` is called after
+    each cell's fit (progress reporting).
     """
     _check(cfg)
     if cfg.name == "none":
@@ -180,6 +194,7 @@ def calibrate_items(
     if reference is not None:
         model, rec = _reference_fit(cfg, reference, items, seed)
         calibrated, split[:] = model.predict_proba(X), "applied"
+        params["eval_split.reference"] = split_label(split, question_keys(items))
         rows = data.has_pred
         records["reference"] = FitRecord(
             "reference", model, rec.train_size, rec.dev_score, "applied", X[rows], data.human[rows]
@@ -191,6 +206,9 @@ def calibrate_items(
             out, labels, rec, facts = _fit_cell(cfg, key, X[rows], sub, qs[rows], seed)
             calibrated[rows], split[rows], records[key] = out, labels, rec
             metrics |= {f"{name}.{key}": v for name, v in facts.items()}
+            params[f"eval_split.{key}"] = split_label(labels, qs[rows])
+            if on_cell is not None:
+                on_cell(key)
     return _outcome(items, data, calibrated, split, records, metrics, params, cfg.name)
 
 
@@ -212,7 +230,7 @@ def apply_calibrator(
         X[data.has_pred],
         data.human[data.has_pred],
     )
-    params = {"calibration": kind, "calibration.fit": "applied"}
+    params = {"calibration": kind, "calibration.fit": "applied", "eval_split.applied": "applied (100%)"}
     return _outcome(items, data, model.predict_proba(X), split, {"applied": record}, {}, params, label)
 
 
@@ -247,6 +265,7 @@ def _outcome(
         metrics |= {k.split(".", 1)[0]: metrics.pop(k) for k in keyed}
         if key in chosen:
             params["chosen_regressor"] = chosen[key]
+        params["eval_split"] = params.pop(f"eval_split.{key}")
     curves = {"raw": data.pred[ev], label: calibrated[ev]}
     figures = {"reliability": reliability_diagram(data.human[ev], data.mask[ev], curves)}
     models = {k: r.model for k, r in records.items()}

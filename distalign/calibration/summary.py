@@ -1,18 +1,22 @@
-"""The supervision paper's main table: per dataset x method x prompt type (x model), raw and calibrated
-alignment ``1 - WD/(N-1)`` and TV on the rows no calibrator trained on, with paired t-tests corrected by
-Bonferroni across the table's rows; and the spread of alignment per setting before and after calibration
-(the paper's Figure 2)."""
+"""The supervision paper's main table: per dataset x method x prompt type (x model x calibration), raw and
+calibrated alignment ``1 - WD/(N-1)`` and TV on the rows no calibrator trained on, with paired t-tests
+corrected by Bonferroni across the table's rows; and the spread of alignment per setting before and after
+calibration (the paper's Figure 2).
+
+Raw and calibrated means of a row are over the same rows (the pairs where both exist; a discarded answer
+has neither), and ``split`` names them, e.g. ``test (10%)``: the test split holding 10% of the questions.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from distalign.calibration.frame import is_evaluated
+from distalign.calibration.frame import is_evaluated, question_keys, split_label
 from distalign.errors import InputError
 from distalign.metrics import compare_paired
 
-ROW_KEYS: tuple[str, ...] = ("model", "dataset", "method", "steering")
+ROW_KEYS: tuple[str, ...] = ("calibration", "model", "dataset", "method", "steering")
 NEEDED: tuple[str, ...] = ("alignment", "calibrated_alignment", "tv", "calibrated_tv", "split")
 
 
@@ -32,18 +36,34 @@ def _marked(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
 def kambhatla_table(items_by_cell: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """One row per setting present; ``*_mark`` is ``*`` where the change is significant after correction.
 
-    ``items_by_cell`` is the concatenation of calibrated items tables (``CalibrationOutcome.items``).
+    ``items_by_cell`` is the concatenation of calibrated items tables (``CalibrationOutcome.items``, all
+    their rows: the training rows tell which share of the questions the evaluation split holds).
     """
-    keys = [k for k in ROW_KEYS if k in items_by_cell.columns]
-    missing = [c for c in (*ROW_KEYS[1:], *NEEDED) if c not in items_by_cell.columns]
+    missing = [c for c in (*ROW_KEYS[2:], *NEEDED) if c not in items_by_cell.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}", where="calibrated items")
-    ev = items_by_cell[is_evaluated(items_by_cell["split"])]
-    groups = {"|".join(map(str, k)): f for k, f in ev.groupby(keys, sort=True)}
-    out = pd.DataFrame([dict(zip(keys, name.split("|"), strict=True)) for name in groups])
+    keys = [k for k in ROW_KEYS if k in items_by_cell.columns]
+    groups, labels = {}, []
+    for key, frame in items_by_cell.groupby(keys, sort=True):
+        ev = frame[is_evaluated(frame["split"])]
+        if ev.empty:
+            continue
+        groups["\x1f".join(map(str, key))] = ev
+        questions = question_keys(frame) if "item_id" in frame.columns else np.arange(len(frame))
+        labels.append(split_label(frame["split"], questions))
+    out = pd.DataFrame([dict(zip(keys, name.split("\x1f"), strict=True)) for name in groups])
     if out.empty:
         return out
-    out["n"] = [len(f) for f in groups.values()]
+    out["split"] = labels
+    out["n"] = [
+        int(
+            (
+                np.isfinite(f["alignment"].to_numpy(float))
+                & np.isfinite(f["calibrated_alignment"].to_numpy(float))
+            ).sum()
+        )
+        for f in groups.values()
+    ]
     for metric in ("alignment", "tv"):
         test = compare_paired(
             {

@@ -80,21 +80,27 @@ def cross_fit(
     """Held-out predictions: ``(probs, fold of each row, tau per fold)``.
 
     Folds are by question (``GroupKFold``), so no row is scored with a tau fitted on any row of its own
-    question. Only ``trainable`` rows (parsed answers) enter a fit; every row is predicted.
+    question. Only ``trainable`` rows (parsed answers) enter a fit. Rows without log-probs (answers
+    discarded under the ``exclude`` policy) neither shape the folds nor get a prediction (all zero), so a
+    discarded answer is as if absent; they carry their question's fold.
     """
-    uniq = np.unique(questions)
+    usable = np.flatnonzero(np.isfinite(logp).any(axis=1))
+    uniq = np.unique(questions[usable])
     if uniq.size < 2:
         raise InputError("held-out temperature scaling needs at least 2 questions", where="calibration.fit")
-    folds = np.full(len(human), -1)
+    folds = np.zeros(len(human), dtype=int)
     out = np.zeros_like(human, dtype=float)
     taus: list[float] = []
-    for k, (train, test) in enumerate(
-        GroupKFold(n_splits=min(n_splits, uniq.size)).split(logp, groups=questions)
-    ):
-        fit_rows = train[trainable[train] & np.isfinite(logp[train]).any(axis=1)]
+    splitter = GroupKFold(n_splits=min(n_splits, uniq.size))
+    for k, (tr, te) in enumerate(splitter.split(usable, groups=questions[usable])):
+        train, test = usable[tr], usable[te]
+        fit_rows = train[trainable[train]]
         if fit_rows.size == 0:
             raise InputError(f"fold {k} has no parsed rows to fit a temperature on", where="calibration.fit")
         scaler = TemperatureScaler().fit(logp[fit_rows], human[fit_rows])
         out[test], folds[test] = scaler.predict_proba(logp[test]), k
         taus.append(scaler.tau_)
+    fold_of = dict(zip(questions[usable].tolist(), folds[usable].tolist(), strict=True))
+    missing = np.setdiff1d(np.arange(len(human)), usable)
+    folds[missing] = [fold_of.get(q, 0) for q in questions[missing].tolist()]
     return out, folds, taus

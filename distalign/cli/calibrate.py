@@ -2,8 +2,10 @@
 
 Fits temperature scaling or regression calibration on the file's rows (or applies a calibrator logged
 earlier, ``--model-uri``), writes the calibrated predictions in the predictions schema, and reports raw and
-calibrated scores as leaderboard rows (the ``distalign score`` JSON shape) with a ``calibration`` field.
-Scores are computed on the rows no calibrator trained on, for the raw and calibrated rows alike.
+calibrated scores as leaderboard rows (the ``distalign score`` JSON shape) with ``calibration`` and
+``split`` fields. Raw and calibrated scores are computed on the same rows: those no calibrator trained on.
+``--ood`` adds the supervision paper's out-of-domain table (train on the other datasets, test on one),
+``--curves`` its learning curves. Progress goes to stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -11,17 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from distalign.calibration.frame import is_evaluated
+from distalign.calibration.curves import CHOSEN, curve_families, learning_curve
+from distalign.calibration.extraction import extraction_table
+from distalign.calibration.frame import cell_groups, is_evaluated, question_keys, split_label
+from distalign.calibration.ood import ood_table
+from distalign.calibration.regression import CANDIDATES
 from distalign.calibration.stage import apply_calibrator, calibrate_items
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
+from distalign.report.figures import learning_curves_figure, save_figure
 from distalign.report.leaderboard import leaderboard
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
@@ -38,25 +49,61 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "attribute",
     "group",
 )
+CELL_KEYS: tuple[str, ...] = ("model", "dataset", "method", "steering")
+
+DESCRIPTION = """Calibrate the distributions of a predictions file against the human ones and report raw and
+calibrated scores on the same rows: those no calibrator trained on (a regression's test split, a
+temperature's held-out folds). --ood adds the out-of-domain table (train on the other datasets, test on
+one), --curves the learning curves, and the extraction rate of every setting is always reported.
+Progress is shown on stderr when it is a terminal."""
+
+EXAMPLES = """examples:
+  distalign calibrate preds.jsonl --method regression --out calibrated/
+  distalign calibrate preds.jsonl --method regression --unparsed exclude   # the supervision paper's protocol
+  distalign calibrate preds.jsonl --method temperature --fit in_sample     # the benchmark paper's protocol
+  distalign calibrate preds.jsonl --method regression --curves all --out calibrated/
+  distalign calibrate preds.jsonl --ood --out ood/     # train on two datasets, test on the third
+  distalign calibrate preds.jsonl --model-uri models:/m-0123abcd --tracking-uri sqlite:///mlflow.db"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples kept as written, and every option's default shown."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("calibrate", help="temperature or regression calibration of a predictions file")
+    p = subparsers.add_parser(
+        "calibrate",
+        help="temperature or regression calibration of a predictions file",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=_HelpFormatter,
+    )
     p.add_argument(
         "predictions", type=Path, help="predictions file (JSONL, CSV or Parquet; see distalign score)"
     )
-    p.add_argument("--method", choices=("temperature", "regression"), default=None, help="calibrator to fit")
+    p.add_argument(
+        "--method",
+        choices=("temperature", "regression"),
+        default=None,
+        help="calibrator to fit (one of --method, --model-uri or --ood is needed)",
+    )
     p.add_argument(
         "--fit",
         choices=("held_out", "in_sample"),
         default="held_out",
-        help="temperature: cross-fit or in-sample",
+        help="temperature: cross-fit by question or fit on the evaluated rows",
     )
-    p.add_argument("--data-dir", default=None, help="release root folder (default: $DISTALIGN_DATA_DIR)")
+    p.add_argument("--data-dir", default=None, help="release root folder; unset: $DISTALIGN_DATA_DIR")
     p.add_argument(
         "--survey", type=Path, action="append", default=[], help="a custom survey file (repeatable)"
     )
-    p.add_argument("--out", type=Path, default=None, help="folder for calibrated predictions and scores")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for calibrated predictions, scores, extraction rates, curves and the out-of-domain "
+        "table; unset: nothing is written but --ood's table, which goes to the current folder",
+    )
     p.add_argument(
         "--json", type=Path, default=None, help="write the raw + calibrated score rows as JSON here"
     )
@@ -65,11 +112,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for --model-uri")
     p.add_argument(
-        "--unparsed", choices=UNPARSED_POLICIES, default="uniform", help="how unparsed answers score"
+        "--unparsed",
+        choices=UNPARSED_POLICIES,
+        default="uniform",
+        help="how unparsed answers score; 'exclude' discards them (the supervision paper's protocol)",
     )
-    p.add_argument("--seed", type=int, default=0, help="split and bootstrap seed")
-    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument(
+        "--ood",
+        action="store_true",
+        help="out-of-domain table: per setting, a regression calibrator trained on the other datasets, "
+        "scored on each dataset's test split beside the in-domain one (needs 2+ datasets)",
+    )
+    p.add_argument(
+        "--curves",
+        nargs="+",
+        default=None,
+        metavar="FAMILY",
+        help="learning curves (regression): 'chosen' (the family the dev split chose), 'all', or any of "
+        f"{', '.join(CANDIDATES)}; written to --out",
+    )
+    p.add_argument("--seed", type=int, default=0, help="split, sampling and bootstrap seed")
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
     p.set_defaults(func=cmd_calibrate)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """``step(text)`` shows what is being done on stderr (a spinner and the elapsed time), or nothing."""
+    if not enabled:
+        yield lambda _text: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(file=sys.stderr)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        yield lambda text: bar.update(task, description=text, refresh=True)
 
 
 def _surveys(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
@@ -93,10 +172,10 @@ def items_from_scored(scored: pd.DataFrame, surveys: dict[str, Survey]) -> pd.Da
 
 
 def _rows(
-    items: pd.DataFrame, label: str, order: list[str], args: argparse.Namespace
+    items: pd.DataFrame, label: str, split: str, order: list[str], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     rows = leaderboard(items, order, n_resamples=args.n_resamples, seed=args.seed)
-    return [{**r, "calibration": label} for r in rows]
+    return [{**r, "calibration": label, "split": split} for r in rows]
 
 
 def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -108,68 +187,207 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    if (args.method is None) == (args.model_uri is None):
+def _write_table(folder: Path, name: str, table: pd.DataFrame) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / f"{name}.csv", index=False)
+    _write_json(folder / f"{name}.json", _clean(table.to_dict(orient="records")))
+    return [f"{name}.csv", f"{name}.json"]
+
+
+def _check_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """Argument errors before any file is read; returns the curve families asked for."""
+    if args.method is not None and args.model_uri is not None:
         raise InputError(
             "give exactly one of --method (fit a calibrator) or --model-uri (apply one)", where="--method"
         )
-    df = read_predictions(args.predictions)
-    surveys = _surveys(df, args)
-    scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
-    items = items_from_scored(scored, surveys)
+    if args.method is None and args.model_uri is None and not args.ood:
+        raise InputError(
+            "give exactly one of --method (fit a calibrator) or --model-uri (apply one), or --ood",
+            where="--method",
+        )
+    if not args.curves:
+        return ()
+    if args.method != "regression":
+        raise InputError("learning curves are those of regression calibration", where="--curves")
+    if args.out is None:
+        raise InputError("learning curves are written to a folder: give --out", where="--curves")
+    return curve_families(args.curves)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    families = _check_args(args)
+    with _progress(sys.stderr.isatty()) as step:
+        step(f"reading {args.predictions}")
+        df = read_predictions(args.predictions)
+        surveys = _surveys(df, args)
+        step(f"scoring {len(df):,} predictions")
+        scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
+        items = items_from_scored(scored, surveys)
+        rates = extraction_table(items)
+        written: list[str] = []
+        if args.method is not None or args.model_uri is not None:
+            written += _calibrate(args, items, surveys, rates, step)
+        if families:
+            written += _curves(args, items, families, step)
+        if args.ood:
+            step("out-of-domain calibration")
+            table = ood_table(items, seed=args.seed)
+            _print_ood(table)
+            folder = args.out if args.out is not None else Path(".")
+            written += [str(folder / f) for f in _write_table(folder, "out_of_domain", table)]
+    for folder, names in _by_folder(written).items():
+        Console().print(f"wrote {folder}/: {', '.join(names)}")
+    return 0
+
+
+def _by_folder(paths: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in map(Path, paths):
+        out.setdefault(str(p.parent), []).append(p.name)
+    return out
+
+
+def _calibrate(
+    args: argparse.Namespace,
+    items: pd.DataFrame,
+    surveys: dict[str, Survey],
+    rates: pd.DataFrame,
+    step: Callable[[str], None],
+) -> list[str]:
     if args.model_uri:
+        step("loading the calibrator")
         try:
             model = load_calibrator(args.model_uri, args.tracking_uri)
         except Exception as exc:  # MLflow raises many types for a bad URI or store
             raise InputError(
                 f"cannot load calibrator: {str(exc).splitlines()[0]}", where="--model-uri"
             ) from None
+        step("applying the calibrator")
         outcome = apply_calibrator(items, model)
         label = outcome.params["calibration"]
     else:
-        outcome = calibrate_items(items, CalibrationConfig(name=args.method, fit=args.fit), seed=args.seed)
+        cells = len(cell_groups(items))
+        done = iter(range(1, cells + 1))
+        step(f"calibrating ({args.method}): 0 of {cells} cells done")
+        outcome = calibrate_items(
+            items,
+            CalibrationConfig(name=args.method, fit=args.fit),
+            seed=args.seed,
+            on_cell=lambda key: step(
+                f"calibrating ({args.method}): {next(done)} of {cells} cells done ({key})"
+            ),
+        )
         label = args.method
-    ev = outcome.items[is_evaluated(outcome.items["split"]) & outcome.items["pred_probs"].notna()]
+    # evaluation rows, discarded answers included: they leave the means but count in the extraction rate
+    ev = outcome.items[is_evaluated(outcome.items["split"])]
+    split = split_label(outcome.items["split"], question_keys(outcome.items))
     order = [d for d in DATASETS if d in surveys] + [d for d in surveys if d not in DATASETS]
-    raw = _rows(ev, "none", order, args)
-    cal = _rows(ev.assign(tv=ev["calibrated_tv"], alignment=ev["calibrated_alignment"]), label, order, args)
+    step(f"bootstrapping intervals ({args.n_resamples} resamples)")
+    raw = _rows(ev, "none", split, order, args)
+    cal = _rows(
+        ev.assign(tv=ev["calibrated_tv"], alignment=ev["calibrated_alignment"]), label, split, order, args
+    )
     rows = _clean(raw + cal)
-    _print(rows, outcome.metrics)
+    _print(rows, outcome.metrics, rates)
+    written = []
     if args.json is not None:
         _write_json(args.json, rows)
+        written.append(str(args.json))
     if args.out is not None:
-        _write_outputs(args.out, ev, rows, outcome.metrics | {"calibration": label, **outcome.params})
-    return 0
+        summary = outcome.metrics | {"calibration": label, **outcome.params}
+        written += [str(args.out / f) for f in _write_outputs(args.out, ev, rows, summary, rates)]
+    return written
 
 
-def _write_outputs(out: Path, ev: pd.DataFrame, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Calibrated predictions (schema of ``distalign score``, evaluation rows only), scores and metrics."""
+def _curves(
+    args: argparse.Namespace, items: pd.DataFrame, families: tuple[str, ...], step: Callable[[str], None]
+) -> list[str]:
+    curves, files = [], []
+    folder = args.out / "learning_curves"
+    for key, rows in cell_groups(items, CELL_KEYS):
+        step(f"learning curves ({', '.join(families)}): {key}")
+        curve = learning_curve(items.iloc[rows], seed=args.seed, families=families or (CHOSEN,))
+        cols = [c for c in CELL_KEYS if c in items.columns]
+        cell_curve = curve.assign(**{c: str(items[c].iat[rows[0]]) for c in cols})
+        curves.append(cell_curve)
+        png = folder / f"{key.replace('/', '_')}.png"
+        save_figure(learning_curves_figure(cell_curve), png)
+        files.append(str(png))
+    table = pd.concat(curves, ignore_index=True)
+    return files + [str(args.out / f) for f in _write_table(args.out, "learning_curves", table)]
+
+
+def _write_outputs(
+    out: Path, ev: pd.DataFrame, rows: list[dict[str, Any]], summary: dict[str, Any], rates: pd.DataFrame
+) -> list[str]:
+    """Calibrated predictions (schema of ``distalign score``, evaluation rows with a distribution), scores,
+    metrics and extraction rates."""
     out.mkdir(parents=True, exist_ok=True)
-    preds = ev[list(PREDICTION_COLUMNS)].assign(
-        probs=[[round(float(x), 8) for x in p] for p in ev["calibrated_probs"]],
+    kept = ev[ev["calibrated_probs"].notna()]
+    preds = kept[list(PREDICTION_COLUMNS)].assign(
+        probs=[[round(float(x), 8) for x in p] for p in kept["calibrated_probs"]],
         calibration=summary["calibration"],
-        split=ev["split"].to_numpy(),
+        split=kept["split"].to_numpy(),
     )
     preds.to_json(out / "predictions_calibrated.jsonl", orient="records", lines=True, force_ascii=False)
     _write_json(out / "scores.json", rows)
     pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
     _write_json(out / "metrics.json", _clean([summary])[0])
-    Console().print(f"wrote {out}/predictions_calibrated.jsonl, scores.{{json,csv}}, metrics.json")
+    names = ["predictions_calibrated.jsonl", "scores.json", "scores.csv", "metrics.json"]
+    return names + _write_table(out, "extraction_rates", rates)
 
 
-def _print(rows: list[dict[str, Any]], metrics: dict[str, Any]) -> None:
-    table = Table(title="Raw vs calibrated (rows the calibrator never trained on)")
-    for c in ("calibration", "model", "method", "steering", "dataset", "TV", "n"):
-        table.add_column(c)
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _print(rows: list[dict[str, Any]], metrics: dict[str, Any], rates: pd.DataFrame) -> None:
+    split = rows[0]["split"] if rows else "test"
+    table = Table(
+        title=f"Raw vs calibrated TV on the same rows: {split}", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    labels = [c for c in ("calibration", "model", "method", "steering", "dataset") if c != "model" or
+              len({r.get("model") for r in rows}) > 1]  # fmt: skip
+    for c in labels:
+        table.add_column("calib." if c == "calibration" else c)
+    table.add_column("TV ± 95% CI", no_wrap=True, justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("extr.", justify="right")
     for r in rows:
         tv = "-" if r["mean"] is None else f"{r['mean']:.3f} ± {(r['ci_high'] - r['ci_low']) / 2:.3f}"
-        table.add_row(
-            *(str(r.get(c)) for c in ("calibration", "model", "method", "steering", "dataset")),
-            tv,
-            str(r["n"]),
-        )
+        names = ["raw" if c == "calibration" and r[c] == "none" else str(r.get(c)) for c in labels]
+        table.add_row(*names, tv, str(r["n"]), _fmt(r.get("extraction_rate")))
     console = Console()
     console.print(table)
     shown = {k: v for k, v in metrics.items() if k in ("ece_before", "ece_after", "temperature", "dev_score")}
     if shown:
         console.print(", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    if (rates["extraction_rate"] < 1).any():
+        worst = rates.sort_values("extraction_rate").iloc[0]
+        console.print(
+            f"extraction rate (all answers): lowest {worst['extraction_rate']:.3f} in "
+            + "/".join(str(worst[c]) for c in CELL_KEYS if c in rates.columns)
+        )
+
+
+def _print_ood(table: pd.DataFrame) -> None:
+    """Alignment before and after, on each target's test split (named in the title when it is one)."""
+    splits = sorted({str(x).split(" ", 1)[1] for x in table["split"]})
+    where = f"each target's {splits[0]}" if len(splits) == 1 else "each target's test split"
+    t = Table(
+        title=f"Out of domain: alignment on {where}",
+        caption="ood: trained on the other datasets",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    cols = [c for c in ("model", "method", "steering", "target") if c in table.columns]
+    cols += [] if len(splits) == 1 else ["split"]
+    for c in (*cols, "n", "raw", "in-domain", "ood"):
+        t.add_column(c, justify="right" if c in ("n", "raw", "in-domain", "ood") else "left")
+    for r in table.to_dict(orient="records"):
+        t.add_row(
+            *(str(r[c]) for c in cols),
+            str(r["n"]),
+            *(_fmt(r[f"alignment_{k}"]) for k in ("raw", "in_domain", "ood")),
+        )
+    Console().print(t)

@@ -87,6 +87,8 @@ class CalibrationConfig:
     name: str = "none"  # none | temperature | regression
     fit: str = "held_out"  # held_out | in_sample (temperature scaling, for reproduction)
     params: dict[str, Any] = field(default_factory=dict)
+    #: the sweep's calibration report adds the out-of-domain table (train on the other datasets, test on one)
+    ood: bool = False
 
 
 @dataclass

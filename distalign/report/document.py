@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from distalign.calibration.report import sweep_tables
 from distalign.errors import InputError
+from distalign.records.config import CalibrationConfig
 from distalign.report import figures as F
 from distalign.report import style, tables
 from distalign.report.items import board, calibration_names, combine, human_distributions, is_calibrated
@@ -173,9 +174,20 @@ def _benchmark(
     return sections
 
 
-def _supervision(w: _Writer, items: pd.DataFrame, colors: Mapping[str, str], seed: int) -> list[_Section]:
+#: further calibration tables, shown as computed (rounded): name -> caption
+CALIBRATION_EXTRAS: dict[str, str] = {
+    "extraction_rates": "Table 17: extraction rate per setting (answers that gave a distribution)",
+    "method_anova": "Table 4: repeated-measures ANOVA across elicitation methods",
+    "method_pairs": "Table 4: paired t-tests between methods (Bonferroni; counted where the ANOVA rejects)",
+    "out_of_domain": "Tables 11-12: out of domain (trained on the other datasets, tested on this one)",
+}
+
+
+def _supervision(
+    w: _Writer, items: pd.DataFrame, colors: Mapping[str, str], seed: int, config: CalibrationConfig | None
+) -> list[_Section]:
     calibrated = items[calibration_names(items) != "none"]
-    computed = sweep_tables(calibrated, seed=seed)
+    computed = sweep_tables(calibrated, seed=seed, config=config)
     sec = _Section(
         "calibration",
         "Supervised calibration (Kambhatla et al. 2025)",
@@ -216,6 +228,10 @@ def _supervision(w: _Writer, items: pd.DataFrame, colors: Mapping[str, str], see
         w.figure(
             sec, "group_effects", "Alignment change per demographic group.", F.group_effects_figure(effects)
         )
+    for name, caption in CALIBRATION_EXTRAS.items():
+        extra = computed.get(name)
+        if extra is not None and len(extra):
+            w.table(sec, name, caption, extra.round(3), extra)
     return [sec]
 
 
@@ -244,6 +260,7 @@ def write_report(
     seed: int = 0,
     extra_rows: Iterable[pd.DataFrame] = (),
     empty_rows: Iterable[Mapping[str, Any]] = (),
+    calibration: CalibrationConfig | None = None,
 ) -> ReportFiles:
     """Writes the report of ``items`` (a sweep's items tables or scored predictions) under ``out``.
 
@@ -268,7 +285,7 @@ def write_report(
     w = _Writer(out)
     sections = _benchmark(w, data, rows, colors)
     if is_calibrated(data):
-        sections += _supervision(w, data, colors, seed)
+        sections += _supervision(w, data, colors, seed, calibration)
     cells = data[["model", "method", "steering", "dataset"]].drop_duplicates()
     summary = (
         f"{len(data):,} scored (item, group) rows in {len(cells):,} model × method × steering × dataset "

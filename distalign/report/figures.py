@@ -529,7 +529,15 @@ def learning_curves_figure(curves: pd.DataFrame, palette: Mapping[str, str] | No
     models = style.ordered(curves["model"].astype(str))
     methods = _ordered(curves["method"].astype(str), style.METHOD_ORDER)
     datasets = _ordered(curves["dataset"].astype(str), list(style.DATASET_LABELS))
-    prompts = sorted(curves["steering"].astype(str).unique())
+    # line style by prompt type, and by calibrator family when several families were asked for
+    if "family" not in curves:
+        curves = curves.assign(family="")
+    families = sorted(curves["family"].astype(str).unique())
+    curves = curves.assign(
+        _style=curves["steering"].astype(str)
+        + (curves["family"].astype(str).radd(", ") if len(families) > 1 else "")
+    )
+    prompts = sorted(curves["_style"].unique())
     colors = _palette(models, palette)
     ls = {p: style.LINESTYLES[i % len(style.LINESTYLES)] for i, p in enumerate(prompts)}
     nr, nc = len(methods), len(datasets)
@@ -540,7 +548,7 @@ def learning_curves_figure(curves: pd.DataFrame, palette: Mapping[str, str] | No
         for c, dataset in enumerate(datasets):
             ax = axes[r, c]
             panel = curves[(curves["method"] == method) & (curves["dataset"] == dataset)]
-            for (model, prompt), cell in panel.groupby(["model", "steering"], sort=False):
+            for (model, prompt), cell in panel.groupby(["model", "_style"], sort=False):
                 cell = cell.sort_values("n")
                 color, x = colors[str(model)], cell["n"].to_numpy(float)
                 m, s = cell["mse_mean"].to_numpy(float), cell["mse_std"].to_numpy(float)

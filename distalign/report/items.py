@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from distalign.calibration.report import leaderboard_items
 from distalign.errors import InputError
 
 #: what the leaderboard needs of every row
@@ -70,24 +71,10 @@ def evaluated(items: pd.DataFrame) -> np.ndarray:
 
 
 def board(items: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's input: each cell's raw rows once (uncalibrated cells first; a calibrated-only
-    cell gives its raw rows from one calibration), and each calibrated cell's evaluated rows as method
-    ``<method>+<calibration>`` (the paper's "temperature-scaled log-p") scored by their calibrated TV."""
-    cal = calibration_names(items)
-    raw = items[cal == "none"]
-    parts = [raw]
-    have = set(map(tuple, raw[CELL_KEYS].astype(str).to_numpy())) if len(raw) else set()
-    for name in sorted(set(cal) - {"none"}):
-        sub = items[cal == name]
-        cells = sub[CELL_KEYS].astype(str).apply(tuple, axis=1)
-        first = sub[~cells.isin(have)]
-        if len(first):
-            parts.append(first)
-            have |= set(map(tuple, first[CELL_KEYS].astype(str).to_numpy()))
-        if "calibrated_tv" in sub and "split" in sub:
-            ev = sub[evaluated(sub)]
-            parts.append(ev.assign(tv=ev["calibrated_tv"], method=ev["method"].astype(str) + "+" + name))
-    out = pd.concat(parts, ignore_index=True) if parts else items.iloc[:0]
+    """The leaderboard's input (``calibration.report.leaderboard_items``: raw rows once, calibrated rows as
+    ``<method>+<calibration>``, a regression cell's raw and calibrated rows on its test split as
+    ``<method>@test`` and ``<method>+regression@test``), with one id per model prediction."""
+    out = leaderboard_items(items) if len(items) else items
     keys = [c for c in (*PREDICTION_KEYS, "row") if c in out.columns]
     if len(out):
         out = out.assign(row=pd.MultiIndex.from_frame(out[keys].astype(str)).factorize()[0])

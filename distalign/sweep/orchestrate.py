@@ -227,6 +227,9 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
         n_resamples=settings.n_resamples,
         seed=settings.seed,
         empty_rows=_unsupported_rows(validated, list(surveys)),
+        calibration=next(
+            (c.config.calibration for c in validated.cells if c.config.calibration.name == "regression"), None
+        ),
     )
 
 

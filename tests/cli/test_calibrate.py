@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +119,118 @@ def test_applies_a_logged_calibrator(predictions: Path, tmp_path: Path) -> None:
     nyt = written[written["dataset"] == "nyt_books"].reset_index(drop=True)
     expected = outcome.items["calibrated_probs"]
     np.testing.assert_allclose(np.vstack(nyt["probs"]), np.vstack(expected), atol=1e-7)
+
+
+ALL3 = ("opinionqa", "nyt_books", "global_opinions")
+
+
+@pytest.fixture(scope="module")
+def three_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sharpened predictions on all three benchmark datasets, every 4th answer an unparseable text."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for name in ALL3:
+        for k, d in enumerate(load_survey(name, data_dir="fixture").distributions):
+            row = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": name,
+                   "item_id": d.item_id, "attribute": d.attribute, "group": d.group}  # fmt: skip
+            if k % 4 == 3:
+                row["response"] = "I cannot say."
+            else:
+                row["probs"] = power(np.asarray(d.probs), 2.0, rng, 0.05).tolist()
+            rows.append(row)
+    path = tmp_path_factory.mktemp("preds3") / "predictions.jsonl"
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    return path
+
+
+def test_ood_writes_the_out_of_domain_table(
+    three_datasets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(str(three_datasets), "--ood", "--data-dir", "fixture", "--unparsed", "exclude") == 0
+    printed = capsys.readouterr().out
+    assert "Out of domain" in printed and "out_of_domain.csv" in printed
+    table = pd.read_csv(tmp_path / "out_of_domain.csv")
+    records = json.loads((tmp_path / "out_of_domain.json").read_text())
+    assert len(records) == len(table) == 3
+    assert sorted(table["target"]) == sorted(ALL3)
+    assert (
+        dict(zip(table["target"], table["sources"], strict=True))["nyt_books"] == "global_opinions+opinionqa"
+    )
+    for col in ("alignment_raw", "alignment_in_domain", "alignment_ood", "split", "n"):
+        assert col in table.columns and table[col].notna().all()
+    assert table["split"].str.contains("test").all()
+
+
+def test_discarded_answers_count_against_the_extraction_rate(three_datasets: Path, tmp_path: Path) -> None:
+    """Under ``--unparsed exclude`` an unparseable answer leaves the means but counts in the extraction rate
+    of the raw and the calibrated rows alike, and gets no calibrated distribution."""
+    out = tmp_path / "out"
+    rows_json = tmp_path / "rows.json"
+    code = run(str(three_datasets), "--method", "regression", "--unparsed", "exclude", "--data-dir",
+               "fixture", "--out", str(out), "--json", str(rows_json), "--n-resamples", "20")  # fmt: skip
+    assert code == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    by = {(r["calibration"], r["steering"], r["dataset"]): r for r in rows}
+    for name in (*ALL3, "three"):
+        raw, cal = by[("none", "persona", name)], by[("regression", "persona", name)]
+        assert raw["n"] == cal["n"] and raw["extraction_rate"] == cal["extraction_rate"]
+        assert raw["split"] == cal["split"] == "test (10%)"
+    assert by[("none", "persona", "three")]["extraction_rate"] < 1
+    rates = pd.read_csv(out / "extraction_rates.csv").set_index("dataset")
+    for name in ALL3:
+        expected = np.mean(
+            [k % 4 != 3 for k in range(len(load_survey(name, data_dir="fixture").distributions))]
+        )
+        assert rates.loc[name, "extraction_rate"] == pytest.approx(expected)
+    written = read_predictions(out / "predictions_calibrated.jsonl")
+    assert len(written) == sum(by[("regression", "persona", n)]["n"] for n in ALL3)
+
+
+def test_learning_curves_on_request(predictions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = run(str(predictions), "--method", "regression", "--curves", "ridge", "linear", "--data-dir",
+               "fixture", "--out", str(out), "--n-resamples", "20")  # fmt: skip
+    assert code == 0
+    curves = pd.read_csv(out / "learning_curves.csv")
+    assert set(curves["family"]) == {"ridge", "linear"} and set(curves["dataset"]) == set(DATASETS)
+    assert (curves["repeats"] == 10).all() and curves["n"].max() <= 80  # capped at the training pool
+    assert len(list((out / "learning_curves").glob("*.png"))) == 2
+    with pytest.raises(InputError, match="--curves"):
+        run(str(predictions), "--method", "temperature", "--curves", "all", "--out", str(out))
+
+
+def _help() -> str:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices["calibrate"].format_help()
+
+
+def test_help_shows_examples_and_every_default() -> None:
+    text = _help()
+    assert "examples:" in text and "distalign calibrate preds.jsonl --ood" in text
+    blocks = re.split(r"\n(?=  -)", text.split("options:", 1)[1].split("examples:", 1)[0])
+    options = [b for b in blocks if b.strip() and not b.strip().startswith("-h")]
+    assert len(options) >= 13
+    for block in options:
+        assert "(default:" in " ".join(block.split()), block
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal(
+    predictions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = (str(predictions), "--method", "regression", "--data-dir", "fixture", "--n-resamples", "20")
+    assert run(*args) == 0
+    assert "calibrating" not in capsys.readouterr().err
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run(*args) == 0
+    shown = terminal.getvalue()
+    assert "calibrating (regression): 2 of 2 cells done" in shown and "bootstrapping intervals" in shown
+    assert "calibrating" not in capsys.readouterr().out

@@ -67,7 +67,7 @@ def test_calibrated_cells_add_the_supervision_papers_tables_and_figures(tmp_path
     marked = table[table["alignment_significant"]]
     assert len(marked) and md.count("*") >= len(marked)
     board = pd.read_csv(files.tables["leaderboard"])
-    assert {"verbalize", "verbalize+regression"} <= set(board["method"])
+    assert {"verbalize", "verbalize@test", "verbalize+regression@test"} <= set(board["method"])
 
 
 def test_extra_rows_are_scored_exactly_like_the_items(benchmark_items, tmp_path: Path) -> None:

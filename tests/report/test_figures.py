@@ -15,7 +15,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from distalign.calibration.report import sweep_tables
+from distalign.calibration.report import ReportOptions, sweep_tables
 from distalign.calibration.stage import calibrate_items
 from distalign.records.config import CalibrationConfig
 from distalign.report import figures as F
@@ -211,7 +211,9 @@ def calibrated() -> dict[str, pd.DataFrame]:
     items = make_items(models=("gpt-4", "llama3-70b"), methods=("verbalize",), steerings=("base", "sd"),
                        datasets=("opinionqa", "nyt_books"), n_items=30)  # fmt: skip
     out = calibrate_items(items, CalibrationConfig(name="regression", params={"candidates": ["linear"]}))
-    return sweep_tables(out.items.assign(calibration="regression"), curve_candidates=("linear",))
+    return sweep_tables(
+        out.items.assign(calibration="regression"), options=ReportOptions(candidates=("linear",))
+    )
 
 
 def test_spread_figure_draws_an_arrow_per_setting(calibrated: dict[str, pd.DataFrame]) -> None:

@@ -19,15 +19,19 @@ def _calibrated(items: pd.DataFrame, split: list[str], name: str = "regression")
     )
 
 
-def test_calibrated_cells_join_as_their_own_method_on_evaluated_rows_only() -> None:
+def test_calibrated_cells_join_as_their_own_method_beside_raw_rows_on_the_same_test_rows() -> None:
     raw = make_items(models=("m",), methods=("seq",), steerings=("persona",), datasets=("nyt_books",))
     n = len(raw)
     split = ["train"] * (n // 2) + ["test"] * (n - n // 2)
     scored = board(combine([raw, _calibrated(raw, split)]))
-    assert scored.groupby("method").size().to_dict() == {"seq": n, "seq+regression": n - n // 2}
+    test = n - n // 2
+    counts = scored.groupby("method").size().to_dict()
+    assert counts == {"seq": n, "seq@test": test, "seq+regression@test": test}
     test_rows = raw.iloc[n // 2 :]
-    got = scored[scored["method"] == "seq+regression"]["tv"].to_numpy()
+    got = scored[scored["method"] == "seq+regression@test"]["tv"].to_numpy()
     assert np.allclose(got, test_rows["tv"].to_numpy() / 2)
+    before = scored[scored["method"] == "seq@test"]
+    assert np.allclose(before["tv"].to_numpy(), test_rows["tv"].to_numpy())  # the same rows, uncalibrated
 
 
 def test_a_calibrated_only_cell_gives_its_raw_rows_once() -> None:
