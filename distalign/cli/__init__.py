@@ -25,12 +25,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("distalign.cli.cache", "inspect or clear the response store"),
     "model": ("distalign.cli.model", "prepare local models"),
     "toy": ("distalign.cli.toy", "the biased-coin toy problem (the benchmark's Figure 2)"),
+    "import": (
+        "distalign.cli.import_meister",
+        "import a benchmark release's model outputs as a predictions file",
+    ),
+    "reproduce": (
+        "distalign.cli.reproduce",
+        "regenerate a paper's tables and figure data from its public release",
+    ),
 }
 
 EPILOG = """examples:
   distalign data list
   distalign score predictions.jsonl --data-dir ~/meister2024 --out results/
   distalign calibrate predictions.jsonl --method regression
+  distalign reproduce meister2024 --data-dir ~/meister2024 --out reproduction/
 sweeps run with: python launch.py -m model=smollm2_135m method=seq,verbalize"""
 
 
