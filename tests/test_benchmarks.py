@@ -3,6 +3,7 @@ prints are not asserted (timings on a shared machine are noise, see benchmarks/)
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -35,3 +36,31 @@ def test_sweep_overhead_runs_the_full_grid_with_both_trackers(tmp_path: Path) ->
         assert "cells 27/27" in line, line
         assert re.search(r"[\d,]+ requests/s", line), line
         assert re.search(rf"end to end, {label}: [\d,]+ requests/s; (meets|misses)", out.stdout)
+
+
+def test_score_release_runs_on_a_sample_of_the_release(release_dir: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "score_release.py"),
+            "--data-dir",
+            str(release_dir),
+            "--sample",
+            "1500",
+            "--n-resamples",
+            "50",
+            "--format",
+            "csv",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "1,500 predictions (csv" in out.stdout
+    assert re.search(
+        r"read [\d.]+ s  parse [\d.]+ s  score [\d.]+ s  bootstrap [\d.]+ s  write [\d.]+ s", out.stdout
+    )
+    assert re.search(r"vs the paper's evaluation \(151 s .*\): \d+x faster", out.stdout)

@@ -20,7 +20,7 @@ from distalign.errors import InputError
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("distalign.cli.data", "list, download and inspect survey datasets"),
     "score": ("distalign.cli.score", "score a predictions file (JSONL, CSV or Parquet) into a leaderboard"),
-    "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95% intervals"),
+    "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95%% intervals"),
     "calibrate": ("distalign.cli.calibrate", "temperature or regression calibration of a predictions file"),
     "cache": ("distalign.cli.cache", "inspect or clear the response store"),
     "model": ("distalign.cli.model", "prepare local models"),

@@ -64,13 +64,13 @@ def write_predictions(df: pd.DataFrame, path: str | Path) -> Path:
             flat = df.copy()
             for c in flat.columns:
                 if flat[c].dtype == object:
-                    flat[c] = [_json_cell(v) for v in flat[c]]
+                    flat[c] = [_json_cell(v) for v in flat[c]]  # NaN/None become empty cells
             flat.to_csv(tmp, index=False)
         else:
             flat = df.copy()
             for c in LIST_COLUMNS:
                 if c in flat:
-                    flat[c] = [None if v is None else list(v) for v in flat[c]]
+                    flat[c] = [list(v) if isinstance(v, list | tuple | np.ndarray) else None for v in flat[c]]
             flat.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     finally:
