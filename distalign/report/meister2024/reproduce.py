@@ -75,8 +75,9 @@ def _drop_rows_scoring_cannot_take_yet(df: pd.DataFrame, surveys: Mapping[str, S
     return df[keep]
 
 
-def _score(df: pd.DataFrame, surveys: Mapping[str, Survey]) -> pd.DataFrame:
-    """Scores with ``row`` = the 1-based position in ``df``, so scores map back to the imported rows."""
+def score_rows(df: pd.DataFrame, surveys: Mapping[str, Survey]) -> pd.DataFrame:
+    """``score_predictions`` with ``row`` = the 1-based position in ``df``, so that each score maps back to
+    the imported row it came from."""
     rows = df.assign(row=np.arange(1, len(df) + 1))
     return score_predictions(_drop_rows_scoring_cannot_take_yet(rows, surveys), surveys)
 
@@ -146,8 +147,8 @@ def reproduce(data_dir: str | Path | None = None, n_resamples: int = 1000, seed:
     preds = import_release(root, provenance=True)
     humans = human_predictions(root)
     lap("read")
-    scored = _score(preds, surveys)
-    human_scored = _score(humans, {d: surveys[d] for d in HUMAN_DATASETS})
+    scored = score_rows(preds, surveys)
+    human_scored = score_rows(humans, {d: surveys[d] for d in HUMAN_DATASETS})
     lap("score")
     rows = leaderboard(scored, n_resamples=n_resamples, seed=seed)
     human_rows = [
@@ -223,4 +224,4 @@ def summary(rep: Reproduction) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["Reproduction", "load_surveys", "reproduce", "summary", "write_reproduction"]
+__all__ = ["Reproduction", "load_surveys", "reproduce", "score_rows", "summary", "write_reproduction"]

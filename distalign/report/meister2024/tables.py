@@ -297,7 +297,7 @@ def markdown(frame: pd.DataFrame, title: str, intro: str = "") -> str:
         cells = [
             *("" if _nan(d[k]) else str(d[k]) for k in keys),
             rep,
-            str(d["n"]),
+            str(d["n"]) if d["n"] else "",
             pub,
             own,
             d["why"] if isinstance(d["why"], str) else "",

@@ -17,7 +17,7 @@ from distalign.report.meister2024.figure_data import (
     reliability_frame,
     steering_frame,
 )
-from distalign.report.meister2024.reproduce import _score
+from distalign.report.meister2024.reproduce import score_rows
 
 
 def test_coin_frame(release_dir: Path) -> None:
@@ -43,7 +43,9 @@ def test_coin_frame_without_results(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def logp_scored(imported: pd.DataFrame, release_surveys: dict) -> pd.DataFrame:
     rows = imported[imported["method"].str.startswith("logprobs") & (imported["model"] == "gpt-4")]
-    return _score(rows.drop(columns=["release_tv", "release_mass"]).reset_index(drop=True), release_surveys)
+    return score_rows(
+        rows.drop(columns=["release_tv", "release_mass"]).reset_index(drop=True), release_surveys
+    )
 
 
 def test_reliability_frame(logp_scored: pd.DataFrame) -> None:
