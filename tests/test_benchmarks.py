@@ -78,3 +78,31 @@ def test_api_rate_runs_both_phases_through_the_sweep_and_loses_nothing(tmp_path:
     assert int(re.search(r"429s (\d+)", burst[0]).group(1)) > 0  # the burst happened, to account a only
     assert re.search(r"429s 0;", burst[1]), burst
     assert re.search(r"second account during the burst at [\d.]+ of 1200/min", burst[2]), burst
+
+
+def test_score_release_runs_on_a_sample_of_the_release(release_dir: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "score_release.py"),
+            "--data-dir",
+            str(release_dir),
+            "--sample",
+            "1500",
+            "--n-resamples",
+            "50",
+            "--format",
+            "csv",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "1,500 predictions (csv" in out.stdout
+    assert re.search(
+        r"read [\d.]+ s  parse [\d.]+ s  score [\d.]+ s  bootstrap [\d.]+ s  write [\d.]+ s", out.stdout
+    )
+    assert re.search(r"vs the paper's evaluation \(151 s .*\): \d+x faster", out.stdout)

@@ -24,11 +24,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "distalign.cli.report",
         "tables and figures (HTML, Markdown, CSV) of a sweep folder, MLflow run or predictions file",
     ),
-    "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95% intervals"),
+    "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95%% intervals"),
     "calibrate": ("distalign.cli.calibrate", "temperature or regression calibration of a predictions file"),
     "cache": ("distalign.cli.cache", "inspect or clear the response store"),
     "model": ("distalign.cli.model", "prepare local models"),
     "toy": ("distalign.cli.toy", "the biased-coin toy problem (the benchmark's Figure 2)"),
+    "import": (
+        "distalign.cli.import_meister",
+        "import a benchmark release's model outputs as a predictions file",
+    ),
+    "reproduce": (
+        "distalign.cli.reproduce",
+        "regenerate a paper's tables and figure data from its public release",
+    ),
 }
 
 EPILOG = """examples:
@@ -36,6 +44,7 @@ EPILOG = """examples:
   distalign score predictions.jsonl --data-dir ~/meister2024 --out results/
   distalign report outputs/my-sweep --out report/
   distalign calibrate predictions.jsonl --method regression
+  distalign reproduce meister2024 --data-dir ~/meister2024 --out reproduction/
 sweeps run with: python launch.py -m model=smollm2_135m method=seq,verbalize"""
 
 

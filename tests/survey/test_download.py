@@ -142,6 +142,54 @@ def test_manifest_covers_every_loader_file(monkeypatch: pytest.MonkeyPatch) -> N
     assert all(len(f.sha256) == 64 for f in m.files.values())
 
 
+def test_manifest_lists_the_release_files_the_reproduction_reads(release_dir: Path) -> None:
+    """Every file of ``distalign data download meister2024`` is in the release with the recorded size and
+    checksum, and so is everything ``distalign reproduce meister2024`` reads."""
+    import urllib.parse
+
+    listed = {f.path: f for f in files_for("meister2024")}
+    assert len(listed) == len(load_manifest().files)  # the full release
+    for needed in ("results", "inputs", "analysis"):
+        on_disk = {str(p.relative_to(release_dir)) for p in (release_dir / needed).rglob("*") if p.is_file()}
+        assert on_disk and on_disk <= set(listed), needed
+    for f in listed.values():
+        path = release_dir / f.path
+        assert path.stat().st_size == f.size and _sha(path) == f.sha256, f.path
+        renamed = {
+            "RELEASE_README.md": "README.md",
+            "toy_problems/biased_coin/benchmark.json": "inputs/" + f.path,
+        }
+        assert urllib.parse.unquote(f.remote) == renamed.get(f.path, f.path)
+        assert " " not in f.remote and "," not in f.remote and "$" not in f.remote
+
+
+def test_download_of_names_with_spaces_commas_and_dollars(
+    serve: Callable[[Path], str], release_dir: Path, tmp_path: Path
+) -> None:
+    """The release names files like ``INCOME/$100,000 or more.json``: the manifest's remotes are URL-quoted
+    so the raw-file server finds them."""
+    import urllib.parse
+
+    m = load_manifest()
+    picked = [
+        f
+        for f in files_for("meister2024_results", m)
+        if "$100,000" in f.path and "express_distribution/gpt-4/task1" in f.path
+    ] + [m.files["RELEASE_README.md"]]
+    served = tmp_path / "served"
+    for f in picked:  # the server's layout: the remote path, unquoted (as a web server maps URLs)
+        target = served / urllib.parse.unquote(f.remote)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((release_dir / f.path).read_bytes())
+    subset = Manifest(m.repository, m.commit, m.url, {"subset": tuple(f.path for f in picked)}, m.files)
+    written = download("subset", tmp_path / "data", base_url=serve(served), manifest=subset)
+    assert sorted(written) == sorted(tmp_path / "data" / f.path for f in picked)
+    assert len(picked) == 2 and all(
+        _sha(p) == f.sha256
+        for p, f in zip(sorted(written), sorted(picked, key=lambda f: f.path), strict=True)
+    )
+
+
 def test_unknown_name() -> None:
     with pytest.raises(InputError, match="known: .*global_opinions"):
         files_for("globalopinions")

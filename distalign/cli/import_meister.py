@@ -1,0 +1,57 @@
+"""``distalign import meister2024``: the benchmark release's model outputs (and, optionally, its human
+annotators' estimates) as one predictions file that ``distalign score`` reads."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from distalign.cli.score import DATA_DIR_HELP
+from distalign.errors import InputError
+from distalign.report.meister2024.humans import human_predictions
+from distalign.report.meister2024.predictions_file import write_predictions
+from distalign.report.meister2024.release import COLUMNS, import_release
+from distalign.scoring.predictions import SUFFIXES
+
+SOURCES = ("meister2024",)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "import", help="import a benchmark release's model outputs as a predictions file"
+    )
+    p.add_argument("source", choices=SOURCES, help="the release to import")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help=f"predictions file ({', '.join(SUFFIXES)}); see PREDICTIONS_FORMAT.md",
+    )
+    p.add_argument(
+        "--humans", action="store_true", help="also the human annotators' estimates (model 'human', Table 2)"
+    )
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.suffix.lower() not in SUFFIXES:  # before reading 60 MB of JSON
+        raise InputError(
+            f"unknown predictions format {out.suffix!r} (use {', '.join(SUFFIXES)})", where="--out"
+        )
+    df = import_release(args.data_dir)
+    if args.humans:
+        humans = human_predictions(args.data_dir)
+        df = pd.concat([df, humans[[c for c in COLUMNS if c in humans]]], ignore_index=True)
+    write_predictions(df, out)
+    counts = df.groupby(["model", "method"]).size()
+    for (model, method), n in counts.items():
+        print(f"  {model:<20} {method:<22} {n:>6,}")
+    print(f"wrote {len(df):,} predictions to {out}")
+    return 0
+
+
+__all__ = ["cmd_import", "register"]

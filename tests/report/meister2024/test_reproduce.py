@@ -1,0 +1,125 @@
+"""``distalign reproduce meister2024`` on the release: the tables are scored like ``distalign score``, sit
+beside the published values, and every difference beyond rounding and bootstrap noise is explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distalign import cli
+from distalign.report.meister2024 import notes
+from distalign.survey.model import DATASETS
+
+
+@pytest.fixture(scope="module")
+def out(release_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reproduction")
+    argv = [
+        "reproduce",
+        "meister2024",
+        "--data-dir",
+        str(release_dir),
+        "--out",
+        str(folder),
+        "--n-resamples",
+        "200",
+    ]
+    assert cli.main(argv) == 0
+    return folder
+
+
+def _table(out: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(out / f"{name}.csv", keep_default_na=True)
+
+
+def test_writes_every_table_and_figure_frame(out: Path) -> None:
+    names = ["table1a", "table1b", "table2", "table3", *(f"table_{d}" for d in DATASETS)]
+    for name in names:
+        assert (out / f"{name}.csv").is_file() and (out / f"{name}.md").read_text().startswith("# ")
+    for name in ("figure2_coin", "figure4_steering", "figure6_reliability"):
+        assert len(pd.read_csv(out / f"{name}.csv")) > 0
+    assert "| gpt-4 | verbalize | all | three | 0.229" in (out / "reproduction.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["logprobs", "logprobs+temperature"])
+def test_table_1a_equals_a_direct_computation(
+    out: Path, imported: pd.DataFrame, release_surveys: dict, method: str
+) -> None:
+    """Mean TV of GPT-4's persona + few-shot rows, computed here with numpy from the imported rows and the
+    loaders' human distributions: per dataset, then the mean of the three."""
+    rows = imported[
+        (imported["model"] == "gpt-4")
+        & (imported["method"] == method)
+        & imported["steering"].isin(["persona", "few_shot"])
+    ]
+    means = []
+    for dataset in DATASETS:
+        survey, tvs = release_surveys[dataset], []
+        for r in rows[rows["dataset"] == dataset].itertuples():
+            human = {(d.attribute, d.group): d.probs for d in survey.for_item(r.item_id)}.get(
+                (r.attribute, r.group)
+            )
+            if human is None:
+                continue
+            item = survey.items[r.item_id]
+            p = np.zeros(item.n_options)
+            p[[item.option_index(o) for o in r.options]] = r.probs
+            tvs.append(0.5 * np.abs(p / p.sum() - human).sum())
+        means.append(np.mean(tvs))
+    table = _table(out, "table1a")
+    row = table[(table["model"] == "gpt-4") & (table["method"] == method)].iloc[0]
+    assert row["reproduced"] == pytest.approx(np.mean(means), abs=1e-9)
+    assert row["n"] == 2 * (599 + 940 + 300)
+    assert row["ci_low"] < row["reproduced"] < row["ci_high"]
+
+
+def test_release_recomputed_matches_every_published_model_row(out: Path) -> None:
+    """The release's own parse of its answers gives the published numbers: what the tables explain is how
+    the answers are read, nothing else."""
+    for name in ("table1a", "table2", *(f"table_{d}" for d in DATASETS)):
+        t = _table(out, name)
+        t = t[(t["kind"] == "model") & t["release_recomputed"].notna() & t["published"].notna()]
+        assert len(t) > 10, name
+        rounded = t["source"].isin(["paper"]) | (name == "table1a")
+        tol = [notes.tolerance(pm, r) for pm, r in zip(t["pm"], rounded, strict=True)]
+        far = (t["release_recomputed"] - t["published"]).abs() > np.asarray(tol) + 0.0015
+        assert not far.any(), t[far][["model", "method", "steering", "dataset"]]
+
+
+def test_every_difference_is_explained(out: Path) -> None:
+    for name in ("table1a", "table1b", "table2", *(f"table_{d}" for d in DATASETS)):
+        t = _table(out, name)
+        noise = 0.005 if name == "table1b" else 0.002  # a ratio of two TVs: their noise adds up
+        differs = t["published"].notna() & ((t["reproduced"] - t["published"]).abs() > noise)
+        assert t[differs]["why"].notna().all(), t[differs & t["why"].isna()]
+    t1a = _table(out, "table1a").set_index(["model", "method"])
+    assert "all-zero" in t1a.loc[("anthropic_opus", "verbalize"), "why"]
+    assert "longest run of option letters" in t1a.loc[("llama3-70b", "seq"), "why"]
+    assert "unnormalised" in t1a.loc[("llama3-70b", "logprobs"), "why"]
+    assert "one-hot" in t1a.loc[("majority", np.nan), "why"]
+    assert pd.isna(t1a.loc[("gpt-4", "verbalize"), "why"])  # agrees: nothing to explain
+
+
+def test_table_2_human_row_is_within_the_published_interval_or_explained(out: Path) -> None:
+    t = _table(out, "table2")
+    human = t[(t["model"] == "human") & (t["steering"] == "all") & (t["dataset"] == "both")].iloc[0]
+    assert human["published"] == 0.250 and human["pm"] == 0.004
+    within = abs(human["reproduced"] - 0.250) <= 0.004
+    assert within or isinstance(human["why"], str)
+    assert human["reproduced"] == pytest.approx(0.2466, abs=0.001)  # the release's own CSV: 0.2466 ± 0.0045
+    assert human["n"] == 2 * (599 + 940)
+
+
+def test_table_1b_and_3(out: Path) -> None:
+    kss = _table(out, "table1b").set_index("model")
+    assert kss.loc["gpt-4", "reproduced"] == pytest.approx(
+        kss.loc["gpt-4", "tv_seq"] / kss.loc["gpt-4", "tv_verbalize"] - 1
+    )
+    assert kss.loc["anthropic_opus", "release_recomputed"] == pytest.approx(0.436, abs=0.002)
+    ece = _table(out, "table3")
+    both = ece[ece["dataset"] == "all"].pivot(index="model", columns="method", values="reproduced")
+    assert (both["temperature"] < both["none"]).all()  # scaling improves calibration for every model
+    assert ece["published"].isna().all()
