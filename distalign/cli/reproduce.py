@@ -13,6 +13,7 @@ from rich.table import Table
 
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.report.meister2024.reproduce import reproduce, summary, write_reproduction
+from distalign.report.render import print_whole
 
 PAPERS = ("meister2024",)
 
@@ -42,14 +43,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     written = write_reproduction(rep, args.out)
     table = Table(title="Meister et al. (2024): reproduced vs published (full tables and notes in --out)")
     for c in ("table", "model", "method", "steering", "dataset", "reproduced", "published", "differs"):
-        table.add_column(c, justify="right" if c in ("reproduced", "published") else "left")
+        table.add_column(c, justify="right" if c in ("reproduced", "published") else "left", overflow="fold")
     for r in summary(rep):
         cells = [r["table"], r["model"], r["method"] or "", r["steering"] or "", r["dataset"]]
         table.add_row(
             *map(str, cells), _fmt(r["reproduced"]), _fmt(r["published"]), "yes" if r["why"] else ""
         )
     console = Console()
-    console.print(table)
+    print_whole(console, table)
     console.print(f"wrote {len(written)} files to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distalign.report import figures as F
+from distalign.report import style
+from distalign.report.figures import save_figure
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
 from distalign.report.meister2024.figure_data import coin_frame, reliability_frame, steering_frame
@@ -35,6 +38,9 @@ TITLES: dict[str, str] = {
     "table2": "Table 2: human annotators (OpinionQA + NYT) by steering mode, and the models on the same data",
     "table3": "Table 3: ECE of log-p before and after temperature scaling (persona + few-shot)",
     **{f"table_{d}": f"Per-dataset table: {d} (each steering mode)" for d in DATASETS},
+    "figure2_coin": "Figure 2: the biased coin, predicted against stated P(heads)",
+    "figure4_steering": "Figure 4: TV by steering mode and dataset, models (best method) and humans",
+    "figure6_reliability": "Figure 6: reliability of log-p before and after temperature scaling",
 }
 
 
@@ -179,6 +185,14 @@ def reproduce(data_dir: str | Path | None = None, n_resamples: int = 1000, seed:
     return Reproduction(out, figures, clock)
 
 
+#: each figure's frame -> the report's drawing of it
+FIGURES = {
+    "figure2_coin": F.coin_figure,
+    "figure4_steering": F.steering_figure,
+    "figure6_reliability": F.reliability_figure,
+}
+
+
 def _intro(name: str) -> str:
     note = published()["notes"].get(name, "")
     nyt = NYT_INTERVALS[0].upper() + NYT_INTERVALS[1:]
@@ -207,9 +221,14 @@ def write_reproduction(rep: Reproduction, out: str | Path) -> list[Path]:
         (out / f"{name}.md").write_text(md, encoding="utf-8")
         written += [out / f"{name}.csv", out / f"{name}.md"]
         pages.append(md)
+    colors = style.colors(
+        m for frame in rep.figures.values() if "model" in frame for m in frame["model"].astype(str)
+    )
     for name, frame in rep.figures.items():
         frame.to_csv(out / f"{name}.csv", index=False)
-        written.append(out / f"{name}.csv")
+        png = save_figure(FIGURES[name](frame, colors), out / "figures" / f"{name}.png")
+        written += [out / f"{name}.csv", png]
+        pages.append(f"## {TITLES.get(name, name)}\n\n![{name}](figures/{name}.png)\n")
     (out / "reproduction.md").write_text("\n".join(pages), encoding="utf-8")
     written.append(out / "reproduction.md")
     return written
