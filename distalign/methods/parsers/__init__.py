@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from distalign.errors import InputError
 from distalign.methods.parsed import Parsed
+from distalign.methods.parsers.index import index_answer, is_index
 from distalign.methods.parsers.letter import extract_final_answer, parse_letter, parse_letter_samples
 from distalign.methods.parsers.option_logprobs import logprob_coverage, logprobs_to_distribution
 from distalign.methods.parsers.sequence import parse_sequence
@@ -49,7 +50,7 @@ def _logprobs(
         value = [upper.get(str(x).upper()) for x in letters]
     elif not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(letters):
         return Parsed.unparsed(f"expected {len(letters)} log-probs in letter order or a letter mapping")
-    return logprobs_to_distribution(list(value))
+    return logprobs_to_distribution(list(value), letters)
 
 
 def _verbalized_one(
@@ -85,6 +86,8 @@ __all__ = [
     "PARSERS",
     "Parser",
     "extract_final_answer",
+    "index_answer",
+    "is_index",
     "logprob_coverage",
     "logprobs_to_distribution",
     "parse_letter",
