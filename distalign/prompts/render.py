@@ -7,121 +7,38 @@ Prompts without steering never mention a group, which makes them identical for e
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from distalign.errors import InputError
-from distalign.prompts.templates import Templates, packaged_templates
+from distalign.prompts import kambhatla, meister
+from distalign.prompts.spec import (
+    FORMATS,
+    GROUPLESS,
+    STEERINGS,
+    PromptProtocol,
+    PromptSpec,
+    RenderedPrompt,
+    stable_seed,
+)
+from distalign.prompts.templates import DEFAULT_KIND, Templates, packaged_templates
 from distalign.records.engine import Message
 from distalign.survey.model import Example, Item
 
-PromptProtocol = Literal["benchmark", "supervision"]
-STEERINGS: Mapping[str, tuple[str, ...]] = {
-    "benchmark": ("none", "persona", "few_shot"),
-    "supervision": ("base", "sd"),
-}
-FORMATS: Mapping[str, tuple[str, ...]] = {
-    "benchmark": ("logprobs", "seq", "verbalize"),
-    "supervision": ("verbalize", "single"),
-}
-#: steering modes that name no group (their prompt is shared by every group of an item)
-GROUPLESS: frozenset[str] = frozenset({"none", "base"})
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """Which prompt to build. ``few_shot``/``cot`` are supervision-protocol variants; in the benchmark
-    protocol few-shot is its own steering mode."""
-
-    protocol: PromptProtocol
-    steering: str
-    fmt: str
-    paraphrase: int = 0
-    cot: bool = False
-    few_shot: bool = False
-    n_examples: int = 5
-    seq_len: int = 30
-
-    def __post_init__(self) -> None:
-        if self.protocol not in STEERINGS:
-            raise InputError(
-                f"unknown protocol {self.protocol!r} (known: {', '.join(STEERINGS)})", where="protocol"
-            )
-        if self.steering not in STEERINGS[self.protocol]:
-            known = ", ".join(STEERINGS[self.protocol])
-            raise InputError(
-                f"steering {self.steering!r} is not part of the {self.protocol} protocol (known: {known})",
-                where="steering",
-            )
-        if self.fmt not in FORMATS[self.protocol]:
-            known = ", ".join(FORMATS[self.protocol])
-            raise InputError(
-                f"format {self.fmt!r} is not part of the {self.protocol} protocol (known: {known})",
-                where="fmt",
-            )
-        if self.protocol == "benchmark":
-            if self.cot:
-                raise InputError("chain of thought is a supervision-protocol variant", where="cot")
-            if self.few_shot and self.steering != "few_shot":
-                raise InputError("in the benchmark protocol use steering 'few_shot'", where="few_shot")
-            if self.paraphrase:
-                raise InputError("paraphrases are a supervision-protocol variant", where="paraphrase")
-        if self.paraphrase < 0:
-            raise InputError("paraphrase index must be >= 0", where="paraphrase")
-        if self.n_examples < 1 or self.seq_len < 1:
-            raise InputError("n_examples and seq_len must be >= 1", where="n_examples/seq_len")
-
-    @property
-    def uses_examples(self) -> bool:
-        return self.steering == "few_shot" or self.few_shot
-
-    @property
-    def names_group(self) -> bool:
-        return self.steering not in GROUPLESS
-
-
-@dataclass(frozen=True)
-class RenderedPrompt:
-    """Chat messages plus what a parser needs (letters/labels in the shown order).
-
-    ``variants`` holds the messages of every paraphrase of the same prompt (supervision protocol), so the
-    paraphrase method can ask all of them from one rendered prompt.
-    """
-
-    messages: tuple[Message, ...]
-    assistant_prefix: str
-    letters: tuple[str, ...]
-    labels: tuple[str, ...]
-    variants: tuple[tuple[Message, ...], ...] = ()
-    #: the model is asked to reason first (answer between markers), so it needs a longer budget
-    cot: bool = False
-
-    @property
-    def prompt_hash(self) -> str:
-        """sha256 of every field, each string prefixed by its length so no two prompts share a
-        serialisation; stable across processes and Python versions (and cheaper than JSON)."""
-        texts: list[str] = [str(len(self.messages))]
-        for m in self.messages:
-            texts += (m.role, m.content)
-        texts += (self.assistant_prefix, str(len(self.letters)), *self.letters)
-        texts += (str(len(self.labels)), *map(str, self.labels), str(len(self.variants)))
-        for v in self.variants:
-            texts.append(str(len(v)))
-            for m in v:
-                texts += (m.role, m.content)
-        texts.append("cot" if self.cot else "")
-        blob = "".join(f"{len(t)}:{t}" for t in texts)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed from text parts (Python's ``hash`` is salted per process, so it cannot be used)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+__all__ = [
+    "FORMATS",
+    "GROUPLESS",
+    "STEERINGS",
+    "PromptProtocol",
+    "PromptSpec",
+    "RenderedPrompt",
+    "group_context",
+    "render_prompt",
+    "render_toy",
+    "stable_seed",
+]
 
 
 def group_context(templates: Templates, attribute: str, group: str) -> dict[str, str]:
@@ -221,10 +138,21 @@ def render_prompt(
     examples: Sequence[Example],
     spec: PromptSpec,
     templates: Templates | None = None,
+    *,
+    group_probs: Sequence[float] | None = None,
 ) -> RenderedPrompt:
     """Build the chat prompt. ``examples`` are the demonstrations already chosen for this (item, group)
-    (see :func:`distalign.prompts.fewshot.select_examples`); the first ``spec.n_examples`` are shown."""
+    (see :func:`distalign.prompts.fewshot.select_examples`); the first ``spec.n_examples`` are shown.
+
+    ``templates`` may be a paper's own prompts (``presets.load_templates("meister2024")`` or
+    ``"kambhatla2025"``), which have their own renderer. ``group_probs``, the group's true distribution, is
+    read by the ``meister2024`` prompts only: like the release, they do not list options nobody in the group
+    chose; the other prompts ignore it."""
     t = templates or packaged_templates()
+    if t.kind == meister.KIND:
+        return meister.render_meister(item, group, examples, spec, t, group_probs)
+    if t.kind == kambhatla.KIND:
+        return kambhatla.render_kambhatla(item, attribute, group, examples, spec, t)
     named = spec.names_group
     if named and not group:
         raise InputError(f"steering {spec.steering!r} needs a group", where=f"item {item.id!r}")
@@ -297,6 +225,8 @@ def render_toy(
 ) -> RenderedPrompt:
     """The biased-coin prompt: ``question`` is the release's wording when available."""
     t = templates or packaged_templates()
+    if t.kind != DEFAULT_KIND:
+        raise InputError(f"the {t.kind} prompts have no biased-coin prompt; use the packaged templates")
     if fmt not in FORMATS["benchmark"]:
         raise InputError(
             f"unknown toy format {fmt!r} (known: {', '.join(FORMATS['benchmark'])})", where="fmt"

@@ -31,6 +31,13 @@ FREE_FORM: frozenset[str] = frozenset(
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False, trim_blocks=False
 )
+#: for wording whose trailing newlines are part of the prompt (the papers' own prompts, built by string
+#: concatenation in the original code)
+EXACT_ENV = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False, trim_blocks=False
+)
+#: the kind of the packaged, researcher-editable wording (see ``presets`` for the papers' own prompts)
+DEFAULT_KIND = "default"
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class Templates:
     raw: Mapping[str, Any] = field(repr=False)
     compiled: Mapping[str, jinja2.Template] = field(repr=False)
     digest: str = ""
+    #: which renderer reads these templates: ``default`` (the packaged schema) or a preset's name
+    kind: str = DEFAULT_KIND
 
     def has(self, key: str) -> bool:
         return key in self.compiled
@@ -106,16 +115,18 @@ def check_shape(user: Any, schema: Any, path: str, source: str) -> None:
         raise InputError(f"key {where!r} must be a string (got {type(user).__name__})", file=source)
 
 
-def _compile(node: Any, path: str, source: str, out: dict[str, jinja2.Template]) -> None:
+def _compile(
+    node: Any, path: str, source: str, out: dict[str, jinja2.Template], env: jinja2.Environment
+) -> None:
     if isinstance(node, dict):
         for k, v in node.items():
-            _compile(v, f"{path}.{k}" if path else str(k), source, out)
+            _compile(v, f"{path}.{k}" if path else str(k), source, out, env)
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            _compile(v, f"{path}.{i}", source, out)
+            _compile(v, f"{path}.{i}", source, out, env)
     else:
         try:
-            out[path] = _ENV.from_string(str(node))
+            out[path] = env.from_string(str(node))
         except jinja2.TemplateSyntaxError as exc:
             raise InputError(f"template {path!r}: {exc.message} (line {exc.lineno})", file=source) from None
 
@@ -130,14 +141,25 @@ def read_yaml(path: Path | str, text: str) -> dict[str, Any]:
     return data
 
 
-def compile_templates(raw: dict[str, Any], source: str) -> Templates:
-    """Compile every entry of an already shape-checked mapping. The digest covers the wording (the parsed
-    mapping), so comments and layout of the file do not count."""
+def compile_templates(
+    raw: dict[str, Any],
+    source: str,
+    text: str | None = None,
+    *,
+    kind: str = DEFAULT_KIND,
+    env: jinja2.Environment = _ENV,
+    data: Mapping[str, Any] | None = None,
+) -> Templates:
+    """Compile every entry of an already shape-checked mapping. The digest covers ``text`` when given (a
+    preset's wording plus the files it reads), else the wording itself (the parsed mapping), so comments
+    and layout of a file do not count. ``data`` joins ``raw`` uncompiled (text inserted verbatim, e.g. a
+    release's prompt files)."""
     compiled: dict[str, jinja2.Template] = {}
-    _compile(raw, "", source, compiled)
-    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return Templates(source=source, raw=raw, compiled=compiled, digest=digest)
+    _compile(raw, "", source, compiled, env)
+    if text is None:
+        text = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Templates(source=source, raw={**raw, **(data or {})}, compiled=compiled, digest=digest, kind=kind)
 
 
 @lru_cache(maxsize=1)

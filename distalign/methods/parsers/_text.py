@@ -17,6 +17,10 @@ MAX_CHARS = 20_000
 _KEY_LETTER = re.compile(
     r"^(?:option|choice|answer)?\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*(?:[.:)\-]\s*.*)?$", re.S | re.I
 )
+#: an option index ("3", "(3)", "3.", "3) Agree", "Option 3"); a range such as "1-2" is not one
+_KEY_INDEX = re.compile(
+    r"^(?:option|choice|answer)?\s*[\(\[]?\s*([0-9]+)\s*[\)\]]?\s*(?:[.:)](?![0-9])\s*.*)?$", re.S | re.I
+)
 _NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
 _STRIP = " \t\r\n\"'`*_"
 
@@ -34,7 +38,8 @@ def normalise_label(s: str) -> str:
 
 def option_index(key: object, letters: Sequence[str], labels: Sequence[str] | None) -> int | None:
     """Which shown option a key names: its label text first (labels may start with a letter-like
-    word, e.g. "A great deal"), then a letter in forms like ``A``, ``(a)``, ``Option A``, ``A. Agree``."""
+    word, e.g. "A great deal"), then a letter in forms like ``A``, ``(a)``, ``Option A``, ``A. Agree``, or,
+    when the options are numbered, an index in the same forms (``3``, ``(3)``, ``3. Agree``)."""
     if not isinstance(key, str):
         return None
     try:  # the same few keys recur across thousands of answers
@@ -50,7 +55,8 @@ def _option_index(key: str, letters: Sequence[str], labels: Sequence[str] | None
         for i, label in enumerate(labels[: len(letters)]):
             if normalise_label(label) == norm:
                 return i
-    m = _KEY_LETTER.match(key.strip(_STRIP))
+    stripped = key.strip(_STRIP)
+    m = _KEY_LETTER.match(stripped) or _KEY_INDEX.match(stripped)
     if m is None:
         return None
     upper = [x.upper() for x in letters]

@@ -1,8 +1,10 @@
 """Single answers: one option letter (or label) per generation, and the empirical distribution of n
 such answers (self-random sampling at T>0, or one answer per prompt paraphrase).
 
-Chain-of-thought answers are read from their final-answer marker (``<answer>...</answer>``, or the
-text after the last "Answer:"), so letters in the reasoning do not count.
+Chain-of-thought answers are read from their final-answer marker (``<answer>...</answer>`` or
+Kambhatla et al.'s ``<ANS_START>...</ANS_END>``, else the text after the last "Answer:" or "Response:"),
+so letters in the reasoning do not count. Options numbered 1..l are read as integer indices
+(:mod:`distalign.methods.parsers.index`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ import numpy as np
 
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers._text import bounded, option_index
+from distalign.methods.parsers.index import index_answer, is_index
 
-_ANSWER_COLON = re.compile(r"answer\s*(?:is)?\s*[:\-]", re.I)
+_ANSWER_COLON = re.compile(r"(?:answer|response)\s*(?:is)?\s*[:\-]", re.I)
+#: the final-answer markers prompts ask for: <answer>...</answer> and <ANS_START>...</ANS_END> (the end
+#: tag also accepted without its slash or as </ANS_START>, as models write it)
+_START = re.compile(r"<\s*(?:answer|ANS_START)\s*>", re.I)
+_END = re.compile(r"<\s*/?\s*(?:answer|ANS_END|ANS_START)\s*>", re.I)
 _CUE = re.compile(
     r"(?:answer|option|choice|choose|pick|select)\w*\s*(?:is|would be|:|-)?\s*"
     r"[\(\[\"'*]*((?-i:[A-Z]))(?![A-Za-z])",
@@ -30,11 +37,18 @@ def _words(s: str) -> str:
     return f" {' '.join(_NON_WORD.sub(' ', s.casefold()).split())} "
 
 
-def extract_final_answer(text: str, start: str = "<answer>", end: str = "</answer>") -> str | None:
+def extract_final_answer(text: str, start: str | None = None, end: str | None = None) -> str | None:
     """The final answer of a reasoning trace: the last ``start...end`` span (or the text after an
-    unclosed last ``start``), else the text after the last "Answer:"; ``None`` when there is no marker."""
+    unclosed last ``start``), else the text after the last "Answer:"/"Response:"; ``None`` when there is no
+    marker. Without ``start`` the known markers are used (``<answer>``, ``<ANS_START>``)."""
     s = bounded(text)
-    if start:
+    if start is None:
+        starts = list(_START.finditer(s))
+        if starts:
+            rest = s[starts[-1].end() :]
+            m = _END.search(rest)
+            return (rest[: m.start()] if m else rest).strip()
+    elif start:
         i = s.rfind(start)
         if i >= 0:
             rest = s[i + len(start) :]
@@ -77,12 +91,17 @@ def _letter_index(
 
 
 def parse_letter(text: str, letters: Sequence[str], labels: Sequence[str] | None = None) -> Parsed:
-    """A one-hot distribution on the answered option. Never raises."""
+    """A one-hot distribution on the answered option (a letter, or an index when the options are
+    numbered "1".."l"). Never raises."""
     if not letters:
         return Parsed.unparsed("no options")
     s = bounded(text)
     final = extract_final_answer(s)
-    idx, why = _letter_index(final if final is not None else s, letters, labels)
+    segment = final if final is not None else s
+    if is_index(letters):
+        idx, why = index_answer(segment, len(letters), labels)
+    else:
+        idx, why = _letter_index(segment, letters, labels)
     if idx is None:
         return Parsed.unparsed(why)
     probs = np.zeros(len(letters))

@@ -41,15 +41,23 @@ def logprob_coverage(logprobs: Sequence[float | None]) -> float:
     return float(math.exp(min(0.0, total)))
 
 
-def logprobs_to_distribution(logprobs: Sequence[float | None]) -> Parsed:
+def logprobs_to_distribution(
+    logprobs: Sequence[float | None], letters: Sequence[str] | None = None
+) -> Parsed:
     """Softmax over the candidates present, in option order; missing candidates get 0. Never raises.
+    ``letters`` name the candidates in the detail (default A, B, ...; "1", "2", ... for index answers).
 
     Plain Python over the handful of options: a sweep parses one per prompt, and numpy's per-call
     overhead on arrays this small is most of the cost."""
     values = _clean(logprobs)
     if not values:
         return Parsed.unparsed("no candidate log-probs")
-    missing = [chr(ord("A") + i) if i < 26 else str(i) for i, x in enumerate(values) if x is None]
+    names = list(letters) if letters is not None and len(letters) == len(values) else None
+    missing = [
+        str(names[i]) if names else chr(ord("A") + i) if i < 26 else str(i)
+        for i, x in enumerate(values)
+        if x is None
+    ]
     finite = [x for x in values if x is not None and x != -math.inf]
     if not finite:
         present = len(missing) < len(values)

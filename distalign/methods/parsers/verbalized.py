@@ -1,8 +1,9 @@
 """Verbalized distributions: the model writes the probability of each option (usually as JSON).
 
 Seen in practice: JSON objects, single-quoted Python dicts, bare ``A: 20%`` lines, ``"Option A": 0.2``,
-option labels as keys, lists in letter order, markdown code fences, prose around the object and
-trailing commas. Numbers may be percents, fractions or counts; any positive total is renormalised.
+option labels as keys, lists in option order (``[20, 30, 40, 10]``, what Kambhatla et al.'s prompt asks
+for, also with ``%`` signs), markdown code fences, prose around the object and trailing commas. Numbers
+may be percents, fractions or counts; any positive total is renormalised.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def _candidates(
     if not found:
         for span in _spans(text, "[", "]"):
             obj = _load(span)
+            if obj is None:  # e.g. [20%, 30%, 50%]: not a literal, but a list of numbers
+                obj = span[1:-1].split(",")
             if isinstance(obj, list) and len(obj) == len(letters):
                 nums = [to_number(x)[0] for x in obj]
                 if all(x is not None for x in nums):
