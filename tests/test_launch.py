@@ -138,7 +138,8 @@ def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figur
     local = client.download_artifacts(parent, "report/tables/calibration_table.csv", str(tmp_path))
     table = pd.read_csv(local, keep_default_na=False)
     cells = {(r.dataset, r.method, r.steering) for r in table.itertuples()}
-    assert cells == {(d, "logprobs", s) for d in ("opinionqa", "nyt_books") for s in ("base", "sd")}
+    steerings = ("kambhatla_base", "kambhatla_sd")
+    assert cells == {(d, "logprobs", s) for d in ("opinionqa", "nyt_books") for s in steerings}
     for metric in ("alignment", "tv"):
         raw, cal = table[f"{metric}_raw"], table[f"{metric}_calibrated"]
         assert raw.between(0, 1).all() and cal.between(0, 1).all()

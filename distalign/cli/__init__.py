@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "distalign.cli.report",
         "tables and figures (HTML, Markdown, CSV) of a sweep folder, MLflow run or predictions file",
     ),
-    "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95%% intervals"),
+    "baselines": ("distalign.cli.baselines", "uniform, majority and 30-sample baselines with 95% intervals"),
     "calibrate": ("distalign.cli.calibrate", "temperature or regression calibration of a predictions file"),
     "cache": ("distalign.cli.cache", "inspect or clear the response store"),
     "model": ("distalign.cli.model", "prepare local models"),

@@ -22,7 +22,7 @@ class ParaphraseMethod(TextMethod):
     n_paraphrases: int = 5
     temperature: float = 0.0
     max_tokens: int = 8
-    cot_max_tokens: int = 512
+    cot_max_tokens: int = 800  # the CoT prompt allows 500 words of reasoning before the answer marker
     seed: int | None = 0
     name: ClassVar[str] = "paraphrase"
     fmt: ClassVar[str] = "single"

@@ -20,7 +20,7 @@ class SelfRandomMethod(TextMethod):
     n: int = 5
     temperature: float = 0.7
     max_tokens: int = 8
-    cot_max_tokens: int = 512
+    cot_max_tokens: int = 800  # the CoT prompt allows 500 words of reasoning before the answer marker
     seed: int | None = 0
     name: ClassVar[str] = "self_random"
     fmt: ClassVar[str] = "logprobs"

@@ -32,7 +32,7 @@ class VerbalizeMethod(TextMethod):
     n: int = 3
     temperature: float | None = None  # None: 0.0 for n=1, 0.7 for n>1
     max_tokens: int = 200
-    cot_max_tokens: int = 768
+    cot_max_tokens: int = 800  # the CoT prompt allows 500 words of reasoning before the answer marker
     seed: int | None = 0
     name: ClassVar[str] = "verbalize"
     fmt: ClassVar[str] = "verbalize"

@@ -35,7 +35,7 @@ class VerbalizeThenSampleMethod(TextMethod):
     n: int = 1
     temperature: float | None = None
     max_tokens: int = 200
-    cot_max_tokens: int = 768
+    cot_max_tokens: int = 800  # the CoT prompt allows 500 words of reasoning before the answer marker
     name: ClassVar[str] = "verbalize_then_sample"
     fmt: ClassVar[str] = "verbalize"
     formats: ClassVar[Mapping[str, str]] = MappingProxyType(

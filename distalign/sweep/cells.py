@@ -27,7 +27,7 @@ from distalign.survey.registry import load_survey
 CALIBRATIONS: tuple[str, ...] = ("none", "temperature", "regression")
 
 _SURVEYS: dict[str, Survey] = {}
-_TEMPLATES: dict[str | None, Templates] = {}
+_TEMPLATES: dict[tuple[str | None, str | None], Templates] = {}
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,12 @@ def load_dataset(ds: DatasetConfig) -> Survey:
 
 
 def cell_templates(cell: CellConfig) -> Templates:
-    """The packaged templates, or the steering config's own file (read and validated once per sweep)."""
-    value = cell.steering.templates or None
-    hit = _TEMPLATES.get(value)
+    """The packaged templates, a preset (``meister2024`` reads the release in the dataset's data folder) or
+    the steering config's own file; each read and validated once per sweep."""
+    key = (cell.steering.templates or None, cell.dataset.data_dir)
+    hit = _TEMPLATES.get(key)
     if hit is None:
-        hit = _TEMPLATES[value] = load_templates(value)
+        hit = _TEMPLATES[key] = load_templates(key[0], data_dir=key[1])
     return hit
 
 

@@ -69,11 +69,12 @@ class Examples:
         return hit
 
 
-def _targets(survey: Survey, spec: PromptSpec) -> list[tuple[Item, str | None, str | None]]:
+def _targets(survey: Survey, spec: PromptSpec) -> list[tuple[Item, str | None, str | None, Any]]:
+    """(item, attribute, group, the group's distribution) per prompt; no group for groupless steering."""
     if not spec.names_group:
         scored = {d.item_id for d in survey.distributions}
-        return [(item, None, None) for item in survey.items.values() if item.id in scored]
-    return [(survey.items[d.item_id], d.attribute, d.group) for d in survey.distributions]
+        return [(item, None, None, None) for item in survey.items.values() if item.id in scored]
+    return [(survey.items[d.item_id], d.attribute, d.group, d.probs) for d in survey.distributions]
 
 
 def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
@@ -84,9 +85,10 @@ def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
     caps = engine_capabilities(model)
     units = []
     requests: dict[str, Request] = {}
-    for item, attribute, group in _targets(cell.survey, cell.spec):
+    for item, attribute, group, probs in _targets(cell.survey, cell.spec):
         shown = examples.get(cell.survey, item, group, cell.spec)
-        prompt = render_prompt(item, attribute, group, shown, cell.spec, cell.templates)
+        # the release's prompts leave out options nobody in the group chose: the preset needs the group's data
+        prompt = render_prompt(item, attribute, group, shown, cell.spec, cell.templates, group_probs=probs)
         reqs = tuple(cell.method.requests(prompt, capabilities=caps))
         keys = tuple(request_key(identity, r) for r in reqs)
         units.append(Unit(item.id, attribute, group, prompt, reqs, keys))

@@ -118,7 +118,7 @@ def test_verbalize_cot_reads_the_marked_answer_and_gets_a_longer_budget() -> Non
     p = prompt("supervision", "sd", "verbalize", cot=True)
     method = get_method("verbalize", n=1)
     (req,) = method.requests(p)
-    assert req.params.max_tokens == 768
+    assert req.params.max_tokens == 800
     text = 'Maybe {"A": 100}? Thinking... <answer>{"A": 10, "B": 20, "C": 30, "D": 40}</answer>'
     assert np.allclose(method.parse(p, [gen(text)]).probs, [0.1, 0.2, 0.3, 0.4])
 
@@ -150,7 +150,7 @@ def test_cot_single_answer_between_markers() -> None:
     p = prompt("supervision", "sd", "single", cot=True)
     method = get_method("self_random", n=2)
     (req,) = method.requests(p)
-    assert req.params.max_tokens == 512 and req.assistant_prefix == ""
+    assert req.params.max_tokens == 800 and req.assistant_prefix == ""
     parsed = method.parse(p, [gen("A or B? I pick <answer>B</answer>", "Hmm. <answer>C</answer>")])
     assert np.allclose(parsed.probs, [0.0, 0.5, 0.5, 0.0])
 

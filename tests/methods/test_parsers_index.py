@@ -10,13 +10,13 @@ from distalign.methods.parsers import (
     extract_final_answer,
     parse_letter,
     parse_letter_samples,
-    parse_response,
     parse_verbalized,
     parse_verbalized_many,
 )
-from distalign.methods.registry import get_method, prompt_spec
+from distalign.methods.registry import get_method, parse_response
 from distalign.prompts.presets import load_templates
 from distalign.prompts.render import render_prompt
+from distalign.records.config import SteeringConfig
 from distalign.records.engine import GenerateResult, OptionLogprobRequest, OptionLogprobResult
 from distalign.survey.model import Item
 
@@ -119,7 +119,7 @@ ITEM = Item("opinionqa", "q1", "How much?", LABELS, (1.0, 2.0, 3.0, 4.0))
 
 
 def _prompt(method: str):
-    spec = prompt_spec(get_method(method), "supervision", "sd")
+    spec = get_method(method).prompt_spec(SteeringConfig("x", "supervision", "sd"))
     return render_prompt(ITEM, "SEX", "Female", (), spec, load_templates("kambhatla2025"))
 
 

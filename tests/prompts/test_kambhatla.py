@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from distalign.errors import InputError
-from distalign.methods.registry import get_method, prompt_spec
+from distalign.methods.registry import get_method
 from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec, render_prompt
+from distalign.records.config import SteeringConfig
 from distalign.survey.model import Example, Item
 
 CONF = Path(__file__).resolve().parents[2] / "conf/steering"
@@ -121,7 +122,7 @@ def test_sd_prompts_are_table_15(kambhatla, attribute: str, group: str) -> None:
 def test_each_method_asks_its_row_of_the_tables(kambhatla, method: str, steering: str) -> None:
     """The prompt each method sends, through the methods' own spec: log-p and self-random the first
     (index) prompt, paraphrase all five, verbalized the list prompt."""
-    spec = prompt_spec(get_method(method), "supervision", steering)
+    spec = get_method(method).prompt_spec(SteeringConfig("x", "supervision", steering))
     group = ("POLPARTY", "Democrat") if steering == "sd" else (None, None)
     prompt = render_prompt(ITEM, *group, (), spec, kambhatla)
     verbalized_q, framings = (
