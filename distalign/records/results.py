@@ -28,6 +28,7 @@ ITEM_COLUMNS: tuple[str, ...] = (
     "alignment",
     "ordinal",  # ordinal positions of the item's options (None: non-substantive), for alignment/calibration
     "logprobs",  # log-probs of the options in the dataset's order (logprobs method only; None: missing)
+    "example_set",  # supervision few-shot: which of the calibration's example sets the prompt showed
 )
 METRIC_NAMES: tuple[str, ...] = (
     "tv_mean",

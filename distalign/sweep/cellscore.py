@@ -118,6 +118,7 @@ def resolved_units(cp: CellPlan, answers: Mapping[str, Any], width: int) -> tupl
                 "responses": _response_json(unit, results),
                 "ordinal": list(item.ordinal),
                 "logprobs": _option_logprobs(unit, results, item.options),
+                "example_set": unit.example_set,
             }
         )
     frame = pd.DataFrame(meta, columns=list(META_COLUMNS))
@@ -136,6 +137,7 @@ def items_table(
     scored["responses"] = [extra[i]["responses"] for i in idx]
     scored["ordinal"] = [extra[i]["ordinal"] for i in idx]
     scored["logprobs"] = [extra[i]["logprobs"] for i in idx]
+    scored["example_set"] = [extra[i]["example_set"] for i in idx]
     scored = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
     for col in ("pred_probs", "human_probs"):
         scored[col] = [None if v is None else [float(x) for x in v] for v in scored[col]]

@@ -11,6 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from distalign.calibration.regression import SPLIT, split_questions
+from distalign.calibration.sampling import few_shot_examples
 from distalign.engines.providers import bundled_prices
 from distalign.engines.registry import engine_capabilities, model_identity
 from distalign.engines.store import request_key
@@ -34,6 +38,8 @@ class Unit:
     prompt: RenderedPrompt
     requests: tuple[Request, ...]
     keys: tuple[str, ...]  # request_key of each request, aligned with ``requests``
+    #: which of the calibration's example sets a supervision few-shot prompt shows (None: no such sets)
+    example_set: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,23 +83,66 @@ def _targets(survey: Survey, spec: PromptSpec) -> list[tuple[Item, str | None, s
     return [(survey.items[d.item_id], d.attribute, d.group, d.probs) for d in survey.distributions]
 
 
+def calibration_example_sets(cell: Cell) -> tuple[tuple[Example, ...], ...]:
+    """The supervision paper's few-shot examples: the 3 random sets of 5 training distributions its
+    5-example calibrator is trained on (``calibration.sampling``; same seed and split as the calibration)."""
+    survey = cell.survey
+    fractions = (cell.config.calibration.params or {}).get("split", SPLIT)
+    sets = few_shot_examples(survey, seed=cell.config.sweep.seed, fractions=fractions)
+    return tuple(
+        tuple(
+            Example(
+                d.item_id, survey.items[d.item_id].question, survey.items[d.item_id].options, tuple(d.probs)
+            )
+            for d in drawn
+        )
+        for drawn in sets
+    )
+
+
+def _test_questions(cell: Cell) -> set[str]:
+    """The questions of the calibration's test split: where few-shot prompting is compared with it (and no
+    target is one of its own examples)."""
+    ids = sorted(cell.survey.items)
+    fractions = (cell.config.calibration.params or {}).get("split", SPLIT)
+    questions = np.array([f"{cell.survey.name}\x1f{i}" for i in ids], dtype=object)
+    split = split_questions(questions, cell.config.sweep.seed, fractions)
+    return {i for i, s in zip(ids, split, strict=True) if s == "test"}
+
+
 def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
-    """Render every prompt of one cell and build its requests (no model call)."""
+    """Render every prompt of one cell and build its requests (no model call).
+
+    A supervision-protocol few-shot cell follows the paper: each test-split target is asked once with each
+    of the calibration's 3 example sets (``Unit.example_set``), and its score is their average.
+    """
     examples = examples if examples is not None else Examples()
     model = cell.config.model
     identity = model_identity(model)
     caps = engine_capabilities(model)
+    targets = _targets(cell.survey, cell.spec)
+    calibration_sets: tuple[tuple[Example, ...], ...] = ()
+    if cell.spec.protocol == "supervision" and cell.spec.few_shot:
+        calibration_sets = calibration_example_sets(cell)
+        test = _test_questions(cell)
+        targets = [t for t in targets if t[0].id in test]
     units = []
     requests: dict[str, Request] = {}
-    for item, attribute, group, probs in _targets(cell.survey, cell.spec):
-        shown = examples.get(cell.survey, item, group, cell.spec)
-        # the release's prompts leave out options nobody in the group chose: the preset needs the group's data
-        prompt = render_prompt(item, attribute, group, shown, cell.spec, cell.templates, group_probs=probs)
-        reqs = tuple(cell.method.requests(prompt, capabilities=caps))
-        keys = tuple(request_key(identity, r) for r in reqs)
-        units.append(Unit(item.id, attribute, group, prompt, reqs, keys))
-        for k, r in zip(keys, reqs, strict=True):
-            requests.setdefault(k, r)
+    for item, attribute, group, probs in targets:
+        if calibration_sets:
+            variants = list(enumerate(calibration_sets))
+        else:
+            variants = [(None, examples.get(cell.survey, item, group, cell.spec))]
+        for example_set, shown in variants:
+            # the release's prompts leave out options nobody in the group chose: the preset needs the data
+            prompt = render_prompt(
+                item, attribute, group, shown, cell.spec, cell.templates, group_probs=probs
+            )
+            reqs = tuple(cell.method.requests(prompt, capabilities=caps))
+            keys = tuple(request_key(identity, r) for r in reqs)
+            units.append(Unit(item.id, attribute, group, prompt, reqs, keys, example_set))
+            for k, r in zip(keys, reqs, strict=True):
+                requests.setdefault(k, r)
     return CellPlan(cell, tuple(units), requests)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from distalign.records.config import CalibrationConfig, ModelConfig, ServingConfig
+from distalign.records.config import CalibrationConfig, ModelConfig, ServingConfig, SteeringConfig
 from distalign.survey import load_survey
 from distalign.sweep.cells import resolve
 from distalign.sweep.dryrun import describe
@@ -113,3 +113,40 @@ def test_a_shorter_sequence_is_asked_for_and_generated_alike() -> None:
         assert "10" in text and "30" not in text, text
         (request,) = unit.requests
         assert request.params.max_tokens == request.params.min_tokens == 10
+
+
+def test_supervision_few_shot_shows_the_calibrations_example_sets_on_test_questions() -> None:
+    """The supervision paper's few-shot prompt shows the 5 examples its 5-example calibrator trained on,
+    in each of 3 random draws (the learning curve's draws), and is compared with calibration on the test
+    questions; a target is asked once per draw."""
+    from distalign.calibration.sampling import (
+        distribution_key,
+        few_shot_examples,
+        training_pool,
+        training_sets,
+    )
+
+    cell = replace(
+        make_cell("self_random"),
+        steering=SteeringConfig(
+            name="kambhatla_sd_few_shot", protocol="supervision", steering="sd", few_shot=True,
+            templates="kambhatla2025",
+        ),
+    )  # fmt: skip
+    resolved = resolve(cell)
+    plan = plan_cell(resolved)
+    survey = resolved.survey
+    sets = few_shot_examples(survey, seed=0)
+    pool = training_pool([distribution_key(survey.name, d.item_id, d.attribute, d.group) for d in survey], 0)
+    assert [tuple(d.item_id for d in s) for s in sets] == [
+        tuple(k[1] for k in drawn) for drawn in training_sets(pool, 5, 10, 0)[:3]
+    ]
+    assert {u.example_set for u in plan.units} == {0, 1, 2}
+    targets = {(u.item_id, u.group) for u in plan.units}
+    assert len(plan.units) == 3 * len(targets)
+    train_questions = {k[1] for k in pool}
+    assert not {item for item, _ in targets} & train_questions  # test questions only
+    for unit in plan.units:
+        shown = sets[unit.example_set]
+        text = unit.prompt.messages[-1].content
+        assert all(survey.items[d.item_id].question in text for d in shown)
