@@ -275,6 +275,7 @@ def load_custom(path: str | Path) -> Survey:
 
     by_key = {(d.item_id, d.attribute, d.group): d for d in dists}
     similar: dict[tuple[str, str], tuple[Example, ...]] = {}
+    shared: dict[tuple[str, str, str], Example] = {}  # one record per candidate, however many lists hold it
     for p, d in zip(parsed, dists, strict=True):
         if not p.similar:
             continue
@@ -284,7 +285,11 @@ def load_custom(path: str | Path) -> Survey:
                 raise InputError(f"unknown item id {cand!r}", file=path, where=f"{p.label}, column 'similar'")
             other = by_key.get((cand, d.attribute, d.group))
             if cand != d.item_id and other is not None:
-                it = items[cand]
-                examples.append(Example(cand, it.question, it.options, tuple(map(float, other.probs))))
+                ex = shared.get((cand, d.attribute, d.group))
+                if ex is None:
+                    it = items[cand]
+                    ex = Example(cand, it.question, it.options, tuple(map(float, other.probs)))
+                    shared[(cand, d.attribute, d.group)] = ex
+                examples.append(ex)
         similar[(d.item_id, d.group)] = tuple(examples)
     return Survey(name, items, tuple(dists), similar, source=str(path))

@@ -1,13 +1,16 @@
-"""A cell whose requests are all answered becomes a ``CellResult``: parse each unit, score, summarise.
+"""Answered units become compact rows, and a cell whose units are all parsed becomes a ``CellResult``.
 
-Parsing and scoring are the pure functions of ``distalign.methods`` and ``distalign.report``; this module
-only joins answers to units and units to the scored rows, and counts what the cell cost.
+A unit is parsed the moment its last request is answered (``parse_unit``), so the sweep keeps a few hundred
+bytes per prompt instead of the prompt itself; a finished cell's rows are scored at once (``score_cell``).
+Parsing and scoring are the pure functions of ``distalign.methods`` and ``distalign.scoring``; this module
+only joins answers to units and rows to the scored table, and counts what the cell cost.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Set
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +26,8 @@ from distalign.records.results import ITEM_COLUMNS, CellResult
 from distalign.scoring.predictions import META_COLUMNS, Resolved
 from distalign.scoring.score import SurveyTable, score_resolved
 from distalign.survey.model import Survey
-from distalign.sweep.plan import CellPlan, Unit
+from distalign.sweep.cells import Cell
+from distalign.sweep.plan import Unit
 
 
 def _response_json(unit: Unit, results: list[Any]) -> str:
@@ -81,134 +85,161 @@ def _table(survey: Survey) -> SurveyTable:
     return hit
 
 
-def resolved_units(cp: CellPlan, answers: Mapping[str, Any], width: int) -> tuple[Any, list[dict[str, str]]]:
-    """Each unit parsed into the scorer's columnar record (row = 1-based unit index, probabilities over the
-    dataset's options padded to ``width``), plus each unit's prompt hash and raw responses."""
-    cell, survey = cp.cell.config, cp.cell.survey
-    meta, extra = [], []
-    probs = np.zeros((len(cp.units), width))
-    parsed_ok = np.zeros(len(cp.units), dtype=bool)
-    for i, unit in enumerate(cp.units):
-        results = [answers[k] for k in unit.keys]
-        parsed = _parse(cp.cell.method, unit, results)
-        aligned = _aligned(parsed, unit, survey.items[unit.item_id].options)
-        if aligned is not None:
-            probs[i, : len(aligned)] = aligned
-            parsed_ok[i] = True
-        meta.append(
-            {
-                "row": i + 1,
-                "model": cell.model.name,
-                "method": cell.method.name,
-                "steering": cell.steering.name,
-                "dataset": survey.name,
-                "item_id": unit.item_id,
-                "attribute": unit.attribute,
-                "group": unit.group,
-                "status": parsed.status,
-                "detail": parsed.detail,
-                "n_total": parsed.n_total,
-                "n_valid": parsed.n_valid,
-            }
-        )
-        item = survey.items[unit.item_id]
-        extra.append(
-            {
-                "prompt_hash": unit.prompt.prompt_hash,
-                "responses": _response_json(unit, results),
-                "ordinal": list(item.ordinal),
-                "logprobs": _option_logprobs(unit, results, item.options),
-                "example_set": unit.example_set,
-            }
-        )
-    frame = pd.DataFrame(meta, columns=list(META_COLUMNS))
-    return Resolved(meta=frame, probs=probs, parsed=parsed_ok), extra
+@dataclass(frozen=True)
+class UnitRow:
+    """A parsed unit, all a cell keeps of it once answered (its prompt and requests are let go)."""
+
+    item_id: str
+    attribute: str | None
+    group: str | None
+    parsed: Parsed
+    probs: list[float] | None  # over the dataset's options
+    prompt_hash: str
+    responses: str
+    logprobs: list[float | None] | None
+    example_set: int | None
 
 
-def items_table(
-    cp: CellPlan, answers: Mapping[str, Any], settings: SweepSettings
-) -> tuple[pd.DataFrame, float]:
-    """The cell's scored rows (``ITEM_COLUMNS``) and its extraction rate over units."""
-    table = _table(cp.cell.survey)
-    resolved, extra = resolved_units(cp, answers, table.human.shape[1])
-    scored = score_resolved(resolved, table, settings.unparsed)
-    idx = scored["row"].to_numpy(dtype=int) - 1
-    scored["prompt_hash"] = [extra[i]["prompt_hash"] for i in idx]
-    scored["responses"] = [extra[i]["responses"] for i in idx]
-    scored["ordinal"] = [extra[i]["ordinal"] for i in idx]
-    scored["logprobs"] = [extra[i]["logprobs"] for i in idx]
-    scored["example_set"] = [extra[i]["example_set"] for i in idx]
-    scored = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
-    for col in ("pred_probs", "human_probs"):
-        scored[col] = [None if v is None else [float(x) for x in v] for v in scored[col]]
-    return scored[list(ITEM_COLUMNS)].reset_index(drop=True), extraction_rate(
-        resolved.meta["status"].tolist()
+def parse_unit(cell: Cell, unit: Unit, results: list[Any]) -> UnitRow:
+    """Parse one unit's answers (pure: the same results give the same row)."""
+    parsed = _parse(cell.method, unit, results)
+    options = cell.survey.items[unit.item_id].options
+    return UnitRow(
+        unit.item_id,
+        unit.attribute,
+        unit.group,
+        parsed,
+        _aligned(parsed, unit, options),
+        unit.prompt.prompt_hash,
+        _response_json(unit, results),
+        _option_logprobs(unit, results, options),
+        unit.example_set,
     )
 
 
+@dataclass
+class KeyStats:
+    """What a cell's distinct requests cost: how many, how many this sweep sent, tokens, cost, failures."""
+
+    requests: int = 0
+    sent: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, result: Any, sent: bool) -> None:
+        self.requests += 1
+        self.sent += int(sent)
+        self.prompt_tokens += result.usage.prompt_tokens
+        self.completion_tokens += result.usage.completion_tokens
+        self.cost_usd += result.usage.cost_usd
+        if result.error is not None:
+            self.errors.append(result.error)
+
+
+def resolved_rows(cell: Cell, rows: Sequence[UnitRow], width: int) -> Resolved:
+    """The parsed units as the scorer's columnar record (row = 1-based unit index, probabilities over the
+    dataset's options padded to ``width``)."""
+    config = cell.config
+    probs = np.zeros((len(rows), width))
+    parsed_ok = np.zeros(len(rows), dtype=bool)
+    for i, r in enumerate(rows):
+        if r.probs is not None:
+            probs[i, : len(r.probs)] = r.probs
+            parsed_ok[i] = True
+    meta = pd.DataFrame(
+        {
+            "row": np.arange(1, len(rows) + 1),
+            "model": config.model.name,
+            "method": config.method.name,
+            "steering": config.steering.name,
+            "dataset": cell.survey.name,
+            "item_id": [r.item_id for r in rows],
+            "attribute": [r.attribute for r in rows],
+            "group": [r.group for r in rows],
+            "status": [r.parsed.status for r in rows],
+            "detail": [r.parsed.detail for r in rows],
+            "n_total": [r.parsed.n_total for r in rows],
+            "n_valid": [r.parsed.n_valid for r in rows],
+        },
+        columns=list(META_COLUMNS),
+    )
+    return Resolved(meta=meta, probs=probs, parsed=parsed_ok)
+
+
+def items_table(cell: Cell, rows: Sequence[UnitRow], settings: SweepSettings) -> tuple[pd.DataFrame, float]:
+    """The cell's scored rows (``ITEM_COLUMNS``) and its extraction rate over units."""
+    table = _table(cell.survey)
+    resolved = resolved_rows(cell, rows, table.human.shape[1])
+    scored = score_resolved(resolved, table, settings.unparsed)
+    idx = scored["row"].to_numpy(dtype=int) - 1
+    scored["prompt_hash"] = [rows[i].prompt_hash for i in idx]
+    scored["responses"] = [rows[i].responses for i in idx]
+    scored["ordinal"] = [list(cell.survey.items[rows[i].item_id].ordinal) for i in idx]
+    scored["logprobs"] = [rows[i].logprobs for i in idx]
+    scored["example_set"] = [rows[i].example_set for i in idx]
+    scored = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
+    for col in ("pred_probs", "human_probs"):
+        scored[col] = [None if v is None else [float(x) for x in v] for v in scored[col]]
+    rate = extraction_rate(resolved.meta["status"].tolist())
+    return scored[list(ITEM_COLUMNS)].reset_index(drop=True), rate
+
+
 def _result(
-    cp: CellPlan,
+    cell: Cell,
     status: Any,
     error: str | None,
     items: pd.DataFrame,
     metrics: dict[str, float],
     outcome: Any = None,
 ) -> CellResult:
-    return CellResult(cp.spec_hash, cp.cell.config, status, error, items, metrics, outcome, cp.cell.content)
+    return CellResult(cell.spec_hash, cell.config, status, error, items, metrics, outcome, cell.content)
 
 
 def score_cell(
-    cp: CellPlan,
-    answers: Mapping[str, Any],
-    sent: Set[str],
-    settings: SweepSettings,
-    wall_time_s: float,
+    cell: Cell, rows: Sequence[UnitRow], stats: KeyStats, settings: SweepSettings, wall_time_s: float
 ) -> CellResult:
-    items, rate = items_table(cp, answers, settings)
+    items, rate = items_table(cell, rows, settings)
     tv = items["tv"].to_numpy(dtype=float)
     tv = tv[np.isfinite(tv)]
     ci = bootstrap_mean(tv, n_resamples=settings.n_resamples, seed=settings.seed)
     alignment = items["alignment"].to_numpy(dtype=float)
-    usage = [answers[k].usage for k in cp.keys]
-    n_sent = sum(1 for k in cp.keys if k in sent)
     metrics = {
         "tv_mean": ci.mean,
         "tv_ci_low": ci.low,
         "tv_ci_high": ci.high,
         "alignment_mean": float(np.nanmean(alignment)) if np.isfinite(alignment).any() else float("nan"),
         "extraction_rate": rate,
-        "requests": float(len(cp.keys)),
-        "requests_sent": float(n_sent),
-        "cache_hits": float(len(cp.keys) - n_sent),
-        "prompt_tokens": float(sum(u.prompt_tokens for u in usage)),
-        "completion_tokens": float(sum(u.completion_tokens for u in usage)),
-        "cost_usd": float(sum(u.cost_usd for u in usage)),
+        "requests": float(stats.requests),
+        "requests_sent": float(stats.sent),
+        "cache_hits": float(stats.requests - stats.sent),
+        "prompt_tokens": float(stats.prompt_tokens),
+        "completion_tokens": float(stats.completion_tokens),
+        "cost_usd": float(stats.cost_usd),
         "wall_time_s": wall_time_s,
     }
-    errors = [answers[k].error for k in cp.keys if answers[k].error is not None]
-    if errors:
+    if stats.errors:
         # Logged with everything it has, but not finished: failed answers are never stored, so a rerun
         # re-sends exactly those requests and finishes the cell.
-        metrics["failed_requests"] = float(len(errors))
-        error = f"{len(errors)} of {len(cp.keys)} requests failed (first: {errors[0]})"
-        return _result(cp, "failed", error, items, metrics)
-    if cp.cell.config.calibration.name == "none":
-        return CellResult(
-            cp.spec_hash, cp.cell.config, "finished", None, items, metrics, content=cp.cell.content
-        )
-    return _calibrated(cp, items, metrics, settings)
+        metrics["failed_requests"] = float(len(stats.errors))
+        error = f"{len(stats.errors)} of {stats.requests} requests failed (first: {stats.errors[0]})"
+        return _result(cell, "failed", error, items, metrics)
+    if cell.config.calibration.name == "none":
+        return _result(cell, "finished", None, items, metrics)
+    return _calibrated(cell, items, metrics, settings)
 
 
 def _calibrated(
-    cp: CellPlan, items: pd.DataFrame, metrics: dict[str, float], settings: SweepSettings
+    cell: Cell, items: pd.DataFrame, metrics: dict[str, float], settings: SweepSettings
 ) -> CellResult:
     """Calibrated metrics are logged beside the raw ones. A calibration that cannot be fitted (too few
     questions, say) fails the cell but keeps its raw items and metrics, so nothing computed is lost."""
     try:
-        outcome = calibrate_items(items, cp.cell.config.calibration, seed=settings.seed)
+        outcome = calibrate_items(items, cell.config.calibration, seed=settings.seed)
     except Exception as exc:  # noqa: BLE001 - recorded on the cell, the sweep goes on
         error = f"calibration failed: {type(exc).__name__}: {exc}"
-        return _result(cp, "failed", error, items, metrics)
+        return _result(cell, "failed", error, items, metrics)
     merged = {**metrics, **{k: float(v) for k, v in outcome.metrics.items()}}
-    calibrated = outcome.items.assign(calibration=cp.cell.config.calibration.name)
-    return _result(cp, "finished", None, calibrated, merged, outcome)
+    calibrated = outcome.items.assign(calibration=cell.config.calibration.name)
+    return _result(cell, "finished", None, calibrated, merged, outcome)

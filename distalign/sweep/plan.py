@@ -7,7 +7,7 @@ cells ask for it. Planning is per cell, so a sweep holds only the cells it is wo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,8 +110,9 @@ def _test_questions(cell: Cell) -> set[str]:
     return {i for i, s in zip(ids, split, strict=True) if s == "test"}
 
 
-def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
-    """Render every prompt of one cell and build its requests (no model call).
+def iter_units(cell: Cell, examples: Examples | None = None) -> Iterator[Unit]:
+    """Render the prompts of one cell one at a time and build their requests (no model call); a sweep
+    takes them a chunk at a time, so a cell of any size never sits in memory whole.
 
     A supervision-protocol few-shot cell follows the paper: each test-split target is asked once with each
     of the calibration's 3 example sets (``Unit.example_set``), and its score is their average.
@@ -126,8 +127,6 @@ def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
         calibration_sets = calibration_example_sets(cell)
         test = _test_questions(cell)
         targets = [t for t in targets if t[0].id in test]
-    units = []
-    requests: dict[str, Request] = {}
     for item, attribute, group, probs in targets:
         if calibration_sets:
             variants = list(enumerate(calibration_sets))
@@ -135,15 +134,21 @@ def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
             variants = [(None, examples.get(cell.survey, item, group, cell.spec))]
         for example_set, shown in variants:
             # the release's prompts leave out options nobody in the group chose: the preset needs the data
-            prompt = render_prompt(
-                item, attribute, group, shown, cell.spec, cell.templates, group_probs=probs
-            )
+            spec, templates = cell.spec, cell.templates
+            prompt = render_prompt(item, attribute, group, shown, spec, templates, group_probs=probs)
             reqs = tuple(cell.method.requests(prompt, capabilities=caps))
             keys = tuple(request_key(identity, r) for r in reqs)
-            units.append(Unit(item.id, attribute, group, prompt, reqs, keys, example_set))
-            for k, r in zip(keys, reqs, strict=True):
-                requests.setdefault(k, r)
-    return CellPlan(cell, tuple(units), requests)
+            yield Unit(item.id, attribute, group, prompt, reqs, keys, example_set)
+
+
+def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
+    """Every prompt of one cell at once (dry runs and tests; a sweep streams ``iter_units``)."""
+    units = tuple(iter_units(cell, examples))
+    requests: dict[str, Request] = {}
+    for unit in units:
+        for k, r in zip(unit.keys, unit.requests, strict=True):
+            requests.setdefault(k, r)
+    return CellPlan(cell, units, requests)
 
 
 def _prices(model: ModelConfig) -> tuple[float, float] | None:

@@ -34,8 +34,8 @@ from distalign.records.results import CellResult, SweepOutcome
 from distalign.scoring import results as cell_files
 from distalign.sweep.capacity import check_gpu_capacity
 from distalign.sweep.cells import Cell, as_cell
-from distalign.sweep.cellscore import score_cell
-from distalign.sweep.plan import CellPlan, Examples, plan_cell
+from distalign.sweep.cellscore import KeyStats, UnitRow, parse_unit, score_cell
+from distalign.sweep.plan import Examples, Unit, iter_units
 from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR, KINDS, EnginePools, ensure_ray, error_results
 from distalign.sweep.progress import SweepProgress
 from distalign.sweep.trackers import MemoryTracker, Tracker
@@ -50,6 +50,8 @@ MAX_UNAVAILABLE_S = 1800.0
 WAIT_TIMEOUT_S = 0.5
 #: requests planned ahead of the engines, per batch the pools can hold in flight
 LOOKAHEAD_BATCHES = 2
+#: prompts planned at a time: a cell of any size is planned, answered and let go in pieces of this size
+PLAN_CHUNK = 512
 
 
 def store_root(settings: SweepSettings) -> Path:
@@ -83,10 +85,25 @@ class _Batch:
 
 
 @dataclass
-class _Open:
-    """A planned cell waiting for its answers."""
+class _OpenCell:
+    """A cell being planned or answered: its units are parsed into ``rows`` as they are answered."""
 
-    plan: CellPlan
+    cell: Cell
+    units: Iterator[Unit] | None  # None once every unit is planned
+    rows: list[UnitRow | None] = field(default_factory=list)
+    pending: int = 0  # planned units not yet parsed
+    counted: set[str] = field(default_factory=set)  # the cell's distinct keys seen so far
+    stats: KeyStats = field(default_factory=KeyStats)
+    failed: bool = False
+
+
+@dataclass
+class _Waiting:
+    """A planned unit waiting for its answers."""
+
+    cell: int
+    pos: int
+    unit: Unit
     remaining: int
 
 
@@ -143,12 +160,13 @@ class _Driver:
         self.t0 = time.perf_counter()
         self.totals = _Totals()
         self.results: list[CellResult] = []
-        self.open: dict[int, _Open] = {}
-        self.waiters: dict[str, list[int]] = {}  # key sent or queued -> open cells waiting for it
-        self.answers: dict[str, Any] = {}  # answers the open cells still need
-        self.needed: dict[str, int] = {}  # key -> open cells that need it
-        self.sent_keys: set[str] = set()  # keys this sweep sent (counted per cell as requests_sent)
-        self.seen: set[str] = set()  # every distinct key of the sweep so far
+        self.open: dict[int, _OpenCell] = {}
+        self.units: dict[int, _Waiting] = {}
+        self.next_unit = 0
+        self.waiters: dict[str, list[int]] = {}  # key queued or in flight -> units waiting for it
+        self.answers: dict[str, tuple[Any, bool]] = {}  # answers (and whether sent now) units still need
+        self.needed: dict[str, int] = {}  # key -> planned, unparsed units that need it
+        self.seen: set[int] = set()  # every distinct key of the sweep so far (its first 64 bits)
         self.queues: dict[tuple[str, str], deque[str]] = {}
         self.requests: dict[str, Any] = {}  # queued or in-flight key -> request
         self.in_flight: dict[Any, tuple[_Batch, str, int]] = {}
@@ -167,87 +185,130 @@ class _Driver:
         if self.progress is not None:
             self.progress.cell(result.status == "failed")
 
-    def add(self, index: int, cell: Cell) -> None:
-        """Plan a cell and register its requests: answered ones count at once, misses are queued."""
+    def open_cell(self, index: int, cell: Cell) -> None:
+        self.open[index] = _OpenCell(cell, iter_units(cell, self.examples))
+
+    def plan_chunk(self, index: int) -> None:
+        """Plan up to ``PLAN_CHUNK`` more units of a cell and register their requests: answered keys count at
+        once, keys in flight get the unit as a waiter, the rest is looked up in the store or queued."""
+        oc = self.open[index]
+        assert oc.units is not None
         t = time.perf_counter()
+        chunk: list[Unit] = []
         try:
-            plan = plan_cell(cell, self.examples)
-        except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the sweep
-            self.totals.plan_s += time.perf_counter() - t
-            error = f"planning failed: {type(exc).__name__}: {exc}"
-            self.record(CellResult(cell.spec_hash, cell.config, "failed", error, content=cell.content))
-            return
-        self.totals.plan_s += time.perf_counter() - t
-        self.totals.requests_before_dedup += sum(len(u.requests) for u in plan.units)
-        self.open[index] = _Open(plan, 0)
-        new = []
-        for key in plan.requests:
-            self.needed[key] = self.needed.get(key, 0) + 1
-            if key in self.answers:
-                continue
-            if key in self.waiters:
-                self.waiters[key].append(index)
+            for unit in oc.units:
+                chunk.append(unit)
+                if len(chunk) >= PLAN_CHUNK:
+                    break
             else:
-                new.append(key)
-            self.open[index].remaining += 1
+                oc.units = None
+        except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the sweep
+            oc.units, oc.failed, chunk = None, True, []
+            error = f"planning failed: {type(exc).__name__}: {exc}"
+            self.record(
+                CellResult(oc.cell.spec_hash, oc.cell.config, "failed", error, content=oc.cell.content)
+            )
+        self.totals.plan_s += time.perf_counter() - t
+        model = oc.cell.config.model.name
+        new: list[str] = []
+        ready: list[int] = []
+        for unit in chunk:
+            uid = self.next_unit
+            self.next_unit += 1
+            waiting = _Waiting(index, len(oc.rows), unit, 0)
+            oc.rows.append(None)
+            oc.pending += 1
+            self.units[uid] = waiting
+            self.totals.requests_before_dedup += len(unit.requests)
+            for key, request in dict(zip(unit.keys, unit.requests, strict=True)).items():
+                self.needed[key] = self.needed.get(key, 0) + 1
+                if key in self.answers:
+                    continue
+                waiting.remaining += 1
+                if key in self.waiters:
+                    self.waiters[key].append(uid)
+                else:
+                    self.waiters[key] = [uid]
+                    self.requests[key] = request
+                    new.append(key)
+            if waiting.remaining == 0:
+                ready.append(uid)
         hits = self.store.get_many(new) if new else {}
-        first = [k for k in new if k not in self.seen]  # a released answer looked up again is no new request
-        self.seen.update(first)
+        first = [k for k in new if int(k[:16], 16) not in self.seen]
+        self.seen.update(int(k[:16], 16) for k in first)
         first_hits = sum(1 for k in first if k in hits)
         self.totals.requests += len(first)
         self.totals.cache_hits += first_hits
         if self.progress is not None:
             self.progress.planned(len(first))
             self.progress.hits(first_hits)
-        model = cell.config.model.name
         for key in new:
-            if key in hits:
-                self.answers[key] = hits[key]
-                self.open[index].remaining -= 1
-            else:
-                self.waiters[key] = [index]
-                request = plan.requests[key]
-                self.requests[key] = request
-                self.queues.setdefault((model, _kind(request)), deque()).append(key)
-        if self.open[index].remaining == 0:
-            self.finish(index)
+            if key not in hits:
+                self.queues.setdefault((model, _kind(self.requests[key])), deque()).append(key)
+        for uid in ready:
+            self.complete(uid)
+        if hits:
+            self.answer(list(hits), list(hits.values()), sent=False)
+        self.maybe_finish(index)
 
-    def finish(self, index: int) -> None:
-        plan = self.open.pop(index).plan
+    def complete(self, uid: int) -> None:
+        """A unit whose requests are all answered: parse it, keep its row, let go of what only it needed."""
+        w = self.units.pop(uid)
+        oc = self.open[w.cell]
         t = time.perf_counter()
-        try:
-            result = score_cell(
-                plan, self.answers, self.sent_keys, self.settings, time.perf_counter() - self.t0
-            )
-        except Exception as exc:  # noqa: BLE001 - a cell that cannot be scored fails alone
-            log.exception("cell %s failed while scoring", plan.spec_hash)
-            error = f"scoring failed: {type(exc).__name__}: {exc}"
-            result = CellResult(plan.spec_hash, plan.cell.config, "failed", error, content=plan.cell.content)
+        answers = [self.answers[k] for k in w.unit.keys]
+        if not oc.failed:
+            oc.rows[w.pos] = parse_unit(oc.cell, w.unit, [r for r, _ in answers])
+            for key, (result, sent) in zip(w.unit.keys, answers, strict=True):
+                if key not in oc.counted:
+                    oc.counted.add(key)
+                    oc.stats.add(result, sent)
         self.totals.score_s += time.perf_counter() - t
-        for key in plan.requests:  # answers no open cell needs any more are released
+        for key in dict.fromkeys(w.unit.keys):
             left = self.needed[key] - 1
             if left:
                 self.needed[key] = left
             else:
                 del self.needed[key]
                 self.answers.pop(key, None)
+        oc.pending -= 1
+        self.maybe_finish(w.cell)
+
+    def maybe_finish(self, index: int) -> None:
+        oc = self.open.get(index)
+        if oc is None or oc.units is not None or oc.pending:
+            return
+        del self.open[index]
+        if oc.failed:
+            return
+        t = time.perf_counter()
+        cell = oc.cell
+        try:
+            wall = time.perf_counter() - self.t0
+            rows = [r for r in oc.rows if r is not None]
+            result = score_cell(cell, rows, oc.stats, self.settings, wall)
+        except Exception as exc:  # noqa: BLE001 - a cell that cannot be scored fails alone
+            log.exception("cell %s failed while scoring", cell.spec_hash)
+            error = f"scoring failed: {type(exc).__name__}: {exc}"
+            result = CellResult(cell.spec_hash, cell.config, "failed", error, content=cell.content)
+        self.totals.score_s += time.perf_counter() - t
         self.record(result)
 
-    def answer(self, keys: Sequence[str], results: Sequence[Any]) -> None:
+    def answer(self, keys: Sequence[str], results: Sequence[Any], sent: bool) -> None:
         ready = []
         for key, res in zip(keys, results, strict=True):
             waiting = self.waiters.pop(key, None)
             if waiting is None:
                 continue
-            self.answers[key] = res
+            self.answers[key] = (res, sent)
             self.requests.pop(key, None)
-            for ci in waiting:
-                cell = self.open[ci]
-                cell.remaining -= 1
-                if cell.remaining == 0:
-                    ready.append(ci)
-        for ci in ready:
-            self.finish(ci)
+            for uid in waiting:
+                w = self.units[uid]
+                w.remaining -= 1
+                if w.remaining == 0:
+                    ready.append(uid)
+        for uid in ready:
+            self.complete(uid)
 
     # -- engines -----------------------------------------------------------------------------------------
     def backlog(self) -> int:
@@ -329,26 +390,33 @@ class _Driver:
             )
         self.totals.engine_s += engine_s
         self.totals.sent += len(batch.keys)
-        self.sent_keys.update(batch.keys)
         ok = [(k, r) for k, r in zip(batch.keys, results, strict=True) if r.error is None]
         if ok:
             self.store.put_many(ok, model=batch.model)
         if self.progress is not None:
             tokens = sum(r.usage.prompt_tokens + r.usage.completion_tokens for r in results)
             self.progress.batch(len(results), tokens, sum(r.usage.cost_usd for r in results))
-        self.answer(batch.keys, results)
+        self.answer(batch.keys, results, sent=True)
 
     # -- the loop ----------------------------------------------------------------------------------------
+    def plan_more(self, todo: Iterator[tuple[int, Cell]]) -> bool:
+        """Plan the next chunk (of the cell being planned, else of the next cell); False once all is."""
+        planning = next((i for i, oc in self.open.items() if oc.units is not None), None)
+        if planning is None:
+            nxt = next(todo, None)
+            if nxt is None:
+                return False
+            self.open_cell(*nxt)
+            planning = nxt[0]
+        self.plan_chunk(planning)
+        return True
+
     def run(self, cells: Sequence[Cell]) -> None:
         todo: Iterator[tuple[int, Cell]] = iter(enumerate(cells))
         planning_done = False
         while True:
             while not planning_done and self.backlog() < self.lookahead():
-                nxt = next(todo, None)
-                if nxt is None:
-                    planning_done = True
-                else:
-                    self.add(*nxt)
+                planning_done = not self.plan_more(todo)
             self.submit(planning_done)
             if not self.in_flight and not self.retry and not self.queues:
                 if planning_done:
