@@ -7,14 +7,32 @@ cell runs the same way.
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any, NoReturn
 
-import hydra
-from omegaconf import DictConfig
 
-from distalign.records.config import register_configs
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
-register_configs()
+
+def _stopped() -> NoReturn:
+    """Ctrl-C or SIGTERM before the sweep started (imports, composition, validation): nothing ran yet."""
+    print("distalign: interrupted before the sweep started; nothing was run", file=sys.stderr)
+    sys.exit(130)
+
+
+# SIGTERM (a scheduler, `kill`) stops a launch the way Ctrl-C does, from its first line on
+signal.signal(signal.SIGTERM, _interrupt)
+try:
+    import hydra
+    from omegaconf import DictConfig
+
+    from distalign.records.config import register_configs
+
+    register_configs()
+except KeyboardInterrupt:
+    _stopped()
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -25,7 +43,9 @@ def main(cfg: DictConfig) -> object:
 
 
 if __name__ == "__main__":
-    main()
-    from distalign.sweep import orchestrate
-
+    try:
+        main()
+        from distalign.sweep import orchestrate
+    except KeyboardInterrupt:
+        _stopped()
     sys.exit(orchestrate.exit_code())
