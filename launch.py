@@ -35,6 +35,30 @@ except KeyboardInterrupt:
     _stopped()
 
 
+_MULTIRUN = ("-m", "--multirun")
+
+
+def _flag(argv: list[str], *names: str) -> bool:
+    return any(a in names or a.startswith(tuple(f"{n}=" for n in names if n.startswith("--"))) for a in argv)
+
+
+def _show_only(argv: list[str]) -> list[str]:
+    """``--info`` shows what a launch would use and runs nothing, so with ``-m`` it shows the same (Hydra
+    itself refuses the pair); ``--cfg`` shows ONE cell's config, so ``-m`` there is a clear error."""
+    if not _flag(argv, *_MULTIRUN):
+        return argv
+    if _flag(argv, "--info", "-i"):
+        return [a for a in argv if a not in _MULTIRUN]
+    if _flag(argv, "--cfg", "-c", "--shell-completion", "-sc"):
+        print(
+            "distalign: --cfg shows the config of one cell: leave out -m and give one value per key "
+            "(e.g. method=seq, not method=seq,verbalize)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return argv
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> object:
     from distalign.sweep import orchestrate
@@ -43,6 +67,7 @@ def main(cfg: DictConfig) -> object:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = _show_only(sys.argv[1:])
     try:
         main()
         from distalign.sweep import orchestrate

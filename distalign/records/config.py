@@ -168,16 +168,12 @@ def cell_run_name(cell: CellConfig) -> str:
 
 
 def register_configs() -> None:
-    """Register the schemas with Hydra so every group YAML is type-checked and unknown keys fail."""
+    """Register the cell schema with Hydra: conf/config.yaml composes every group onto it, so each group
+    YAML is type-checked and unknown keys fail. Only the root is registered: a schema stored inside a
+    group (``model/model_schema``) would be listed among that group's choices."""
     from hydra.core.config_store import ConfigStore
 
-    cs = ConfigStore.instance()
-    cs.store(name="cell_schema", node=CellConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
-    cs.store(group="steering", name="steering_schema", node=SteeringConfig)
-    cs.store(group="method", name="method_schema", node=MethodConfig)
-    cs.store(group="calibration", name="calibration_schema", node=CalibrationConfig)
+    ConfigStore.instance().store(name="cell_schema", node=CellConfig)
 
 
 #: top-level keys of a composed config that are not part of a cell
