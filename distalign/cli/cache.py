@@ -63,12 +63,11 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(question: str) -> bool:
+def _confirm(what: str) -> bool:
     """Ask on a terminal; anywhere else (a script, CI) deleting needs --yes."""
     if not sys.stdin.isatty():
-        raise InputError(f"{question} needs confirmation: add --yes to delete without asking")
-    answer = input(f"{question} [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+        raise InputError(f"not deleting {what} without confirmation: add --yes (on a terminal you are asked)")
+    return input(f"delete {what}? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _clear(args: argparse.Namespace) -> int:
@@ -81,7 +80,7 @@ def _clear(args: argparse.Namespace) -> int:
         )
     count = models[args.model] if args.model is not None else sum(models.values())
     scope = f" of model {args.model}" if args.model else ""
-    if not args.yes and not _confirm(f"delete {count} entries{scope} from {store.root}?"):
+    if not args.yes and not _confirm(f"{count} entries{scope} from {store.root}"):
         print("nothing deleted")
         return 1
     removed = store.clear(model=args.model)
