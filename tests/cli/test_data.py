@@ -51,3 +51,10 @@ def test_dispatcher_exit_code(
     assert top.main(["data", "info", "nyt_books", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "distalign data download nyt_books" in err[0]
+
+
+def test_the_shipped_sample_says_it_is_invented(capsys: pytest.CaptureFixture[str], release_dir: Path) -> None:
+    assert run(["data", "list", "--data-dir", "fixture"]) == 0
+    assert "invented sample" in capsys.readouterr().out
+    assert run(["data", "list", "--data-dir", str(release_dir)]) == 0
+    assert "invented" not in capsys.readouterr().out
