@@ -53,7 +53,9 @@ def test_dispatcher_exit_code(
     assert len(err) == 1 and "distalign data download nyt_books" in err[0]
 
 
-def test_the_shipped_sample_says_it_is_invented(capsys: pytest.CaptureFixture[str], release_dir: Path) -> None:
+def test_the_shipped_sample_says_it_is_invented(
+    capsys: pytest.CaptureFixture[str], release_dir: Path
+) -> None:
     assert run(["data", "list", "--data-dir", "fixture"]) == 0
     assert "invented sample" in capsys.readouterr().out
     assert run(["data", "list", "--data-dir", str(release_dir)]) == 0
