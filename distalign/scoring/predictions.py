@@ -1,31 +1,13 @@
 """Predictions from any source (a sweep, another tool, human annotators), read and checked against the
 surveys before anything is scored.
 
-Schema (one row per model x method x steering x dataset x item x attribute x group; full text in
-``PREDICTIONS_FORMAT.md``):
-
-=========== ======== ================================================================================
-column      required meaning
-=========== ======== ================================================================================
-model       yes      who predicted (a model name, or e.g. ``human``)
-method      yes      elicitation method (``verbalize``, ``seq``, ``logprobs``, ...); picks the parser
-steering    yes      ``none``, ``persona``, ``few_shot`` (other names are kept as they are)
-dataset     yes      ``opinionqa``, ``nyt_books``, ``global_opinions`` (or a loaded custom survey)
-item_id     yes      the item's id (the column may be called ``item``)
-attribute   no       e.g. ``POLPARTY``; with ``group`` empty the row is scored against every group
-group       no       e.g. ``Democrat``; may be given without ``attribute`` when it is unambiguous
-probs       one of   list aligned with the options, or a mapping label -> p or letter -> p
-response    one of   raw model text (or a list of texts for n generations), parsed by ``method``
-options     no       option labels in the order shown to the model; letters A, B, ... refer to them
-=========== ======== ================================================================================
-
-In CSV, ``probs``, ``options`` and list-valued ``response`` cells are JSON strings. Probabilities must be
-finite and non-negative; they are renormalised (so percents and counts work). Errors name the file, the
-1-based data row and the column.
-
-Real files (the benchmark release's own outputs) hold rows the benchmark does not evaluate and rows where
-a model put no mass on any option; with ``strict=False`` those are skipped with one warning, and scored as
-failed extractions, instead of stopping the run (see ``PREDICTIONS_FORMAT.md``).
+One row per model x method x steering x dataset x item x attribute x group, with either ``probs`` (a list
+over the options, or a mapping label/letter -> p) or a raw ``response`` that the method's parser reads;
+the columns and rules are in ``PREDICTIONS_FORMAT.md`` beside this module. Errors name the file, the
+1-based data row and the column. Real files (the benchmark release's own outputs) also hold rows for groups
+the benchmark does not evaluate, log-p rows with no mass on any option and repeated rows: the ``strict``
+and ``unique`` switches of :func:`resolve_predictions` say whether those are errors or are skipped, scored
+as failed extractions and counted once, with one :class:`PredictionsWarning` each.
 """
 
 from __future__ import annotations
@@ -366,6 +348,25 @@ def _shown(value: Any, item: Item) -> list[int] | str:
     return out
 
 
+def _shown_rows(
+    df: pd.DataFrame, items: list[Item], item_codes: np.ndarray, rows: _Rows
+) -> dict[int, list[int]]:
+    """For the (rare) rows with an ``options`` cell, the option indices as shown; checked once per item
+    and distinct cell."""
+    out: dict[int, list[int]] = {}
+    cache: dict[tuple[int, Hashable], list[int] | str] = {}
+    options, given, _ = _optional(df, "options")
+    for i in np.flatnonzero(given).tolist():
+        key = (int(item_codes[i]), _hashable(options[i]))
+        if key not in cache:
+            cache[key] = _shown(options[i], items[key[0]])
+        shown = cache[key]
+        if isinstance(shown, str):
+            raise rows.error(shown, i, "options")
+        out[i] = shown
+    return out
+
+
 def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> list[Any] | str:
     """A label -> p or letter -> p mapping over the item's options (labels win over letters)."""
     letters = dict(zip(letters_for(len(shown)), shown, strict=True))
@@ -507,17 +508,7 @@ def resolve_predictions(
     if keys.empty:
         raise InputError("nothing to score: every row was skipped (see the warning)", file=source)
 
-    shown: dict[int, list[int]] = {}
-    cache: dict[tuple[int, Hashable], list[int] | str] = {}
-    options, has_options, _ = _optional(df, "options")
-    for i in np.flatnonzero(has_options).tolist():
-        key = (int(item_codes[i]), _hashable(options[i]))
-        if key not in cache:
-            cache[key] = _shown(options[i], items[key[0]])
-        if isinstance(cache[key], str):
-            raise rows.error(cache[key], i, "options")  # type: ignore[arg-type]
-        shown[i] = cache[key]  # type: ignore[assignment]
-
+    shown = _shown_rows(df, items, item_codes, rows)
     cells, has_probs, is_list = _optional(df, "probs")
     responses, has_response, _ = _optional(df, "response")
     rows.first(~has_probs & ~has_response, "neither probs nor response given", "probs")

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from distalign.errors import InputError
+from distalign.scoring.predictions import PredictionsWarning
 from distalign.scoring.score import score_predictions
 
 ROW = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "opinionqa", "item_id": "Q1",
@@ -115,6 +116,8 @@ def test_huge_probabilities_score_as_their_distribution(surveys) -> None:
 def test_skipped_rows_are_counted_on_the_result(surveys) -> None:
     row = {**ROW, "probs": [1, 0, 0, 0]}
     rows = [row, {**row, "attribute": "EDUCATION", "group": "College"}, row]
-    with pytest.warns(UserWarning, match="skipped 1 row"):
+    with pytest.warns(PredictionsWarning) as caught:
         scored = score_predictions(pd.DataFrame(rows), surveys, strict=False, unique=True)
+    assert ["skipped 1 row" in str(w.message) for w in caught] == [True, False]
+    assert "counted 1 repeated row(s) once" in str(caught[1].message)
     assert len(scored) == 1 and scored.attrs["skipped"] == {"no_human": 1, "duplicate": 1}
