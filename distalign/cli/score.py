@@ -190,17 +190,19 @@ class Steps:
 
 @contextmanager
 def warnings_on_stderr(command: str) -> Iterator[None]:
-    """Each ``PredictionsWarning`` as one line on stderr, ``distalign COMMAND: warning: ...``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PredictionsWarning)
-        try:
+    """Each ``PredictionsWarning`` as one line on stderr, ``distalign COMMAND: warning: ...``; other
+    warnings are issued again, after, as they were."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            warnings.simplefilter("always", PredictionsWarning)
             yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, PredictionsWarning):
-                    print(f"distalign {command}: warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    finally:
+        for w in caught:
+            if issubclass(w.category, PredictionsWarning):
+                print(f"distalign {command}: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -443,21 +443,25 @@ def _read_probs(
 
 def _normalise(probs: np.ndarray, has: np.ndarray, rows: _Rows, strict: bool) -> np.ndarray:
     """Renormalises the given rows in place; returns the rows with no mass on any option (all zero, NaN
-    or null: a failed extraction, an error with ``strict``). Each row is divided by its largest value
-    before it is summed, so that huge values cannot overflow the sum."""
+    or null: a failed extraction, an error with ``strict``). A row whose sum is not finite (a NaN, an
+    infinity, or huge values whose sum overflows) is looked at alone: NaN counts as 0 where nothing else
+    is positive, and the row is divided by its largest value before it is summed."""
     index = np.flatnonzero(has)
     block = probs if index.size == len(probs) else probs[index]
-    peak, low = block.max(axis=1), block.min(axis=1)
-    nan = np.isnan(peak)  # a NaN or null somewhere: as 0, and an error unless the rest is 0 too
-    block[nan] = np.nan_to_num(block[nan], nan=0.0, posinf=np.inf, neginf=-np.inf)
-    peak[nan], low[nan] = block[nan].max(axis=1), block[nan].min(axis=1)
-    bad = (low < 0) | np.isinf(peak) | (nan & (peak > 0))
+    with np.errstate(over="ignore", invalid="ignore"):  # the rows this concerns are handled below
+        total = block.sum(axis=1)
+    bad = (block < 0).any(axis=1)
+    odd = ~np.isfinite(total)
+    sub = np.nan_to_num(block[odd], nan=0.0, posinf=np.inf, neginf=-np.inf)
+    peak = sub.max(axis=1, initial=0.0)
+    bad[odd] |= np.isinf(peak) | (np.isnan(block[odd]).any(axis=1) & (peak > 0))
     rows.first(bad, "probabilities must be finite and non-negative", "probs", at=index)
-    no_mass = peak == 0
+    sub /= np.where(peak > 0, peak, 1.0)[:, None]
+    block[odd], total[odd] = sub, sub.sum(axis=1)
+    no_mass = total == 0
     if strict:
         rows.first(no_mass, f"probabilities sum to zero: {NO_MASS}", "probs", at=index)
-    block /= np.where(no_mass, 1.0, peak)[:, None]
-    block /= np.where(no_mass, 1.0, block.sum(axis=1))[:, None]
+    block /= np.where(no_mass, 1.0, total)[:, None]
     if block is not probs:
         probs[index] = block
     out = np.zeros(len(probs), dtype=bool)

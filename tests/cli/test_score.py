@@ -302,3 +302,16 @@ def test_help_shows_examples_and_every_default(command, capsys) -> None:
         cli.main([command, "--help"])
     text = capsys.readouterr().out
     assert f"examples:\n  distalign {command} " in text and "%" not in text.replace("95%", "")
+
+
+def test_warnings_on_stderr_shows_other_warnings_as_python_does(capsys) -> None:
+    import warnings
+
+    from distalign.cli.score import warnings_on_stderr
+    from distalign.scoring.predictions import PredictionsWarning
+
+    with pytest.warns(FutureWarning, match="from pandas") as caught, warnings_on_stderr("score"):
+        warnings.warn("from pandas", FutureWarning, stacklevel=1)
+        warnings.warn("p.jsonl: skipped 2 row(s)", PredictionsWarning, stacklevel=1)
+    assert capsys.readouterr().err == "distalign score: warning: p.jsonl: skipped 2 row(s)\n"
+    assert [w.category for w in caught] == [FutureWarning]
