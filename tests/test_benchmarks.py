@@ -106,3 +106,14 @@ def test_score_release_runs_on_a_sample_of_the_release(release_dir: Path, tmp_pa
         r"read [\d.]+ s  parse [\d.]+ s  score [\d.]+ s  bootstrap [\d.]+ s  write [\d.]+ s", out.stdout
     )
     assert re.search(r"vs the paper's evaluation \(151 s .*\): \d+x faster", out.stdout)
+
+
+def test_score_throughput_runs_on_the_fixture(tmp_path: Path) -> None:
+    argv = ["--data-dir", "fixture", "--n", "3000", "--naive-n", "100", "--n-resamples", "20"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, whatever is installed
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "score_throughput.py"), *argv],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "3,000 predictions" in out.stdout and re.search(r"overall \d+x", out.stdout), out.stdout
