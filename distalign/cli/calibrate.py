@@ -30,6 +30,7 @@ from distalign.calibration.frame import cell_groups, is_evaluated, question_keys
 from distalign.calibration.ood import ood_table
 from distalign.calibration.regression import CANDIDATES
 from distalign.calibration.stage import apply_calibrator, calibrate_items
+from distalign.cli.score import warnings_on_stderr
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from distalign.report.figures import learning_curves_figure, save_figure
@@ -116,6 +117,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=UNPARSED_POLICIES,
         default="uniform",
         help="how unparsed answers score; 'exclude' discards them (the supervision paper's protocol)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="rows with no human distribution, repeated rows and probabilities with no mass are errors "
+        "(default: skipped / counted once / unparsed, with a warning, as distalign score does)",
     )
     p.add_argument(
         "--ood",
@@ -216,12 +223,14 @@ def _check_args(args: argparse.Namespace) -> tuple[str, ...]:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     families = _check_args(args)
-    with _progress(sys.stderr.isatty()) as step:
+    with warnings_on_stderr("calibrate"), _progress(sys.stderr.isatty()) as step:
         step(f"reading {args.predictions}")
         df = read_predictions(args.predictions)
         surveys = _surveys(df, args)
         step(f"scoring {len(df):,} predictions")
-        scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
+        scored = score_predictions(
+            df, surveys, unparsed=args.unparsed, source=args.predictions, strict=args.strict, unique=True
+        )
         items = items_from_scored(scored, surveys)
         rates = extraction_table(items)
         written: list[str] = []
