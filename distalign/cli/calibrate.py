@@ -38,7 +38,7 @@ from distalign.report.leaderboard import leaderboard
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
-from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.survey.registry import surveys_for
 from distalign.tracking.calibrators import load_calibrator
 
 PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -158,17 +158,6 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
         yield lambda text: bar.update(task, description=text, refresh=True)
 
 
-def _surveys(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
-    surveys: dict[str, Survey] = {}
-    for path in args.survey:
-        s = load_survey("custom", path=path)
-        surveys[s.name] = s
-    for name in datasets_in(df, args.predictions):
-        if name in DATASET_LOADERS and name not in surveys:
-            surveys[name] = load_survey(name, args.data_dir)
-    return surveys
-
-
 def items_from_scored(scored: pd.DataFrame, surveys: dict[str, Survey]) -> pd.DataFrame:
     """``score_predictions`` output as an items table: probs columns renamed, ordinal positions added."""
     items = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
@@ -226,7 +215,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     with warnings_on_stderr("calibrate"), _progress(sys.stderr.isatty()) as step:
         step(f"reading {args.predictions}")
         df = read_predictions(args.predictions)
-        surveys = _surveys(df, args)
+        surveys = surveys_for(datasets_in(df, args.predictions), args.data_dir, args.survey)
         step(f"scoring {len(df):,} predictions")
         scored = score_predictions(
             df, surveys, unparsed=args.unparsed, source=args.predictions, strict=args.strict, unique=True

@@ -29,9 +29,9 @@ from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.render import print_leaderboard
 from distalign.scoring.predictions import PredictionsWarning, datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
-from distalign.survey.model import DATASETS, Survey
+from distalign.survey.model import DATASETS
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS
-from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.survey.registry import surveys_for
 
 DATA_DIR_HELP = (
     f"release root folder (default: ${ENV_VAR}, else ~/.cache/distalign/data; '{FIXTURE_ALIAS}' = sample)"
@@ -143,18 +143,6 @@ def write_rows(
         pd.DataFrame(list(rows)).to_csv(csv_path, index=False)
 
 
-def _surveys_for(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
-    """Benchmark datasets the file names, plus custom surveys; unknown names are reported per row later."""
-    surveys: dict[str, Survey] = {}
-    for path in args.survey:
-        s = load_survey("custom", path=path)
-        surveys[s.name] = s
-    for name in datasets_in(df, args.predictions):
-        if name in DATASET_LOADERS and name not in surveys:
-            surveys[name] = load_survey(name, args.data_dir)
-    return surveys
-
-
 class Steps:
     """The command's steps on stderr, with a bar where their size is known; shown only when stderr is a
     terminal (never in pipes, logs or tests), and cleared when done."""
@@ -212,7 +200,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         steps.step(f"reading {args.predictions.name}")
         df = read_predictions(args.predictions)
         steps.step("loading surveys")
-        surveys = _surveys_for(df, args)
+        surveys = surveys_for(datasets_in(df, args.predictions), args.data_dir, args.survey)
         steps.step(f"checking {len(df):,} rows, parsing responses")
         scored = score_predictions(
             df,
