@@ -14,9 +14,12 @@ import pandas as pd
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.errors import InputError
 from distalign.report.document import write_report
+from distalign.report.meister2024.release import import_release
+from distalign.report.meister2024.reproduce import load_surveys, score_rows
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.results import CELLS, read_items
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
+from distalign.survey.paths import data_dir
 from distalign.survey.registry import surveys_for
 from distalign.tracking.mlflow_tracker import resolve_tracking_uri
 from distalign.tracking.readback import download_sweep
@@ -44,6 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tracking-uri",
         default=None,
         help="MLflow tracking URI for a run id (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+    p.add_argument(
+        "--with",
+        dest="with_",
+        choices=("meister2024",),
+        default=None,
+        help="add a paper's own rows, scored identically: meister2024 = the benchmark release's models "
+        "(their outputs read from --data-dir), so a new model appears on the paper's leaderboard",
     )
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument(
@@ -78,8 +89,13 @@ def source_kind(source: str) -> SourceKind:
 
 def _extra_rows(args: argparse.Namespace) -> list[pd.DataFrame]:
     """More scored items to report beside SOURCE's, scored identically (``write_report(extra_rows=...)``):
-    the hook for ``--with meister2024`` (the release's own rows, ``distalign.report.meister2024``)."""
-    return []
+    ``--with meister2024`` adds the benchmark release's own model outputs, scored as ``distalign score``
+    scores a real file."""
+    if args.with_ != "meister2024":
+        return []
+    root = data_dir(args.data_dir)
+    preds = import_release(root)
+    return [score_rows(preds, load_surveys(root))]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
