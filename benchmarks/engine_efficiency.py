@@ -14,9 +14,13 @@ dataset, planned by ``distalign.sweep.plan.build_plan``. For each engine they ar
   batches of the engine's ``batch_size``, last-position forward pass for log-probs, ``model.generate`` per
   group of equal sampling settings).
 
-Model loading is timed apart on both sides and not counted. Both sides use the same number of threads:
-the sweep's model config gets ``serving.num_cpus = --threads`` (the shipped configs reserve 1 CPU per
-actor, which on CPU also means one thread). Prints requests/s and output tokens/s of each side, their
+Model loading is timed apart on both sides and not counted. Both sides use the same number of threads
+(``--threads``, default 1 as in the shipped configs): the sweep's model config gets ``serving.num_cpus``
+set to it (Ray then sets ``OMP_NUM_THREADS`` in the actor, which torch and vLLM follow) and the raw side
+sets the same. Verbalize runs with ``max_tokens`` 32 unless told (``--verbalize-max-tokens``; the
+method's own default is 200) so that a run takes minutes on 2 cores.
+
+Prints requests/s and output tokens/s of each side, their
 ratio, where the sweep's time went (engine busy, idle between batches, after the last batch) and the load
 average.
 
@@ -29,11 +33,12 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from distalign.engines.chat import render_chat
+from distalign.engines import hf_reference
 from distalign.engines.store import ResponseStore
 from distalign.records.config import (
     CellConfig,
@@ -69,7 +74,15 @@ def _conf(group: str, name: str, schema: type) -> Any:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
 
 
-def grid(engine: str, data_dir: str, items: int, threads: int, verbalize_tokens: int) -> list[CellConfig]:
+def grid(
+    engine: str,
+    data_dir: str,
+    items: int,
+    threads: int,
+    verbalize_tokens: int,
+    datasets: Sequence[str] = DATASETS,
+    steerings: Sequence[str] = STEERINGS,
+) -> list[CellConfig]:
     model: ModelConfig = _conf("model", MODELS[engine], ModelConfig)
     model = replace(model, serving=replace(model.serving, num_cpus=float(threads)))
     methods = [
@@ -84,8 +97,8 @@ def grid(engine: str, data_dir: str, items: int, threads: int, verbalize_tokens:
             steering=_conf("steering", s, SteeringConfig),
             method=m,
         )
-        for d in DATASETS
-        for s in STEERINGS
+        for d in datasets
+        for s in steerings
         for m in methods
     ]
 
@@ -168,26 +181,25 @@ def sweep_side(cells: list[CellConfig], keys: list[str], batch_size: int, tmp: P
 
 
 def _rendered(tokenizer: Any, request: Any) -> list[int]:
-    text = render_chat(tokenizer, request.messages, request.assistant_prefix)
+    text = hf_reference.render(tokenizer, request.messages, request.assistant_prefix)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _single_tokens(tokenizer: Any, strings: Any, spaced: bool) -> list[int]:
-    """Each string's own single token (and its space-prefixed one, for option letters)."""
-    ids: list[int] = []
-    for s in strings:
-        for variant in (s, " " + s) if spaced else (s,):
-            enc = tokenizer(variant, add_special_tokens=False)["input_ids"]
-            if len(enc) == 1 and enc[0] not in ids:
-                ids.append(enc[0])
-    return ids
+def _letters(tokenizer: Any, allowed: Any) -> list[int]:
+    return hf_reference.single_token_ids(tokenizer, allowed, spaced=False)
 
 
-def raw_vllm(requests: list[Any], folder: str) -> Side:
+def raw_vllm(requests: list[Any], folder: str, threads: int, batch_size: int) -> list[Side]:
+    """All requests in one ``generate`` call; then again in the sweep's batches (per kind, in plan order,
+    ``batch_size`` each, one call after the other), which separates the cost of how the sweep batches from
+    the cost of the sweep itself."""
     from distalign.engines.vllm_engine import CPU_ENV_DEFAULTS
 
     for key, value in CPU_ENV_DEFAULTS.items():  # the engine's own settings, so both run alike
         os.environ.setdefault(key, value)
+    # Ray sets OMP_NUM_THREADS=num_cpus in the engine actor and vLLM keeps it; unset, vLLM would pick
+    # its own count here (one thread on a 2-core machine)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -202,46 +214,53 @@ def raw_vllm(requests: list[Any], folder: str) -> Side:
     )
     load_s = time.perf_counter() - t
     tok = llm.get_tokenizer()
-    start = time.perf_counter()
-    prompts, params = [], []
-    for r in requests:
-        prompts.append(TokensPrompt(prompt_token_ids=_rendered(tok, r)))
+
+    def prepare(r: Any) -> tuple[Any, Any]:
+        prompt = TokensPrompt(prompt_token_ids=_rendered(tok, r))
         if isinstance(r, OptionLogprobRequest):
-            ids = _single_tokens(tok, r.candidates, spaced=True)
-            params.append(
-                SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids, detokenize=False)
+            ids = hf_reference.single_token_ids(tok, r.candidates, spaced=True)
+            return prompt, SamplingParams(
+                max_tokens=1, temperature=0.0, logprob_token_ids=ids, detokenize=False
             )
-        else:
-            p = r.params
-            allowed = None if p.allowed is None else _single_tokens(tok, p.allowed, spaced=False)
-            params.append(
-                SamplingParams(
-                    n=p.n,
-                    temperature=p.temperature,
-                    top_p=p.top_p,
-                    max_tokens=p.max_tokens,
-                    min_tokens=p.min_tokens,
-                    allowed_token_ids=allowed,
-                    seed=p.seed,
-                )  # fmt: skip
+        p = r.params
+        allowed = None if p.allowed is None else _letters(tok, p.allowed)
+        return prompt, SamplingParams(
+            n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+            min_tokens=p.min_tokens, allowed_token_ids=allowed, seed=p.seed,
+        )  # fmt: skip
+
+    def run(batches: list[list[Any]], label: str, note: str) -> Side:
+        start = time.perf_counter()
+        tokens = 0
+        for batch in batches:
+            prompts, params = zip(*(prepare(r) for r in batch), strict=True)
+            outputs = llm.generate(list(prompts), list(params), use_tqdm=False)
+            tokens += sum(
+                len(o.token_ids)
+                for r, out in zip(batch, outputs, strict=True)
+                if isinstance(r, GenerateRequest)
+                for o in out.outputs
             )
-    outputs = llm.generate(prompts, params, use_tqdm=False)
-    seconds = time.perf_counter() - start
-    tokens = sum(
-        len(o.token_ids)
-        for r, out in zip(requests, outputs, strict=True)
-        if isinstance(r, GenerateRequest)
-        for o in out.outputs
-    )
-    del llm
-    return Side("raw", seconds, len(requests), tokens, load_s, ["one LLM.generate call with every request"])
+        return Side(label, time.perf_counter() - start, len(requests), tokens, load_s, [note])
+
+    by_kind: list[list[Any]] = []
+    for kind in (OptionLogprobRequest, GenerateRequest):
+        mine = [r for r in requests if isinstance(r, kind)]
+        by_kind += [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    sides = [
+        run([requests], "raw", "one LLM.generate call with every request"),
+        run(
+            by_kind,
+            "raw-b",
+            f"{len(by_kind)} LLM.generate calls, one per sweep batch (per kind, <= {batch_size})",
+        ),
+    ]
+    return sides
 
 
 def raw_hf(requests: list[Any], folder: str, batch_size: int, threads: int) -> Side:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from distalign.engines import hf_reference
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -256,7 +275,7 @@ def raw_hf(requests: list[Any], folder: str, batch_size: int, threads: int) -> S
         model,
         tok,
         [_rendered(tok, r) for r in logp],
-        [_single_tokens(tok, r.candidates, spaced=True) for r in logp],
+        [hf_reference.single_token_ids(tok, r.candidates, spaced=True) for r in logp],
         batch_size,
     )
     settings = [
@@ -266,7 +285,9 @@ def raw_hf(requests: list[Any], folder: str, batch_size: int, threads: int) -> S
             max_new_tokens=r.params.max_tokens,
             min_new_tokens=r.params.min_tokens,
             n=r.params.n,
-            allowed=None if r.params.allowed is None else tuple(_single_tokens(tok, r.params.allowed, False)),
+            allowed=None
+            if r.params.allowed is None
+            else tuple(hf_reference.single_token_ids(tok, r.params.allowed, False)),
         )
         for r in gen
     ]
@@ -281,15 +302,21 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=1, help="items per dataset")
     parser.add_argument("--engines", default="hf,vllm", help="comma-separated: hf, vllm")
     parser.add_argument("--data-dir", default=_default_data_dir())
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads on both sides")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads on both sides (the shipped configs reserve 1 CPU)"
+    )
     parser.add_argument("--batch-size", type=int, default=SweepSettings.batch_size, help="sweep.batch_size")
     parser.add_argument(
         "--verbalize-max-tokens",
         type=int,
-        default=64,
-        help="verbalize's max_tokens (the method's own default is 200; 64 keeps a run to minutes on 2 cores)",
+        default=32,
+        help="verbalize's max_tokens (the method's own default is 200; 32 keeps a run to minutes on 2 cores)",
     )
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="a subset, comma-separated")
+    parser.add_argument("--steerings", default=",".join(STEERINGS), help="a subset, comma-separated")
     args = parser.parse_args()
+    datasets = [d for d in args.datasets.split(",") if d]
+    steerings = [s for s in args.steerings.split(",") if s]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = sorted(set(engines) - set(MODELS))
     if unknown:
@@ -315,7 +342,15 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for engine in engines:
-                cells = grid(engine, args.data_dir, args.items, args.threads, args.verbalize_max_tokens)
+                cells = grid(
+                    engine,
+                    args.data_dir,
+                    args.items,
+                    args.threads,
+                    args.verbalize_max_tokens,
+                    datasets,
+                    steerings,
+                )
                 plan = build_plan(cells)
                 if plan.failed:
                     raise SystemExit(f"planning failed: {plan.failed[0][2]}")
@@ -338,12 +373,14 @@ def main() -> int:
                 for note in sweep.notes:
                     print(f"         {note}")
                 if engine == "vllm":
-                    raw = raw_vllm(requests, folder)
+                    raws = raw_vllm(requests, folder, args.threads, args.batch_size)
                 else:
-                    raw = raw_hf(requests, folder, model.serving.batch_size, args.threads)
-                print(raw.line(), flush=True)
-                for note in raw.notes:
-                    print(f"         {note}")
+                    raws = [raw_hf(requests, folder, model.serving.batch_size, args.threads)]
+                for raw in raws:
+                    print(raw.line(), flush=True)
+                    for note in raw.notes:
+                        print(f"         {note}")
+                raw = raws[0]
                 ratio_r = (sweep.requests / sweep.seconds) / (raw.requests / raw.seconds)
                 ratio_t = (sweep.tokens / sweep.seconds) / max(raw.tokens / raw.seconds, 1e-9)
                 verdict = "meets" if ratio_r >= TARGET else "misses"
@@ -355,6 +392,9 @@ def main() -> int:
                     flush=True,
                 )
                 verdicts.append(verdict)
+                for other in raws[1:]:
+                    ratio = other.seconds / sweep.seconds
+                    print(f"  {engine}: sweep/{other.label} = {ratio:.2f} in requests/s", flush=True)
     finally:
         ray.shutdown()
     return 0

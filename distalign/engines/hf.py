@@ -4,7 +4,8 @@ Log-probs take one left-padded forward pass per batch and apply the LM head only
 (the head over a 49k vocabulary dominates otherwise). Generation runs its own decode loop over the KV
 cache because ``model.generate`` samples from one global RNG: here every sample row owns a random
 stream seeded from (seed, sample index, row), so a seeded request gives the same text whatever else shares
-its batch. Rows leave the batch (and the cache) as soon as they finish.
+its batch. The samples of one request share one prefill of its prompt. Rows leave the batch (and the
+cache) as soon as they finish.
 
 Each decoding step treats the batch as a whole: masks, temperature, top-p and the draw are tensor
 operations over all rows, and the picks reach the host once per step. A row draws by inverting the CDF of
@@ -194,8 +195,15 @@ class HFEngine:
 
     @torch.inference_mode()
     def _decode(self, rows: list[_Row]) -> None:
-        logprobs, state = self._forward([r.ids for r in rows], keep_cache=True)
+        # the n samples of a request share their prompt: run it once and copy its cache to every sample
+        unique: dict[tuple[int, ...], int] = {}
+        expand = [unique.setdefault(tuple(r.ids), len(unique)) for r in rows]
+        logprobs, state = self._forward([list(ids) for ids in unique], keep_cache=True)
         cache, mask = state
+        if len(unique) < len(rows):
+            index = torch.tensor(expand, device=self.device)
+            cache.batch_select_indices(index)
+            mask, logprobs = mask[index], logprobs[index]
         active = list(rows)
         sampler = _Sampler(active, logprobs.shape[-1], self.device)
         while True:

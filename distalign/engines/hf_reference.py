@@ -29,6 +29,24 @@ class Generation:
     allowed: tuple[int, ...] | None = None
 
 
+def render(tokenizer: Any, messages: Sequence[Any], assistant_prefix: str = "") -> str:
+    """The tokenizer's own chat template with the generation prompt, then the assistant prefix."""
+    conversation = [{"role": m.role, "content": m.content} for m in messages]
+    text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    return str(text) + assistant_prefix
+
+
+def single_token_ids(tokenizer: Any, strings: Sequence[str], spaced: bool) -> list[int]:
+    """Each string's own single token, and with ``spaced`` its space-prefixed one ("A", " A")."""
+    ids: list[int] = []
+    for s in strings:
+        for variant in (s, " " + s) if spaced else (s,):
+            enc = tokenizer(variant, add_special_tokens=False)["input_ids"]
+            if len(enc) == 1 and enc[0] not in ids:
+                ids.append(enc[0])
+    return ids
+
+
 def _batches(order: list[int], size: int) -> list[list[int]]:
     return [order[i : i + size] for i in range(0, len(order), size)]
 
