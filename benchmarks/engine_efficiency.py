@@ -110,6 +110,7 @@ class Side:
     requests: int
     tokens: int
     load_s: float
+    cpu_s: float  # CPU time of the process(es) doing the work: robust to other load on a shared machine
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -117,7 +118,7 @@ class Side:
             f"  {self.label:<6} {self.requests} requests, {self.tokens:,} output tokens in "
             f"{self.seconds:.1f} s: {self.requests / self.seconds:.2f} requests/s, "
             f"{self.tokens / self.seconds:.1f} tokens/s "
-            f"(load {self.load_s:.1f} s, not counted)"
+            f"(load {self.load_s:.1f} s, not counted); CPU {self.cpu_s:.1f} s"
         )
 
 
@@ -145,8 +146,9 @@ def _output_tokens(results: dict[str, Any]) -> int:
 def sweep_side(cells: list[CellConfig], keys: list[str], batch_size: int, tmp: Path) -> Side:
     store = tmp / f"store-{cells[0].model.serving.engine}"
     settings = SweepSettings(store=str(store), progress=False, batch_size=batch_size)
+    driver_cpu = time.process_time()
     out = run_sweep(cells, settings, NullTracker())
-    end = time.time()
+    end, driver_cpu = time.time(), time.process_time() - driver_cpu
     t = out.totals
     if t["finished"] != len(cells):
         raise SystemExit(f"sweep finished {int(t['finished'])} of {len(cells)} cells: {out.failures[:3]}")
@@ -158,7 +160,8 @@ def sweep_side(cells: list[CellConfig], keys: list[str], batch_size: int, tmp: P
     if failed:
         raise SystemExit(f"{len(failed)} of {len(keys)} requests have no stored answer")
     seconds = end - stats["ready_at"]
-    side = Side("sweep", seconds, int(t["requests_sent"]), _output_tokens(results), stats["load_s"])
+    cpu = stats["cpu_s"] + driver_cpu
+    side = Side("sweep", seconds, int(t["requests_sent"]), _output_tokens(results), stats["load_s"], cpu)
     spans = sorted(stats["spans"], key=lambda s: s[2])
     if spans:
         idle = sum(max(0.0, b[2] - a[3]) for a, b in zip(spans, spans[1:], strict=False))
@@ -175,7 +178,8 @@ def sweep_side(cells: list[CellConfig], keys: list[str], batch_size: int, tmp: P
         ]
     side.notes.append(
         f"sweep wall {t['wall_time_s']:.1f} s in all (plan {t['plan_s']:.1f} s, parse+score "
-        f"{t['parse_score_s']:.1f} s), {int(t['requests_sent'])} requests sent"
+        f"{t['parse_score_s']:.1f} s), {int(t['requests_sent'])} requests sent; CPU: engine actor "
+        f"{stats['cpu_s']:.1f} s in its calls, driver {driver_cpu:.1f} s"
     )
     return side
 
@@ -197,9 +201,12 @@ def raw_vllm(requests: list[Any], folder: str, threads: int, batch_size: int) ->
 
     for key, value in CPU_ENV_DEFAULTS.items():  # the engine's own settings, so both run alike
         os.environ.setdefault(key, value)
-    # Ray sets OMP_NUM_THREADS=num_cpus in the engine actor and vLLM keeps it; unset, vLLM would pick
-    # its own count here (one thread on a 2-core machine)
+    # Ray sets OMP_NUM_THREADS=num_cpus in the engine actor before torch starts, and vLLM keeps it. Here
+    # torch is already imported (its pool sized to every core), so the variable alone is not enough.
+    import torch
+
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -230,7 +237,7 @@ def raw_vllm(requests: list[Any], folder: str, threads: int, batch_size: int) ->
         )  # fmt: skip
 
     def run(batches: list[list[Any]], label: str, note: str) -> Side:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tokens = 0
         for batch in batches:
             prompts, params = zip(*(prepare(r) for r in batch), strict=True)
@@ -241,7 +248,8 @@ def raw_vllm(requests: list[Any], folder: str, threads: int, batch_size: int) ->
                 if isinstance(r, GenerateRequest)
                 for o in out.outputs
             )
-        return Side(label, time.perf_counter() - start, len(requests), tokens, load_s, [note])
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return Side(label, seconds, len(requests), tokens, load_s, cpu, [note])
 
     by_kind: list[list[Any]] = []
     for kind in (OptionLogprobRequest, GenerateRequest):
@@ -268,7 +276,7 @@ def raw_hf(requests: list[Any], folder: str, batch_size: int, threads: int) -> S
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     load_s = time.perf_counter() - t
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     logp = [r for r in requests if isinstance(r, OptionLogprobRequest)]
     gen = [r for r in requests if isinstance(r, GenerateRequest)]
     hf_reference.option_logprobs(
@@ -294,7 +302,8 @@ def raw_hf(requests: list[Any], folder: str, batch_size: int, threads: int) -> S
     produced = hf_reference.generate(model, tok, [_rendered(tok, r) for r in gen], settings, batch_size)
     seconds = time.perf_counter() - start
     note = f"transformers loops, batches of {batch_size} sequences, {threads} threads"
-    return Side("raw", seconds, len(requests), sum(produced), load_s, [note])
+    cpu = time.process_time() - cpu
+    return Side("raw", seconds, len(requests), sum(produced), load_s, cpu, [note])
 
 
 def main() -> int:
@@ -392,9 +401,13 @@ def main() -> int:
                     flush=True,
                 )
                 verdicts.append(verdict)
+                print(f"  {engine}: CPU time raw/sweep = {raw.cpu_s / sweep.cpu_s:.2f}", flush=True)
                 for other in raws[1:]:
-                    ratio = other.seconds / sweep.seconds
-                    print(f"  {engine}: sweep/{other.label} = {ratio:.2f} in requests/s", flush=True)
+                    print(
+                        f"  {engine}: sweep/{other.label} = {other.seconds / sweep.seconds:.2f} requests/s, "
+                        f"CPU time {other.label}/sweep = {other.cpu_s / sweep.cpu_s:.2f}",
+                        flush=True,
+                    )
     finally:
         ray.shutdown()
     return 0
