@@ -22,7 +22,6 @@ from pathlib import Path
 
 from distalign.cli.score import write_rows
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
-from distalign.report.meister2024 import reproduce
 from distalign.report.meister2024.predictions_file import write_predictions
 from distalign.report.meister2024.release import import_release
 from distalign.scoring.predictions import datasets_in, read_predictions, resolve_predictions
@@ -46,9 +45,6 @@ def main() -> None:
     root = data_dir(args.data_dir)
     surveys = {name: load_survey(name, root) for name in DATASETS}
     df = import_release(root)
-    # TEMPORARY, goes with reproduce._drop_rows_scoring_cannot_take_yet at merge: this branch's scorer still
-    # rejects unevaluated groups and all-zero log-p rows, which the release holds
-    df = reproduce._drop_rows_scoring_cannot_take_yet(df, surveys)
     if args.sample is not None:
         df = df.sample(n=min(args.sample, len(df)), random_state=0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +59,9 @@ def main() -> None:
         clock.append(time.perf_counter())
         wanted = {n: surveys[n] for n in datasets_in(preds, path)}
         table = SurveyTable.build(wanted)
-        resolved = resolve_predictions(preds, wanted, path, width=table.human.shape[1])
+        resolved = resolve_predictions(
+            preds, wanted, path, width=table.human.shape[1], strict=False, unique=True
+        )
         clock.append(time.perf_counter())
         scored = score_resolved(resolved, table)
         clock.append(time.perf_counter())

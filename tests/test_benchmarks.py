@@ -106,3 +106,90 @@ def test_score_release_runs_on_a_sample_of_the_release(release_dir: Path, tmp_pa
         r"read [\d.]+ s  parse [\d.]+ s  score [\d.]+ s  bootstrap [\d.]+ s  write [\d.]+ s", out.stdout
     )
     assert re.search(r"vs the paper's evaluation \(151 s .*\): \d+x faster", out.stdout)
+
+
+def test_score_throughput_runs_on_the_fixture(tmp_path: Path) -> None:
+    argv = ["--data-dir", "fixture", "--n", "3000", "--naive-n", "100", "--n-resamples", "20"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, whatever is installed
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "score_throughput.py"), *argv],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "3,000 predictions" in out.stdout and re.search(r"overall \d+x", out.stdout), out.stdout
+
+
+def _efficiency(engine: str, tmp_path: Path) -> str:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "engine_efficiency.py"),
+            "--data-dir",
+            "fixture",
+            "--items",
+            "1",
+            "--engines",
+            engine,
+            "--datasets",
+            "nyt_books",
+            "--steerings",
+            "none",
+            "--verbalize-max-tokens",
+            "6",
+        ],  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # 3 cells (log-probs, sequence, verbalize n=3) of one item: every request answered on both sides
+    assert re.search(rf"{engine} engine \(model \w+\): 3 cells, 3 distinct requests", out.stdout), out.stdout
+    for side in ("sweep", "raw"):
+        assert re.search(rf"^  {side} +3 requests, [\d,]+ output tokens in [\d.]+ s", out.stdout, re.M), (
+            out.stdout
+        )
+    assert re.search(
+        rf"{engine}: sweep/raw = [\d.]+ in requests/s, [\d.]+ in output tokens/s; (meets|misses)", out.stdout
+    )
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_engine_efficiency_hf_runs_a_sweep_and_the_plain_loops(tmp_path: Path) -> None:
+    stdout = _efficiency("hf", tmp_path)
+    assert "engine calls: option_logprobs 1 x 1" in stdout  # the engine's own timeline reached the sweep
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_engine_efficiency_vllm_runs_a_sweep_and_raw_vllm(tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    _efficiency("vllm", tmp_path)
+
+
+@pytest.mark.slow
+def test_engine_batching_times_the_raw_forward_pass_in_the_same_run() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "engine_batching.py"),
+            "--prompts",
+            "4",
+            "--batch",
+            "4",
+            "--new-tokens",
+            "2",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    for label in ("raw forward", "option_logprobs", "generate"):
+        assert re.search(rf"{label}  batch  4: +[\d.]+ prompts/s +\([\d.]+x one at a time", out.stdout), (
+            out.stdout
+        )
+    assert re.search(r"raw forward  batch  1: +[\d.]+ prompts/s +\(\d+ GFLOP/s\)", out.stdout)

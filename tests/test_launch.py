@@ -111,6 +111,9 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
     assert {"leaderboard.csv", "kss.csv", "baselines.csv"} <= tables
     assert "| smollm2_135m | verbalize |" in parent.data.tags["mlflow.note.content"]
     assert "mlflow ui --backend-store-uri" in proc.stdout
+    assert "invented sample shipped with the package" in proc.stdout  # the demo data says what it is
+    md = client.download_artifacts(parent.info.run_id, "report/report.md", str(tmp_path))
+    assert "(invented sample data)" in Path(md).read_text().splitlines()[0]
     # the sweep folder holds every cell and the report the run printed
     folder = next((tmp_path / ".distalign" / "sweeps").iterdir())
     assert len(list((folder / "cells").glob("*/cell.json"))) == 6

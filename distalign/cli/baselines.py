@@ -7,22 +7,44 @@ from pathlib import Path
 
 from rich.console import Console
 
-from distalign.cli.score import DATA_DIR_HELP, bootstrap_args, write_rows
+from distalign.cli.score import DATA_DIR_HELP, Formatter, bootstrap_args, check_output, write_rows
 from distalign.errors import InputError
 from distalign.report.leaderboard import baseline_rows
 from distalign.report.render import BASELINE_COLUMNS, table
 from distalign.survey.model import DATASETS
 from distalign.survey.registry import DATASET_LOADERS, load_survey
 
+EPILOG = """examples:
+  distalign baselines --data-dir ~/meister2024
+  distalign baselines --datasets opinionqa,nyt_books --json baselines.json --csv baselines.csv
+  distalign baselines --data-dir fixture --n-resamples 200 --seed 1
+
+Rows: uniform, majority (one-hot on the most likely human option) and discretization_30 (the expected
+TV of 30 samples from the human distribution), per dataset and over the datasets."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "baselines", help="uniform, majority and 30-sample baselines with 95%% intervals"
+        "baselines",
+        help="uniform, majority and 30-sample baselines with 95%% intervals",
+        description="The benchmark's reference rows: mean total variation over (item, group) pairs of the\n"
+        "uniform, majority and 30-sample baselines, with 95% bootstrap intervals.",
+        epilog=EPILOG,
+        formatter_class=Formatter,
     )
-    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
-    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
-    p.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
-    p.add_argument("--csv", type=Path, default=None, help="write the rows as CSV here")
+    p.add_argument(
+        "--datasets",
+        metavar="NAMES",
+        default=",".join(DATASETS),
+        help="comma-separated dataset names (default: %(default)s)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", default=None, help=DATA_DIR_HELP)
+    p.add_argument(
+        "--json", metavar="FILE", type=Path, default=None, help="write the rows as JSON here (default: none)"
+    )
+    p.add_argument(
+        "--csv", metavar="FILE", type=Path, default=None, help="write the rows as CSV here (default: none)"
+    )
     bootstrap_args(p)
     p.set_defaults(func=cmd_baselines)
 
@@ -40,6 +62,8 @@ def _datasets(spec: str) -> list[str]:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     names = _datasets(args.datasets)
+    check_output(args.json, "--json")
+    check_output(args.csv, "--csv")
     surveys = {n: load_survey(n, args.data_dir) for n in names}
     rows = baseline_rows(surveys, names, n_resamples=args.n_resamples, seed=args.seed)
     Console().print(table("Baselines: mean TV over (item, group) pairs", rows, BASELINE_COLUMNS))

@@ -30,6 +30,7 @@ from distalign.calibration.frame import cell_groups, is_evaluated, question_keys
 from distalign.calibration.ood import ood_table
 from distalign.calibration.regression import CANDIDATES
 from distalign.calibration.stage import apply_calibrator, calibrate_items
+from distalign.cli.score import warnings_on_stderr
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from distalign.report.figures import learning_curves_figure, save_figure
@@ -37,7 +38,7 @@ from distalign.report.leaderboard import leaderboard
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
-from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.survey.registry import surveys_for
 from distalign.tracking.calibrators import load_calibrator
 
 PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -118,6 +119,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how unparsed answers score; 'exclude' discards them (the supervision paper's protocol)",
     )
     p.add_argument(
+        "--strict",
+        action="store_true",
+        help="rows with no human distribution, repeated rows and probabilities with no mass are errors "
+        "(default: skipped / counted once / unparsed, with a warning, as distalign score does)",
+    )
+    p.add_argument(
         "--ood",
         action="store_true",
         help="out-of-domain table: per setting, a regression calibrator trained on the other datasets, "
@@ -149,17 +156,6 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
         yield lambda text: bar.update(task, description=text, refresh=True)
-
-
-def _surveys(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
-    surveys: dict[str, Survey] = {}
-    for path in args.survey:
-        s = load_survey("custom", path=path)
-        surveys[s.name] = s
-    for name in datasets_in(df, args.predictions):
-        if name in DATASET_LOADERS and name not in surveys:
-            surveys[name] = load_survey(name, args.data_dir)
-    return surveys
 
 
 def items_from_scored(scored: pd.DataFrame, surveys: dict[str, Survey]) -> pd.DataFrame:
@@ -216,12 +212,14 @@ def _check_args(args: argparse.Namespace) -> tuple[str, ...]:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     families = _check_args(args)
-    with _progress(sys.stderr.isatty()) as step:
+    with warnings_on_stderr("calibrate"), _progress(sys.stderr.isatty()) as step:
         step(f"reading {args.predictions}")
         df = read_predictions(args.predictions)
-        surveys = _surveys(df, args)
+        surveys = surveys_for(datasets_in(df, args.predictions), args.data_dir, args.survey)
         step(f"scoring {len(df):,} predictions")
-        scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
+        scored = score_predictions(
+            df, surveys, unparsed=args.unparsed, source=args.predictions, strict=args.strict, unique=True
+        )
         items = items_from_scored(scored, surveys)
         rates = extraction_table(items)
         written: list[str] = []

@@ -7,7 +7,7 @@ import statistics
 
 from distalign.cli.helptext import add_command
 from distalign.survey.download import download, downloadable, files_for, load_manifest
-from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS, data_dir
+from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS, FIXTURE_NOTE, data_dir, is_fixture
 from distalign.survey.registry import CUSTOM, DATASET_LOADERS, list_datasets, load_survey
 
 _DATA_DIR_HELP = (
@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     root = data_dir(args.data_dir)
     print(f"data folder: {root}")
+    if is_fixture(args.data_dir):
+        print(f"  note: {FIXTURE_NOTE}")
     for name, loader in DATASET_LOADERS.items():
         present = all((root / f).is_file() for f in loader.files)
         print(f"  {name:<16} {'present' if present else 'missing':<8} {loader.description}")

@@ -4,7 +4,6 @@ parent run or a predictions file, as ``report.html``, ``report.md`` and ``tables
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -16,11 +15,14 @@ from distalign.cli.helptext import add_command
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.errors import InputError
 from distalign.report.document import write_report
+from distalign.report.meister2024.release import import_release
+from distalign.report.meister2024.reproduce import load_surveys, score_rows
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.results import CELLS, read_items
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
-from distalign.survey.model import Survey
-from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.survey.paths import data_dir
+from distalign.survey.registry import surveys_for
+from distalign.tracking.mlflow_tracker import resolve_tracking_uri
 from distalign.tracking.readback import download_sweep
 
 SourceKind = Literal["sweep", "mlflow", "predictions"]
@@ -52,6 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tracking-uri",
         default=None,
         help="MLflow tracking URI for a run id (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+    p.add_argument(
+        "--with",
+        dest="with_",
+        choices=("meister2024",),
+        default=None,
+        help="add a paper's own rows, scored identically: meister2024 = the benchmark release's models "
+        "(their outputs read from --data-dir), so a new model appears on the paper's leaderboard "
+        "(default: none)",
     )
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument(
@@ -88,26 +99,15 @@ def source_kind(source: str) -> SourceKind:
     )
 
 
-def tracking_uri(uri: str | None) -> str:
-    """As a sweep resolves it: the option, else ``MLFLOW_TRACKING_URI``, else ``mlflow.db`` here."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def _surveys(df: pd.DataFrame, args: argparse.Namespace, source: Path) -> dict[str, Survey]:
-    surveys: dict[str, Survey] = {}
-    for path in args.survey:
-        s = load_survey("custom", path=path)
-        surveys[s.name] = s
-    for name in datasets_in(df, source):
-        if name in DATASET_LOADERS and name not in surveys:
-            surveys[name] = load_survey(name, args.data_dir)
-    return surveys
-
-
 def _extra_rows(args: argparse.Namespace) -> list[pd.DataFrame]:
     """More scored items to report beside SOURCE's, scored identically (``write_report(extra_rows=...)``):
-    the hook for ``--with meister2024`` (the release's own rows, ``distalign.report.meister2024``)."""
-    return []
+    ``--with meister2024`` adds the benchmark release's own model outputs, scored as ``distalign score``
+    scores a real file."""
+    if args.with_ != "meister2024":
+        return []
+    root = data_dir(args.data_dir)
+    preds = import_release(root)
+    return [score_rows(preds, load_surveys(root))]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -125,7 +125,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if kind == "predictions":
         path = Path(args.source)
         df = read_predictions(path)
-        surveys = _surveys(df, args, path)
+        surveys = surveys_for(datasets_in(df, path), args.data_dir, args.survey)
         scored = score_predictions(df, surveys, unparsed=args.unparsed, source=path)
         files = write_report(scored, out, surveys=surveys, **common)
     elif kind == "sweep":
@@ -135,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         files = write_report(items, out, **common)
     else:
         with tempfile.TemporaryDirectory(prefix="distalign-report-") as tmp:
-            folder = download_sweep(args.source, tracking_uri(args.tracking_uri), tmp)
+            folder = download_sweep(args.source, resolve_tracking_uri(args.tracking_uri), tmp)
             items = read_items(folder)
             if items.empty:
                 raise InputError("no finished cells", where=f"MLflow run {args.source}")

@@ -44,6 +44,11 @@ def _fmt(x: object) -> str:
     return "-" if _missing(x) else f"{x:.3f}"
 
 
+def _text(value: object) -> str:
+    """A table cell as text; missing (None, NaN) is blank."""
+    return "" if value is None or value != value else str(value)
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rep = reproduce(args.data_dir, n_resamples=args.n_resamples, seed=args.seed)
@@ -52,7 +57,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for c in ("table", "model", "method", "steering", "dataset", "reproduced", "published", "differs"):
         table.add_column(c, justify="right" if c in ("reproduced", "published") else "left", overflow="fold")
     for r in summary(rep):
-        cells = [r["table"], r["model"], r["method"] or "", r["steering"] or "", r["dataset"]]
+        cells = [r["table"], r["model"], *(_text(r[k]) for k in ("method", "steering")), r["dataset"]]
         table.add_row(
             *map(str, cells), _fmt(r["reproduced"]), _fmt(r["published"]), "yes" if r["why"] else ""
         )

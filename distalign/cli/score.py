@@ -1,54 +1,131 @@
-"""``distalign baselines`` and ``distalign score``: the benchmark's reference rows, and the leaderboard
-of any predictions file (a sweep's output, another tool's, human annotators' estimates)."""
+"""``distalign score``: the leaderboard of any predictions file (a sweep's output, another tool's, human
+annotators' estimates), plus the helpers ``distalign baselines`` shares with it."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-from collections.abc import Sequence
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from distalign.errors import InputError
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.render import print_leaderboard
-from distalign.scoring.predictions import datasets_in, read_predictions
+from distalign.scoring.predictions import PredictionsWarning, datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
-from distalign.survey.model import DATASETS, Survey
+from distalign.survey.model import DATASETS
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS
-from distalign.survey.registry import DATASET_LOADERS, load_survey
+from distalign.survey.registry import surveys_for
 
 DATA_DIR_HELP = (
     f"release root folder (default: ${ENV_VAR}, else ~/.cache/distalign/data; '{FIXTURE_ALIAS}' = sample)"
 )
+EPILOG = """examples:
+  distalign score predictions.jsonl --data-dir ~/meister2024 --out results/
+  distalign score preds.csv --survey my_survey.json --unparsed exclude --json board.json
+  distalign score preds.parquet --strict        # unevaluated groups and repeated rows are errors
+
+Rows naming a group the benchmark does not evaluate on an item are skipped, a row repeated with the
+same values counts once (a warning says how many; --strict makes both errors), and probabilities with
+no mass on any option count as a failed extraction (--unparsed).
+File format: distalign/scoring/PREDICTIONS_FORMAT.md"""
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's line breaks."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "score", help="score a predictions file (JSONL, CSV or Parquet) into a leaderboard"
+        "score",
+        help="score a predictions file (JSONL, CSV or Parquet) into a leaderboard",
+        description="Score a predictions file against the human group distributions: mean total variation\n"
+        "with 95% bootstrap intervals per model x method x steering x dataset, the knowledge-to-\n"
+        "simulation gap and the benchmark's baselines.",
+        epilog=EPILOG,
+        formatter_class=Formatter,
     )
-    p.add_argument("predictions", type=Path, help="see distalign/scoring/PREDICTIONS_FORMAT.md")
-    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    p.add_argument("predictions", type=Path, help="predictions file: .jsonl, .csv or .parquet")
+    p.add_argument("--data-dir", metavar="DIR", default=None, help=DATA_DIR_HELP)
     p.add_argument(
-        "--survey", type=Path, action="append", default=[], help="a custom survey file (repeatable)"
+        "--survey",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="a custom survey file, repeatable (default: none; the file's benchmark datasets are loaded)",
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="folder for leaderboard/KSS/baselines/scores (CSV + JSON)"
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="folder for leaderboard/KSS/baselines/scores as CSV + JSON (default: none, print only)",
     )
-    p.add_argument("--json", type=Path, default=None, help="write the leaderboard rows as JSON here")
     p.add_argument(
-        "--unparsed", choices=UNPARSED_POLICIES, default="uniform", help="how unparsed answers score"
+        "--json",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="write the leaderboard rows as JSON here (default: none)",
+    )
+    p.add_argument(
+        "--unparsed",
+        metavar="{" + ",".join(UNPARSED_POLICIES) + "}",
+        choices=UNPARSED_POLICIES,
+        default="uniform",
+        help="how failed extractions score: as uniform, left out of the means, or as a one-hot on the "
+        "least likely human option (default: %(default)s)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="rows with no human distribution, repeated rows and probabilities with no mass are errors "
+        "(default: skipped / counted once / unparsed, with a warning)",
     )
     bootstrap_args(p)
     p.set_defaults(func=cmd_score)
 
 
 def bootstrap_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--n-resamples",
+        metavar="N",
+        type=int,
+        default=1000,
+        help="bootstrap resamples (default: %(default)s)",
+    )
+    p.add_argument("--seed", metavar="N", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+
+
+def check_output(path: Path | None, option: str, folder: bool = False) -> None:
+    """Fails before any work when an output cannot be written: a folder option naming a file, a file
+    option naming a folder, or a parent that is a file."""
+    if path is None:
+        return
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{path} exists and is not a folder", where=option)
+    if not folder and path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name", where=option)
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise InputError(f"{parent} is a file, not a folder", where=option)
 
 
 def write_rows(
@@ -66,26 +143,79 @@ def write_rows(
         pd.DataFrame(list(rows)).to_csv(csv_path, index=False)
 
 
-def _surveys_for(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, Survey]:
-    """Benchmark datasets the file names, plus custom surveys; unknown names are reported per row later."""
-    surveys: dict[str, Survey] = {}
-    for path in args.survey:
-        s = load_survey("custom", path=path)
-        surveys[s.name] = s
-    for name in datasets_in(df, args.predictions):
-        if name in DATASET_LOADERS and name not in surveys:
-            surveys[name] = load_survey(name, args.data_dir)
-    return surveys
+class Steps:
+    """The command's steps on stderr, with a bar where their size is known; shown only when stderr is a
+    terminal (never in pipes, logs or tests), and cleared when done."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> Steps:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def step(self, description: str) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, total=1, completed=1)
+        self.task = self.bar.add_task(description, total=None)
+
+    def advance(self, done: int, total: int) -> None:
+        self.bar.update(self.task, total=total, completed=done)
+
+
+@contextmanager
+def warnings_on_stderr(command: str) -> Iterator[None]:
+    """Each ``PredictionsWarning`` as one line on stderr, ``distalign COMMAND: warning: ...``; other
+    warnings are issued again, after, as they were."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            warnings.simplefilter("always", PredictionsWarning)
+            yield
+    finally:
+        for w in caught:
+            if issubclass(w.category, PredictionsWarning):
+                print(f"distalign {command}: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    df = read_predictions(args.predictions)
-    surveys = _surveys_for(df, args)
-    scored = score_predictions(df, surveys, unparsed=args.unparsed, source=args.predictions)
-    order = [d for d in DATASETS if d in surveys] + [d for d in surveys if d not in DATASETS]
-    rows = leaderboard(scored, order, n_resamples=args.n_resamples, seed=args.seed)
-    base = baseline_rows(surveys, order, n_resamples=args.n_resamples, seed=args.seed)
-    kss = kss_table(rows)
+    check_output(args.out, "--out", folder=True)
+    check_output(args.json, "--json")
+    with warnings_on_stderr("score"), Steps() as steps:
+        steps.step(f"reading {args.predictions.name}")
+        df = read_predictions(args.predictions)
+        steps.step("loading surveys")
+        surveys = surveys_for(datasets_in(df, args.predictions), args.data_dir, args.survey)
+        steps.step(f"checking {len(df):,} rows, parsing responses")
+        scored = score_predictions(
+            df,
+            surveys,
+            unparsed=args.unparsed,
+            source=args.predictions,
+            strict=args.strict,
+            unique=True,
+            progress=steps.advance,
+        )
+        steps.step(f"bootstrap intervals ({args.n_resamples} resamples)")
+        order = [d for d in DATASETS if d in surveys] + [d for d in surveys if d not in DATASETS]
+        rows = leaderboard(scored, order, n_resamples=args.n_resamples, seed=args.seed)
+        base = baseline_rows(surveys, order, n_resamples=args.n_resamples, seed=args.seed)
+        kss = kss_table(rows)
     console = Console()
     print_leaderboard([*rows, *base], kss, console)
     write_rows([*rows, *base], args.json)

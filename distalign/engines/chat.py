@@ -6,6 +6,7 @@ log-prob distributions would differ for reasons unrelated to the model.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,28 @@ from distalign.records.engine import Message
 
 #: tokens of ``after_text`` kept when checking a candidate by decoding (enough context for any merge).
 _DECODE_TAIL = 8
+#: per tokenizer: (prompt end, strings, kind) -> token ids; every prompt of a cell ends alike
+_MEMO: weakref.WeakKeyDictionary[Any, dict[tuple[str, tuple[str, ...], str], Any]]
+_MEMO = weakref.WeakKeyDictionary()
+
+
+def prompt_end(tokenizer: Any, text: str) -> str:
+    """``text`` from its last special token on. Tokenizers split their input at special tokens and
+    tokenise each piece alone, so how a candidate letter tokenises after ``text`` depends only on this
+    end (the assistant turn of a rendered chat), which lets lookups be shared across prompts."""
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", ()) if t]
+    cut = max((text.rfind(t) for t in specials), default=-1)
+    return text[cut:] if cut > 0 else text
+
+
+def _memo(tokenizer: Any, key: tuple[str, tuple[str, ...], str], compute: Any) -> Any:
+    try:
+        table = _MEMO.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no memo
+        return compute()
+    if key not in table:
+        table[key] = compute()
+    return table[key]
 
 
 def render_chat(
@@ -77,17 +100,27 @@ def candidate_token_spellings(
     letter after a space ("A" and " A"). A model asked for "Answer:" puts its mass on " A"; summing the
     spellings' probabilities measures the option, not a whitespace habit (the litellm engine does the same
     with top log-probs). An empty tuple means no single token spells the candidate."""
-    out: list[tuple[int, ...]] = []
-    for c in candidates:
-        variants = [c] if c.startswith(" ") else [c, " " + c]
-        ids = [t for t in candidate_token_ids(tokenizer, variants, after_text) if t is not None]
-        out.append(tuple(dict.fromkeys(ids)))
-    return out
+    end = prompt_end(tokenizer, after_text)
+
+    def compute() -> list[tuple[int, ...]]:
+        out: list[tuple[int, ...]] = []
+        for c in candidates:
+            variants = [c] if c.startswith(" ") else [c, " " + c]
+            ids = [t for t in candidate_token_ids(tokenizer, variants, end) if t is not None]
+            out.append(tuple(dict.fromkeys(ids)))
+        return out
+
+    return list(_memo(tokenizer, (end, tuple(candidates), "spellings"), compute))
 
 
 def allowed_token_ids(tokenizer: Any, allowed: Sequence[str], after_text: str) -> list[int]:
     """Token ids that may spell the allowed strings: each string's id right after the prompt, and its own
     single token (the id it has after another allowed string, e.g. "B" after "A" in a sequence)."""
+    end = prompt_end(tokenizer, after_text)
+    return list(_memo(tokenizer, (end, tuple(allowed), "allowed"), lambda: _allowed(tokenizer, allowed, end)))
+
+
+def _allowed(tokenizer: Any, allowed: Sequence[str], after_text: str) -> list[int]:
     in_context = candidate_token_ids(tokenizer, allowed, after_text)
     ids: set[int] = set()
     for string, tid in zip(allowed, in_context, strict=True):

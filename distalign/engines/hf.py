@@ -2,14 +2,23 @@
 
 Log-probs take one left-padded forward pass per batch and apply the LM head only at the last position
 (the head over a 49k vocabulary dominates otherwise). Generation runs its own decode loop over the KV
-cache because ``model.generate`` samples from one global RNG: here every sample row owns a
-``torch.Generator`` seeded from (seed, sample index, row), so a seeded request gives the same text
-whatever else shares its batch. Rows leave the batch (and the cache) as soon as they finish.
+cache because ``model.generate`` samples from one global RNG: here every sample row owns a random
+stream seeded from (seed, sample index, row), so a seeded request gives the same text whatever else shares
+its batch. The samples of one request share one prefill of its prompt. Rows leave the batch (and the
+cache) as soon as they finish.
+
+Each decoding step treats the batch as a whole: masks, temperature, top-p and the draw are tensor
+operations over all rows, and the picks reach the host once per step. A row draws by inverting the CDF of
+its distribution at one uniform number from its own stream (a ``random.Random``), which keeps rows
+independent without a device generator per row. Per-row kernels and a host sync per row and step made
+the engine run at a fraction of a plain ``model.generate`` on a GPU, where the forward pass is cheap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +32,7 @@ from distalign.engines.chat import (
     encode,
     render_chat,
 )
+from distalign.engines.timeline import Timeline
 from distalign.errors import InputError
 from distalign.records.engine import (
     Capabilities,
@@ -46,8 +56,8 @@ class _Row:
     ids: list[int]
     params: SamplingParams
     max_new: int
-    allowed: torch.Tensor | None
-    generator: torch.Generator | None
+    allowed: list[int] | None
+    rng: random.Random | None  # None: greedy
     generated: list[int] = field(default_factory=list)
     text: str | None = None
 
@@ -83,7 +93,9 @@ class HFEngine:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.max_new_tokens_cap = max_new_tokens_cap
-        self.tokenizer, self.model = _load(identity, self.device, _DTYPES[dtype])
+        self.timeline = Timeline()
+        with self.timeline.loading():
+            self.tokenizer, self.model = _load(identity, self.device, _DTYPES[dtype])
         if identity.chat_template is None and not getattr(self.tokenizer, "chat_template", None):
             raise InputError("the tokenizer has no chat template; set chat_template", where=identity.name)
         config = self.model.config
@@ -91,9 +103,14 @@ class HFEngine:
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+        self._eos = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=self.device)
 
     # ----------------------------------------------------------------------------------- log-probs
     def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
+        with self.timeline.call("option_logprobs", len(requests)):
+            return self._option_logprobs(requests)
+
+    def _option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
         results: list[OptionLogprobResult | None] = [None] * len(requests)
         ready: list[tuple[int, list[int], list[tuple[int, ...]]]] = []
         for i, request in enumerate(requests):
@@ -112,15 +129,20 @@ class HFEngine:
                 for i, _, _ in chunk:
                     results[i] = OptionLogprobResult(error=_describe(exc))
                 continue
-            for row, (i, ids, cand) in enumerate(chunk):
-                values = tuple(
-                    float(torch.logsumexp(logprobs[row, list(t)], dim=0)) if t else None for t in cand
-                )
+            rows = [row for row, (_, _, cand) in enumerate(chunk) for t in cand for _ in t]
+            tokens = [tok for _, _, cand in chunk for t in cand for tok in t]
+            flat = iter(logprobs[rows, tokens].tolist())  # one gather, one transfer per batch
+            for i, ids, cand in chunk:
+                values = tuple(_logsumexp([next(flat) for _ in t]) if t else None for t in cand)
                 results[i] = OptionLogprobResult(logprobs=values, usage=Usage(prompt_tokens=len(ids)))
         return [r if r is not None else OptionLogprobResult(error="not processed") for r in results]
 
     # ---------------------------------------------------------------------------------- generation
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        with self.timeline.call("generate", len(requests)):
+            return self._generate(requests)
+
+    def _generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         errors: dict[int, str] = {}
         rows: list[_Row] = []
         prompt_tokens: dict[int, int] = {}
@@ -162,27 +184,32 @@ class HFEngine:
         text = self._render(request.messages, request.assistant_prefix)
         ids = self._checked_ids(text, room=max(p.min_tokens, 1))
         max_new = min(p.max_tokens, self.max_new_tokens_cap, self.max_positions - len(ids))
-        allowed = None if p.allowed is None else self._allowed_ids(p.allowed, text)
+        allowed = None if p.allowed is None else allowed_token_ids(self.tokenizer, p.allowed, text)
         rows = []
         for j in range(p.n):
-            generator = None
+            rng = None
             if p.temperature > 0:
-                generator = torch.Generator(device=self.device)
-                if p.seed is None:
-                    generator.seed()
-                else:
-                    generator.manual_seed(row_seed(p.seed, request.sample_index, j))
-            rows.append(_Row(index, ids, p, max_new, allowed, generator))
+                rng = random.Random(None if p.seed is None else row_seed(p.seed, request.sample_index, j))
+            rows.append(_Row(index, ids, p, max_new, allowed, rng))
         return rows
 
     @torch.inference_mode()
     def _decode(self, rows: list[_Row]) -> None:
-        logprobs, state = self._forward([r.ids for r in rows], keep_cache=True)
+        # the n samples of a request share their prompt: run it once and copy its cache to every sample
+        unique: dict[tuple[int, ...], int] = {}
+        expand = [unique.setdefault(tuple(r.ids), len(unique)) for r in rows]
+        logprobs, state = self._forward([list(ids) for ids in unique], keep_cache=True)
         cache, mask = state
+        if len(unique) < len(rows):
+            index = torch.tensor(expand, device=self.device)
+            cache.batch_select_indices(index)
+            mask, logprobs = mask[index], logprobs[index]
         active = list(rows)
+        sampler = _Sampler(active, logprobs.shape[-1], self.device)
         while True:
-            for pos, row in enumerate(active):
-                row.generated.append(self._pick(logprobs[pos], row))
+            picks = sampler.pick(logprobs, active, self._eos)
+            for row, token in zip(active, picks, strict=True):
+                row.generated.append(token)
             still = [pos for pos, row in enumerate(active) if not self._finished(row)]
             if not still:
                 return
@@ -190,7 +217,8 @@ class HFEngine:
                 index = torch.tensor(still, device=self.device)
                 cache.batch_select_indices(index)
                 mask = mask[index]
-            active = [active[pos] for pos in still]
+                sampler = sampler.select(index)
+                active = [active[pos] for pos in still]
             step = torch.tensor([[r.generated[-1]] for r in active], device=self.device)
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             out = self.model(
@@ -202,23 +230,6 @@ class HFEngine:
                 logits_to_keep=1,
             )
             logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-
-    def _pick(self, logprobs: torch.Tensor, row: _Row) -> int:
-        scores = logprobs.clone()
-        if row.allowed is not None:
-            restricted = torch.full_like(scores, float("-inf"))
-            restricted[row.allowed] = scores[row.allowed]
-            scores = restricted
-        if len(row.generated) < row.params.min_tokens and self.eos_ids:
-            scores[list(self.eos_ids)] = float("-inf")
-        if row.params.temperature == 0 or row.generator is None:
-            return int(torch.argmax(scores))
-        probs = torch.softmax(scores / row.params.temperature, dim=-1)
-        if row.params.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            drop = torch.cumsum(sorted_probs, dim=0) - sorted_probs >= row.params.top_p
-            probs = probs.scatter(0, order[drop], 0.0)
-        return int(torch.multinomial(probs, 1, generator=row.generator))
 
     def _finished(self, row: _Row) -> bool:
         """Apply EOS, stop strings (after min_tokens, as vLLM does) and the length limit; set the text."""
@@ -240,6 +251,10 @@ class HFEngine:
             return True
         return False
 
+    def stats(self) -> dict[str, Any]:
+        """Load time, when the model was ready and the span of each call (see ``engines.timeline``)."""
+        return self.timeline.stats()
+
     # ------------------------------------------------------------------------------------- helpers
     def _render(self, messages: Sequence[Any], assistant_prefix: str) -> str:
         return render_chat(self.tokenizer, messages, assistant_prefix, self.identity.chat_template)
@@ -253,9 +268,6 @@ class HFEngine:
                 f"prompt of {len(ids)} tokens leaves no room in the {self.max_positions}-token context"
             )
         return ids
-
-    def _allowed_ids(self, allowed: Sequence[str], text: str) -> torch.Tensor:
-        return torch.tensor(allowed_token_ids(self.tokenizer, allowed, text), device=self.device)
 
     @torch.inference_mode()
     def _forward(self, batch: list[list[int]], keep_cache: bool = False) -> tuple[torch.Tensor, Any]:
@@ -276,6 +288,67 @@ class HFEngine:
         )
         logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         return logprobs, (out.past_key_values, mask) if keep_cache else None
+
+
+class _Sampler:
+    """Per-row sampling settings of a decoding batch as tensors, so one step picks for every row at once."""
+
+    def __init__(self, rows: list[_Row], vocab: int, device: torch.device, **tensors: Any) -> None:
+        if tensors:
+            self.__dict__.update(tensors)
+            return
+        self.temperature = torch.tensor(
+            [r.params.temperature if r.rng is not None else 1.0 for r in rows], device=device
+        )[:, None]
+        self.top_p = torch.tensor([r.params.top_p for r in rows], device=device)[:, None]
+        self.greedy = torch.tensor([r.rng is None for r in rows], device=device)
+        self.all_greedy = all(r.rng is None for r in rows)  # host-side flags: no device sync per step
+        self.any_top_p = any(r.params.top_p < 1 for r in rows)
+        self.blocked: torch.Tensor | None = None  # (rows, vocab): tokens a row may not emit
+        if any(r.allowed is not None for r in rows):
+            blocked = torch.zeros((len(rows), vocab), dtype=torch.bool)
+            for i, r in enumerate(rows):
+                if r.allowed is not None:
+                    blocked[i] = True
+                    blocked[i, r.allowed] = False
+            self.blocked = blocked.to(device)
+
+    def select(self, index: torch.Tensor) -> _Sampler:
+        fields = {k: v[index] if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()}
+        fields["all_greedy"] = bool(fields["greedy"].all())
+        fields["any_top_p"] = bool((fields["top_p"] < 1).any())
+        return _Sampler([], 0, index.device, **fields)
+
+    def pick(self, logprobs: torch.Tensor, rows: list[_Row], eos: torch.Tensor) -> list[int]:
+        """Mask (allowed tokens; EOS before ``min_tokens``), then argmax or a draw per row."""
+        scores = logprobs if self.blocked is None else logprobs.masked_fill(self.blocked, float("-inf"))
+        early = [len(r.generated) < r.params.min_tokens for r in rows]
+        if eos.numel() and any(early):
+            hold = torch.tensor(early, device=scores.device)[:, None]
+            scores[:, eos] = scores[:, eos].masked_fill(hold, float("-inf"))
+        picks = scores.argmax(dim=-1)
+        if not self.all_greedy:
+            probs = torch.softmax(scores / self.temperature, dim=-1)
+            if self.any_top_p:
+                ordered, order = torch.sort(probs, dim=-1, descending=True)
+                drop = torch.cumsum(ordered, dim=-1) - ordered >= self.top_p
+                probs = probs.scatter(1, order, ordered.masked_fill(drop, 0.0))
+            cdf = torch.cumsum(probs, dim=-1)
+            # 1 - random() lies in (0, 1]: the first index whose CDF reaches u * total has mass > 0
+            u = [1.0 - r.rng.random() if r.rng is not None else 1.0 for r in rows]
+            target = torch.tensor(u, device=cdf.device)[:, None] * cdf[:, -1:]
+            drawn = torch.searchsorted(cdf, target).squeeze(1).clamp_(max=cdf.shape[-1] - 1)
+            # a parallel scan may round a zero-mass token's CDF past u: keep such rows on their mode
+            drawn = torch.where(probs.gather(1, drawn[:, None]).squeeze(1) > 0, drawn, picks)
+            picks = torch.where(self.greedy, picks, drawn)
+        return [int(t) for t in picks.tolist()]
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def _validate(p: SamplingParams) -> None:

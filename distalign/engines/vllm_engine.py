@@ -44,6 +44,7 @@ from distalign.engines.chat import (
     encode,
     render_chat,
 )
+from distalign.engines.timeline import Timeline
 from distalign.errors import InputError
 from distalign.records.engine import (
     Capabilities,
@@ -112,18 +113,20 @@ class VLLMEngine:
             kwargs["revision"] = identity.revision
         from vllm import LLM
 
-        self._llm = LLM(
-            model=str(weights) if weights.is_dir() else identity.weights,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            enable_prefix_caching=enable_prefix_caching,
-            generation_config="vllm",
-            **kwargs,
-        )
+        self.timeline = Timeline()
+        with self.timeline.loading():
+            self._llm = LLM(
+                model=str(weights) if weights.is_dir() else identity.weights,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+                dtype=dtype,
+                max_model_len=max_model_len,
+                enforce_eager=enforce_eager,
+                seed=seed,
+                enable_prefix_caching=enable_prefix_caching,
+                generation_config="vllm",
+                **kwargs,
+            )
         self.tokenizer = self._llm.get_tokenizer()
         #: set when vLLM failed while running a batch; later calls answer with errors instead of hanging
         self.failed: str | None = None
@@ -133,6 +136,10 @@ class VLLMEngine:
 
     # ----------------------------------------------------------------------------------- log-probs
     def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
+        with self.timeline.call("option_logprobs", len(requests)):
+            return self._option_logprobs(requests)
+
+    def _option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]:
         from vllm import SamplingParams as VSamplingParams
 
         results: list[OptionLogprobResult | None] = [None] * len(requests)
@@ -170,6 +177,10 @@ class VLLMEngine:
 
     # ---------------------------------------------------------------------------------- generation
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        with self.timeline.call("generate", len(requests)):
+            return self._generate(requests)
+
+    def _generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         results: list[GenerateResult | None] = [None] * len(requests)
         ready: list[tuple[int, list[int], int, Any]] = []
         for i, request in enumerate(requests):
@@ -219,6 +230,10 @@ class VLLMEngine:
             detokenize=True,
         )
         return ids, p.n if greedy else 1, params
+
+    def stats(self) -> dict[str, Any]:
+        """Load time, when the model was ready and the span of each call (see ``engines.timeline``)."""
+        return self.timeline.stats()
 
     # ------------------------------------------------------------------------------------- helpers
     def _run(self, batch: list[tuple[list[int], Any]]) -> list[Any]:

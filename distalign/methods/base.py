@@ -82,12 +82,21 @@ class TextMethod:
     def prompt_spec(self, steering: SteeringConfig) -> PromptSpec:
         return prompt_spec_for(self, steering)  # type: ignore[arg-type]
 
+    def parse_answer(
+        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
+    ) -> Parsed:
+        """The raw answer as texts, read by the method's ``parse_texts``."""
+        texts = as_texts(answer)
+        if not texts:
+            return Parsed.unparsed("no generation", n_total=self.n_answers)
+        return self.parse_texts(texts, letters, labels)  # type: ignore[attr-defined]
+
     def parse(self, prompt: RenderedPrompt, results: Sequence[Result]) -> Parsed:
         texts, errors = generated_texts(results)
         n = self.n_answers
         if not texts:
             return with_errors(Parsed.unparsed("no generation", n_total=n), errors, n)
-        parsed = self.parse_answer(texts, prompt.letters, prompt.labels)  # type: ignore[attr-defined]
+        parsed = self.parse_answer(texts, prompt.letters, prompt.labels)
         return with_errors(parsed, errors, n)
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from distalign.errors import InputError
-from distalign.methods.base import Request, TextMethod, as_texts, check_positive, sample_requests
+from distalign.methods.base import Request, TextMethod, check_positive, sample_requests
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import parse_letter_samples
 from distalign.prompts.render import RenderedPrompt
@@ -56,10 +56,5 @@ class ParaphraseMethod(TextMethod):
     def n_answers(self) -> int:  # type: ignore[override]
         return self.n_paraphrases
 
-    def parse_answer(
-        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
-    ) -> Parsed:
-        texts = as_texts(answer)
-        if not texts:
-            return Parsed.unparsed("no generation", n_total=self.n_paraphrases)
+    def parse_texts(self, texts: list[str], letters: Sequence[str], labels: Sequence[str] | None) -> Parsed:
         return parse_letter_samples(texts, letters, labels)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from distalign.methods.base import Request, TextMethod, as_texts, check_positive, sample_requests
+from distalign.methods.base import Request, TextMethod, check_positive, sample_requests
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import parse_letter_samples
 from distalign.prompts.render import RenderedPrompt
@@ -49,10 +49,5 @@ class SelfRandomMethod(TextMethod):
     def n_answers(self) -> int:  # type: ignore[override]
         return self.n
 
-    def parse_answer(
-        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
-    ) -> Parsed:
-        texts = as_texts(answer)
-        if not texts:
-            return Parsed.unparsed("no generation", n_total=self.n)
+    def parse_texts(self, texts: list[str], letters: Sequence[str], labels: Sequence[str] | None) -> Parsed:
         return parse_letter_samples(texts, letters, labels)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from distalign.methods.base import (
     Request,
     TextMethod,
-    as_texts,
     check_positive,
     prompt_spec_for,
     sample_requests,
@@ -61,10 +60,5 @@ class SeqMethod(TextMethod):
         """The prompt asks for exactly the ``seq_len`` letters the request generates."""
         return prompt_spec_for(self, steering, seq_len=self.seq_len)
 
-    def parse_answer(
-        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
-    ) -> Parsed:
-        texts = as_texts(answer)
-        if not texts:
-            return Parsed.unparsed("no generation")
+    def parse_texts(self, texts: list[str], letters: Sequence[str], labels: Sequence[str] | None) -> Parsed:
         return parse_sequence(texts[0], letters, self.seq_len)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from distalign.methods.base import Request, TextMethod, as_texts, check_positive, sample_requests
+from distalign.methods.base import Request, TextMethod, check_positive, sample_requests
 from distalign.methods.parsed import Parsed
 from distalign.methods.parsers.letter import extract_final_answer
 from distalign.methods.parsers.verbalized import parse_verbalized_many
@@ -67,10 +67,5 @@ class VerbalizeMethod(TextMethod):
     def n_answers(self) -> int:  # type: ignore[override]
         return self.n
 
-    def parse_answer(
-        self, answer: Any, letters: Sequence[str], labels: Sequence[str] | None = None
-    ) -> Parsed:
-        texts = as_texts(answer)
-        if not texts:
-            return Parsed.unparsed("no generation", n_total=self.n)
+    def parse_texts(self, texts: list[str], letters: Sequence[str], labels: Sequence[str] | None) -> Parsed:
         return parse_verbalized_many(final_answers(texts), letters, labels)

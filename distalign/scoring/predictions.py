@@ -1,35 +1,22 @@
 """Predictions from any source (a sweep, another tool, human annotators), read and checked against the
 surveys before anything is scored.
 
-Schema (one row per model x method x steering x dataset x item x attribute x group; full text in
-``PREDICTIONS_FORMAT.md``):
-
-=========== ======== ================================================================================
-column      required meaning
-=========== ======== ================================================================================
-model       yes      who predicted (a model name, or e.g. ``human``)
-method      yes      elicitation method (``verbalize``, ``seq``, ``logprobs``, ...); picks the parser
-steering    yes      ``none``, ``persona``, ``few_shot`` (other names are kept as they are)
-dataset     yes      ``opinionqa``, ``nyt_books``, ``global_opinions`` (or a loaded custom survey)
-item_id     yes      the item's id (the column may be called ``item``)
-attribute   no       e.g. ``POLPARTY``; with ``group`` empty the row is scored against every group
-group       no       e.g. ``Democrat``; may be given without ``attribute`` when it is unambiguous
-probs       one of   list aligned with the options, or a mapping label -> p or letter -> p
-response    one of   raw model text (or a list of texts for n generations), parsed by ``method``
-options     no       option labels in the order shown to the model; letters A, B, ... refer to them
-=========== ======== ================================================================================
-
-In CSV, ``probs``, ``options`` and list-valued ``response`` cells are JSON strings. Probabilities must be
-finite and non-negative with a positive sum; they are renormalised (so percents and counts work).
-Errors name the file, the 1-based data row and the column.
+One row per model x method x steering x dataset x item x attribute x group, with either ``probs`` (a list
+over the options, or a mapping label/letter -> p) or a raw ``response`` that the method's parser reads;
+the columns and rules are in ``PREDICTIONS_FORMAT.md`` beside this module. Errors name the file, the
+1-based data row and the column. Real files (the benchmark release's own outputs) also hold rows for groups
+the benchmark does not evaluate, log-p rows with no mass on any option and repeated rows: the ``strict``
+and ``unique`` switches of :func:`resolve_predictions` say whether those are errors or are skipped, scored
+as failed extractions and counted once, with one :class:`PredictionsWarning` each.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -42,12 +29,23 @@ from distalign.methods.registry import PARSERS, parse_response
 from distalign.survey.model import Item, Survey
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")
-_DEFAULT_STR = pd.Series(["text"]).dtype
+#: what makes two rows the same prediction
+IDENTITY: tuple[str, ...] = (*KEYS, "attribute", "group")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 META_COLUMNS: tuple[str, ...] = (
     "row", "model", "method", "steering", "dataset", "item_id", "attribute", "group",
     "status", "detail", "n_total", "n_valid",
 )  # fmt: skip
+NO_MASS = "no probability mass (all zero, NaN or null)"
+#: how many examples a warning names
+EXAMPLES = 3
+
+#: ``progress(done, total)``, called now and then while responses are parsed
+Progress = Callable[[int, int], None]
+
+
+class PredictionsWarning(UserWarning):
+    """Rows of a predictions file left out (no human distribution) or merged (repeated), not errors."""
 
 
 def letters_for(n: int) -> list[str]:
@@ -108,142 +106,96 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Resolved:
     """Validated predictions, columnar: ``meta`` (``META_COLUMNS``) and ``probs`` (n, K), each row over
-    its *dataset's* options, zero-padded; ``parsed`` is False where no distribution could be read."""
+    its *dataset's* options, zero-padded; ``parsed`` is False where no distribution could be read.
+    ``skipped`` counts input rows left out: ``no_human`` (no human distribution for the row's item and
+    group) and ``duplicate`` (an identical repeat of an earlier row)."""
 
     meta: pd.DataFrame
     probs: np.ndarray
     parsed: np.ndarray
+    skipped: Mapping[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.meta)
 
 
-@dataclass(frozen=True)
-class _Text:
-    """A factorised text column: ``codes`` index ``uniques``, ``-1`` where missing."""
-
-    codes: np.ndarray
-    uniques: list[str]
-    #: the input column, when it already holds exactly these texts as pandas' default string dtype
-    source: pd.api.extensions.ExtensionArray | None = None
-
-    @property
-    def values(self) -> np.ndarray:
-        """Per row, the text or ``None``."""
-        return np.array([*self.uniques, None], dtype=object)[self.codes]
-
-    def column(self) -> pd.api.extensions.ExtensionArray:
-        """The column as pandas would infer it from :attr:`values`, built from the distinct texts."""
-        if self.source is not None:
-            return self.source
-        return pd.Series([*self.uniques, None]).array.take(self.codes)
-
-    def recoded(self, codes: np.ndarray) -> _Text:
-        """The column whose row ``i`` holds this column's value at position ``codes[i]``."""
-        return _Text(self.codes[codes], self.uniques)
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> _Text:
-        codes, uniques = pd.factorize(values)
-        return cls(codes, list(uniques))
-
-
-def _first_rows(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """The first row of each code."""
-    first = np.zeros(n_codes, dtype=np.int64)
-    first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
-    return first
-
-
-def _combine(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of the distinct combinations of some code columns (``-1`` allowed) and each one's first row."""
-    key = np.zeros(columns[0].size, dtype=np.int64)
-    for c in columns:
-        key = key * (int(c.max(initial=-1)) + 2) + c + 1
-    codes, uniques = pd.factorize(key)
-    return codes, _first_rows(codes, len(uniques))
-
-
-def _cells(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An optional column's cells (``None`` when absent), whether each is given and whether it is a
-    plain list."""
-    if column not in df.columns:
-        return (
-            np.full(len(df), None, dtype=object),
-            np.zeros(len(df), dtype=bool),
-            np.zeros(len(df), dtype=bool),
-        )
-    values = df[column].to_numpy(dtype=object)
-    return values, *_present(values)
-
-
-def _present(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``not is_blank`` per cell, and whether the cell is a plain list; decided once per cell type
-    (texts and floats still per cell)."""
-    codes, kinds = pd.factorize(np.fromiter(map(type, values), dtype=object, count=len(values)))
-    present, is_list = np.ones(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
-    for c, kind in enumerate(kinds):
-        rows = np.flatnonzero(codes == c)
-        if kind is type(None) or kind is type(pd.NA):
-            present[rows] = False
-        elif issubclass(kind, float):
-            present[rows] = ~np.isnan(values[rows].astype(float))
-        elif issubclass(kind, str):
-            present[rows] = [bool(v.strip()) for v in values[rows]]
-        is_list[rows] = kind is list
-    return present, is_list
-
-
-class _Checker:
-    """Validation with messages naming the file, the 1-based row and the column."""
+class _Rows:
+    """Errors and warnings naming the file, the 1-based data row and the column."""
 
     def __init__(self, source: str | Path | None, rows: np.ndarray) -> None:
         self.source, self.rows = source, rows
 
-    def fail(self, reason: str, i: int, column: str) -> InputError:
+    def error(self, reason: str, i: int, column: str) -> InputError:
         return InputError(reason, file=self.source, where=f"row {int(self.rows[i])}, column {column!r}")
 
-    def first(self, bad: np.ndarray, reason: str, column: str, positions: np.ndarray | None = None) -> None:
-        """Raises for the first ``bad`` row; ``bad`` covers ``positions`` (default: every row)."""
+    def first(self, bad: np.ndarray, reason: str, column: str, at: np.ndarray | None = None) -> None:
+        """Raises for the first ``bad`` row; ``bad`` covers the rows ``at`` (default: every row)."""
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise self.fail(reason, i if positions is None else int(positions[i]), column)
+            i = int(np.argmax(bad))
+            raise self.error(reason, i if at is None else int(at[i]), column)
 
-    def text(self, df: pd.DataFrame, column: str, required: bool) -> _Text:
-        """A text column, factorised (ids are matched unstripped; blanks become missing)."""
-        if column not in df.columns:
-            return _Text(np.full(len(df), -1, dtype=np.int64), [])
-        # factorise first: distinct values are few, so per-value Python work stays small
-        try:
-            codes, uniques = pd.factorize(df[column])
-        except TypeError:  # unhashable cells (lists, mappings)
-            kinds = np.array(
-                [isinstance(v, str | int | np.integer) or is_blank(v) for v in df[column]], dtype=bool
-            )
-            self.first(~kinds, "expected text", column)
-            raise
-        distinct = list(uniques)
-        bad = [not isinstance(v, str | int | np.integer) for v in distinct]
-        if any(bad):
-            raise self.fail("expected text", int(np.argmax(codes == bad.index(True))), column)
-        strip = column != "item_id"
-        text = [(v.strip() if strip else v) if isinstance(v, str) else str(v) for v in distinct]
-        # stripping may merge values and blank ones become missing: factorise the texts again
-        tcodes, tuniques = pd.factorize(
-            np.array([t if t.strip() else None for t in text] + [None], dtype=object)
-        )
-        unchanged = df[column].dtype == _DEFAULT_STR and text == distinct and all(t.strip() for t in text)
-        out = _Text(tcodes[codes], list(tuniques), df[column].array if unchanged else None)
-        if required:
-            self.first(out.codes < 0, "missing value", column)
-        return out
+    def warn(self, message: str) -> None:
+        prefix = f"{self.source}: " if self.source is not None else ""
+        warnings.warn(prefix + message, PredictionsWarning, stacklevel=4)
+
+
+def _text_array(values: list[Any], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``values[codes]`` as the text column pandas would infer (code -1: missing), built from the few
+    distinct values."""
+    return pd.Series([*values, None]).array.take(codes)
+
+
+def _text(df: pd.DataFrame, column: str, rows: _Rows, required: bool) -> pd.Series:
+    """A key column as text, cleaned once per distinct value: stripped (item ids are kept exactly as
+    given), blanks missing."""
+    if column not in df.columns:
+        return pd.Series(_text_array([], np.full(len(df), -1)))
+    try:
+        codes, uniques = pd.factorize(df[column])
+    except TypeError:  # unhashable cells (lists, mappings)
+        text = np.fromiter((isinstance(v, str | int) or is_blank(v) for v in df[column]), dtype=bool)
+        rows.first(~text, "expected text", column)
+        raise
+    texts: list[str | None] = []
+    for code, value in enumerate(uniques):
+        if not isinstance(value, str | int | np.integer):
+            raise rows.error("expected text", int(np.argmax(codes == code)), column)
+        text = str(value) if column == "item_id" else str(value).strip()
+        texts.append(text if text.strip() else None)
+    if texts == list(uniques) and (codes >= 0).all() and isinstance(df[column].dtype, pd.StringDtype):
+        return df[column].reset_index(drop=True)  # already clean text
+    # stripping may merge values, and blanks become missing: number the cleaned texts again
+    recoded, distinct = pd.factorize(np.array(texts, dtype=object))
+    codes = np.append(recoded, -1)[codes]
+    if required:
+        rows.first(codes < 0, "missing value", column)
+    return pd.Series(_text_array(list(distinct), codes))
+
+
+def _combinations(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the number of its distinct combination of the frame's columns, and each one's first row."""
+    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    return codes, np.unique(codes, return_index=True)[1]
+
+
+def _optional(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An optional column's cells, whether each holds a value (lists and mappings always do) and whether
+    it is a plain list (or array: Parquet's lists)."""
+    if column not in df.columns:
+        return np.full(len(df), None, dtype=object), np.zeros(len(df), bool), np.zeros(len(df), bool)
+    if isinstance(df[column].dtype, pd.StringDtype):  # CSV: only texts
+        given = (df[column].notna() & df[column].str.strip().ne("")).to_numpy(dtype=bool)
+        return df[column].to_numpy(dtype=object), given, np.zeros(len(df), bool)
+    values = df[column].to_numpy(dtype=object)
+    kinds = np.fromiter(map(type, values), dtype=object, count=len(values))
+    given, text = pd.notna(values), np.equal(kinds, str)
+    given[text] = [bool(v.strip()) for v in values[text]]
+    return values, given, pd.Series(kinds).isin([list, np.ndarray]).to_numpy()
 
 
 def _json(value: Any, kind: type | tuple[type, ...]) -> Any:
     """A list/mapping cell; CSV cells and string-typed columns hold it as JSON text. ``None`` if not one."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    elif isinstance(value, tuple):
+    if isinstance(value, np.ndarray | tuple):
         value = list(value)
     if isinstance(value, str):
         try:
@@ -274,40 +226,112 @@ def _hashable(value: Any) -> Hashable:
     return value
 
 
-def _groups_by_item(surveys: Mapping[str, Survey]) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+def _find_item(survey: Survey | None, dataset: str, item_id: str, names: str) -> Item | tuple[str, str]:
+    """The item, or (column, reason)."""
+    if survey is None:
+        return "dataset", f"unknown dataset {dataset!r} (loaded: {names})"
+    item = survey.items.get(item_id) or survey.items.get(item_id.strip())
+    return item if item is not None else ("item_id", f"unknown item {item_id[:80]!r} in dataset {dataset!r}")
+
+
+def _group_verdict(known: list[tuple[str, str]], attribute: Any, group: Any, strict: bool) -> str | None:
+    """``None`` when the row names an evaluated group (or none), ``"skip"`` when it names an attribute
+    and a group with no human distribution on this item, else the reason it is an error."""
+    attribute, group = (None if pd.isna(v) else v for v in (attribute, group))
+    if group is None:
+        return None if attribute is None else f"attribute {attribute!r} given without a group"
+    hits = [(a, g) for a, g in known if g == group and attribute in (None, a)]
+    if len(hits) > 1:
+        return f"group {group!r} is ambiguous; give its attribute"
+    if hits:
+        return None
+    if attribute is not None and not strict:
+        return "skip"
+    named = f"{attribute}={group}" if attribute else group
+    choices = ", ".join(f"{a}={g}" for a, g in known)
+    return f"group {named!r} not evaluated on this item (known: {choices})"
+
+
+def _targets(
+    keys: pd.DataFrame, surveys: Mapping[str, Survey], rows: _Rows, strict: bool
+) -> tuple[list[Item], np.ndarray, np.ndarray]:
+    """The items the rows name, each row's item (a number into them) and whether the row has a human
+    distribution to be scored against; each distinct (dataset, item, attribute, group) is checked once.
+    Rows naming an attribute and a group with no distribution are skipped with one warning (errors with
+    ``strict``); a group given without its attribute must exist on the item."""
+    known: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name, survey in surveys.items():
         for d in survey.distributions:
-            out.setdefault((name, d.item_id), []).append((d.attribute, d.group))
-    return out
+            known.setdefault((name, d.item_id), []).append((d.attribute, d.group))
+    columns = ["dataset", "item_id", "attribute", "group"]
+    codes, first = _combinations(keys[columns])
+    distinct = keys.iloc[first][columns].to_numpy()
+    items: list[Item] = []
+    numbers: dict[tuple[str, str], int] = {}
+    item_of, keep = np.zeros(len(first), dtype=np.int64), np.ones(len(first), dtype=bool)
+    for c, (i, (dataset, item_id, attribute, group)) in enumerate(zip(first.tolist(), distinct, strict=True)):
+        if (dataset, item_id) not in numbers:
+            item = _find_item(surveys.get(dataset), dataset, item_id, ", ".join(surveys))
+            if isinstance(item, tuple):
+                raise rows.error(item[1], i, item[0])
+            numbers[dataset, item_id] = len(items)
+            items.append(item)
+        item_of[c] = numbers[dataset, item_id]
+        item = items[item_of[c]]
+        verdict = _group_verdict(known.get((dataset, item.id), []), attribute, group, strict)
+        if verdict == "skip":
+            keep[c] = False
+        elif verdict is not None:
+            raise rows.error(verdict, i, "attribute" if verdict.endswith("give its attribute") else "group")
+    if not keep.all():
+        examples = [
+            f"row {rows.rows[i]} ({dataset}, {attribute}={group})"
+            for i, (dataset, _, attribute, group) in zip(
+                first[~keep][:EXAMPLES], distinct[~keep][:EXAMPLES], strict=True
+            )
+        ]
+        rows.warn(
+            f"skipped {int((~keep[codes]).sum()):,} row(s) whose item and group have no human distribution "
+            f"(groups the benchmark does not evaluate), e.g. {', '.join(examples)}; --strict makes them "
+            "errors"
+        )
+    return items, item_of[codes], keep[codes]
 
 
-def _find_item(surveys: Mapping[str, Survey], dataset: str, item_id: str) -> Item | str:
-    survey = surveys.get(dataset)
-    if survey is None:
-        return f"unknown dataset {dataset!r} (loaded: {', '.join(surveys)})"
-    item = survey.items.get(item_id) or survey.items.get(item_id.strip())
-    return item if item is not None else f"unknown item {item_id[:80]!r} in dataset {dataset!r}"
-
-
-def _check_group(
-    known: list[tuple[str, str]], attribute: str | None, group: str | None
-) -> tuple[str, str] | None:
-    """``None`` when fine, else (column, reason)."""
-    if group is None:
-        return None if attribute is None else ("group", f"attribute {attribute!r} given without a group")
-    hits = [(a, g) for a, g in known if g == group and attribute in (None, a)]
-    if not hits:
-        named = f"{attribute}={group}" if attribute else group
-        choices = ", ".join(f"{a}={g}" for a, g in known)
-        return "group", f"group {named!r} not evaluated on this item (known: {choices})"
-    return ("attribute", f"group {group!r} is ambiguous; give its attribute") if len(hits) > 1 else None
+def _deduplicated(
+    keys: pd.DataFrame, differs: Callable[[int, int], str | None], rows: _Rows, strict: bool
+) -> np.ndarray:
+    """Which rows to keep when each (model, ..., group) must be one prediction: a repeat with the same
+    values counts once (one warning; an error with ``strict``), a repeat with other values is an error
+    naming both rows. ``differs(j, i)`` names the column where rows ``j`` and ``i`` differ, if any."""
+    keep = np.ones(len(keys), dtype=bool)
+    repeated = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
+    first: dict[int, int] = {}
+    for code, i in zip(_combinations(keys.iloc[repeated])[0].tolist(), repeated.tolist(), strict=True):
+        j = first.setdefault(code, i)
+        if j == i:
+            continue
+        column = differs(j, i)
+        if column is not None:
+            same = ", ".join(IDENTITY)
+            raise rows.error(
+                f"conflicts with row {rows.rows[j]}: same {same} but another {column}", i, column
+            )
+        if strict:
+            raise rows.error(f"repeats row {rows.rows[j]} (same prediction, same values)", i, "item_id")
+        if keep.all():
+            example = f"row {rows.rows[i]} repeats row {rows.rows[j]}"
+        keep[i] = False
+    if not keep.all():
+        rows.warn(
+            f"counted {int((~keep).sum()):,} repeated row(s) once (same prediction, same values), e.g. "
+            f"{example}; --strict makes them errors"
+        )
+    return keep
 
 
 def _shown(value: Any, item: Item) -> list[int] | str:
     """Indices into the item's options of the options as shown to the model, or a reason."""
-    if not isinstance(value, list | tuple | np.ndarray) and is_blank(value):
-        return list(range(item.n_options))
     labels = _json(value, list)
     if labels is None:
         return "options must be a list of labels"
@@ -324,10 +348,29 @@ def _shown(value: Any, item: Item) -> list[int] | str:
     return out
 
 
-def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> np.ndarray | str:
+def _shown_rows(
+    df: pd.DataFrame, items: list[Item], item_codes: np.ndarray, rows: _Rows
+) -> dict[int, list[int]]:
+    """For the (rare) rows with an ``options`` cell, the option indices as shown; checked once per item
+    and distinct cell."""
+    out: dict[int, list[int]] = {}
+    cache: dict[tuple[int, Hashable], list[int] | str] = {}
+    options, given, _ = _optional(df, "options")
+    for i in np.flatnonzero(given).tolist():
+        key = (int(item_codes[i]), _hashable(options[i]))
+        if key not in cache:
+            cache[key] = _shown(options[i], items[key[0]])
+        shown = cache[key]
+        if isinstance(shown, str):
+            raise rows.error(shown, i, "options")
+        out[i] = shown
+    return out
+
+
+def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> list[Any] | str:
     """A label -> p or letter -> p mapping over the item's options (labels win over letters)."""
     letters = dict(zip(letters_for(len(shown)), shown, strict=True))
-    out = np.zeros(item.n_options)
+    out: list[Any] = [0.0] * item.n_options
     for key, p in mapping.items():
         try:
             idx = item.option_index(str(key))
@@ -335,120 +378,98 @@ def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> 
             idx = letters.get(str(key).strip().upper())
         if idx is None:
             return f"{key!r} is neither an option label nor a shown letter"
-        if isinstance(p, bool) or not isinstance(p, int | float | np.integer | np.floating):
-            return f"{p!r} is not a number"
-        out[idx] = float(p)
+        out[idx] = p
     return out
 
 
-def _items(
-    check: _Checker, surveys: Mapping[str, Survey], col: Mapping[str, _Text], attribute: _Text, group: _Text
-) -> tuple[np.ndarray, list[Item]]:
-    """Per row, the code of its (dataset, item) among the items found; items and groups are checked once
-    per distinct combination, not per row."""
-    dataset, item_id = col["dataset"], col["item_id"]
-    codes, first = _combine(dataset.codes, item_id.codes)
-    found = [
-        _find_item(surveys, dataset.uniques[dataset.codes[i]], item_id.uniques[item_id.codes[i]])
-        for i in first
-    ]
-    for i, item in zip(first, found, strict=True):
-        if isinstance(item, str):
-            raise check.fail(item, int(i), "dataset" if item.startswith("unknown dataset") else "item_id")
-    items: list[Item] = found  # type: ignore[assignment]
-    groups_by_item = _groups_by_item(surveys)
-    attrs, groups = np.array([*attribute.uniques, None]), np.array([*group.uniques, None])
-    for i in _combine(codes, attribute.codes, group.codes)[1]:
-        known = groups_by_item.get((dataset.uniques[dataset.codes[i]], items[codes[i]].id), [])
-        problem = _check_group(known, attrs[attribute.codes[i]], groups[group.codes[i]])
-        if problem is not None:
-            raise check.fail(problem[1], int(i), problem[0])
-    return codes, items
+def _numbers(values: list[Any]) -> np.ndarray | str:
+    """A list of numbers (null is NaN) as floats, or a reason."""
+    if any(x is not None and (isinstance(x, bool) or not isinstance(x, int | float)) for x in values):
+        return f"{values!r} is not a list of numbers"
+    return np.array(values, dtype=float)
 
 
-def _list_probs(
-    check: _Checker, probs: np.ndarray, rows: np.ndarray, lists: np.ndarray, n_opts: np.ndarray
-) -> tuple[int, str] | None:
-    """Writes plain lists aligned with their item's options into ``probs`` in bulk; else the first
-    problem as (row, reason)."""
-    lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    wrong = np.flatnonzero(lens != n_opts)
-    if wrong.size:
-        j = wrong[0]
-        return int(rows[j]), f"{lens[j]} probabilities for {n_opts[j]} options"
-    try:
-        flat = np.fromiter(chain.from_iterable(lists), dtype=float, count=int(lens.sum()))
-    except (TypeError, ValueError):
-        for j, v in zip(rows, lists, strict=True):
-            if any(isinstance(x, bool) or not isinstance(x, int | float) for x in v):
-                raise check.fail(f"{v!r} is not a list of numbers", int(j), "probs") from None
-        raise
-    starts = np.cumsum(lens) - lens
-    probs[np.repeat(rows, lens), np.arange(flat.size) - np.repeat(starts, lens)] = flat
-    return None
+def _one_probs(value: Any, item: Item, shown: list[int] | None) -> tuple[np.ndarray, list[int]] | str:
+    """One probs cell (a list in the shown order, a mapping or JSON text of either) as values and the
+    item's option index of each, or a reason."""
+    value = value if type(value) is list else _json(value, (list, dict))
+    if value is None:
+        return "probs must be a list of numbers or a mapping option -> number"
+    if isinstance(value, dict):
+        value = _mapping_probs(value, item, shown or list(range(item.n_options)))
+        if isinstance(value, str):
+            return value
+        shown = None
+    idx = shown or list(range(item.n_options))
+    if len(value) != len(idx):
+        return f"{len(value)} probabilities for {len(idx)} options"
+    numbers = _numbers(value)
+    return numbers if isinstance(numbers, str) else (numbers, idx)
 
 
-def _other_probs(
-    check: _Checker,
-    probs: np.ndarray,
-    rows: np.ndarray,
-    values_in: np.ndarray,
-    items: np.ndarray,
-    shown_rows: Mapping[int, list[int]],
-) -> tuple[int, str] | None:
-    """Mappings, JSON text and custom option orders, row by row (then written in blocks of equal
-    options); else the first problem as (row, reason)."""
-    blocks: dict[tuple[int, ...], tuple[list[int], list[Any]]] = {}
-    for i in rows.tolist():
-        value = values_in[i] if type(values_in[i]) is list else _json(values_in[i], (list, dict))
-        if value is None:
-            return i, "probs must be a list of numbers or a mapping option -> number"
-        shown = shown_rows.get(i)
-        if isinstance(value, dict):
-            vec = _mapping_probs(value, items[i], shown or list(range(items[i].n_options)))
-            if isinstance(vec, str):
-                return i, vec
-            value, shown = vec.tolist(), None
-        width_i = items[i].n_options if shown is None else len(shown)
-        if len(value) != width_i:
-            return i, f"{len(value)} probabilities for {width_i} options"
-        idx, values = blocks.setdefault(tuple(range(width_i)) if shown is None else tuple(shown), ([], []))
-        idx.append(i)
-        values.append(value)
-    for shown_t, (idx, values) in blocks.items():
+def _read_probs(
+    values: np.ndarray, has: np.ndarray, is_list: np.ndarray, items: list[Item], item_codes: np.ndarray,
+    shown: Mapping[int, list[int]], probs: np.ndarray, rows: _Rows,
+) -> None:  # fmt: skip
+    """Writes every given probs cell into ``probs`` (over the item's options), raising for the first
+    bad row. Plain lists over the item's options, the bulk of any real file, are read in one pass."""
+    plain = has & is_list
+    plain[list(shown)] = False
+    bulk, problems = np.flatnonzero(plain), []
+    n_options = np.array([it.n_options for it in items])[item_codes[bulk]]
+    lengths = np.fromiter(map(len, values[bulk]), dtype=np.int64, count=bulk.size)
+    if (wrong := np.flatnonzero(lengths != n_options)).size:
+        problems.append(
+            (bulk[wrong[0]], f"{lengths[wrong[0]]} probabilities for {n_options[wrong[0]]} options")
+        )
+    else:
         try:
-            block = np.array(values, dtype=float)
-        except (TypeError, ValueError):
-            for j, v in zip(idx, values, strict=True):
-                if any(isinstance(x, bool) or not isinstance(x, int | float) for x in v):
-                    raise check.fail(f"{v!r} is not a list of numbers", j, "probs") from None
-            raise
-        probs[np.ix_(idx, np.array(shown_t))] = block
-    return None
+            flat = np.fromiter(chain.from_iterable(values[bulk]), dtype=float, count=int(lengths.sum()))
+        except (TypeError, ValueError):  # nulls or texts in some list: read every list row by row
+            plain[bulk] = False
+        else:
+            within = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            probs[np.repeat(bulk, lengths), within] = flat
+    for i in np.flatnonzero(has & ~plain).tolist():
+        one = _one_probs(values[i], items[item_codes[i]], shown.get(i))
+        if isinstance(one, str):
+            problems.append((i, one))
+            break
+        probs[i, one[1]] = one[0]
+    if problems:
+        i, reason = min(problems)
+        raise rows.error(reason, int(i), "probs")
 
 
-def _normalise(check: _Checker, probs: np.ndarray, rows: np.ndarray) -> None:
-    """Checks the given rows of probabilities and renormalises each."""
-    block = probs if rows.size == len(probs) else probs[rows]
-    bad = (~np.isfinite(block) | (block < 0)).any(axis=1)
-    check.first(bad, "probabilities must be finite and non-negative", "probs", rows)
-    total = block.sum(axis=1, keepdims=True)
-    check.first(total[:, 0] <= 0, "probabilities sum to zero", "probs", rows)
-    block /= total
+def _normalise(probs: np.ndarray, has: np.ndarray, rows: _Rows, strict: bool) -> np.ndarray:
+    """Renormalises the given rows in place; returns the rows with no mass on any option (all zero, NaN
+    or null: a failed extraction, an error with ``strict``). A row whose sum is not finite (a NaN, an
+    infinity, or huge values whose sum overflows) is looked at alone: NaN counts as 0 where nothing else
+    is positive, and the row is divided by its largest value before it is summed."""
+    index = np.flatnonzero(has)
+    block = probs if index.size == len(probs) else probs[index]
+    with np.errstate(over="ignore", invalid="ignore"):  # the rows this concerns are handled below
+        total = block.sum(axis=1)
+    bad = (block < 0).any(axis=1)
+    odd = ~np.isfinite(total)
+    sub = np.nan_to_num(block[odd], nan=0.0, posinf=np.inf, neginf=-np.inf)
+    peak = sub.max(axis=1, initial=0.0)
+    bad[odd] |= np.isinf(peak) | (np.isnan(block[odd]).any(axis=1) & (peak > 0))
+    rows.first(bad, "probabilities must be finite and non-negative", "probs", at=index)
+    sub /= np.where(peak > 0, peak, 1.0)[:, None]
+    block[odd], total[odd] = sub, sub.sum(axis=1)
+    no_mass = total == 0
+    if strict:
+        rows.first(no_mass, f"probabilities sum to zero: {NO_MASS}", "probs", at=index)
+    block /= np.where(no_mass, 1.0, total)[:, None]
     if block is not probs:
-        probs[rows] = block
+        probs[index] = block
+    out = np.zeros(len(probs), dtype=bool)
+    out[index[no_mass]] = True
+    return out
 
 
-def resolve_predictions(
-    df: pd.DataFrame,
-    surveys: Mapping[str, Survey],
-    source: str | Path | None = None,
-    width: int | None = None,
-) -> Resolved:
-    """Validate every row (raising ``InputError`` naming file, row and column before any parsing), then
-    parse the responses. Rows are checked in bulk: text columns are factorised, items and groups are
-    checked per distinct combination, plain probability lists are read in one pass; only mappings,
-    JSON text, custom option orders and responses are handled row by row."""
+def _header(df: pd.DataFrame, source: str | Path | None) -> pd.DataFrame:
     if "item_id" not in df.columns and "item" in df.columns:
         df = df.rename(columns={"item": "item_id"})
     missing = [c for c in KEYS if c not in df.columns]
@@ -456,109 +477,112 @@ def resolve_predictions(
         raise InputError(f"missing column(s) {', '.join(missing)}", file=source, where="header")
     if "probs" not in df.columns and "response" not in df.columns:
         raise InputError("needs a 'probs' or a 'response' column", file=source, where="header")
-    n = len(df)
-    rows = df["row"].to_numpy() if "row" in df.columns else np.arange(1, n + 1)
-    check = _Checker(source, rows)
-    col = {c: check.text(df, c, required=True) for c in KEYS}
-    attribute, group = check.text(df, "attribute", False), check.text(df, "group", False)
-    probs_in, has_probs, is_list = _cells(df, "probs")
-    response_in, has_response, _ = _cells(df, "response")
-    options_in, has_options, _ = _cells(df, "options")
+    return df.reset_index(drop=True)
 
+
+def resolve_predictions(
+    df: pd.DataFrame,
+    surveys: Mapping[str, Survey],
+    source: str | Path | None = None,
+    width: int | None = None,
+    *,
+    strict: bool = True,
+    unique: bool = False,
+    progress: Progress | None = None,
+) -> Resolved:
+    """Validate every row (raising ``InputError`` naming file, row and column before any parsing), then
+    parse the responses. Checks run once per distinct value (datasets, items, groups) or on whole columns.
+
+    ``strict=False`` (``distalign score`` without ``--strict``) accepts what real files hold: a row naming
+    an attribute and a group with no human distribution on its item is skipped (one
+    ``PredictionsWarning`` with the count and examples), and probabilities with no mass on any option are
+    a failed extraction (status ``unparsed``). ``unique=True`` (a file: each row one prediction) rejects
+    a (model, method, steering, dataset, item, attribute, group) given twice with other values, and counts
+    an identical repeat once (a warning; an error with ``strict``). ``Resolved.skipped`` counts the rows
+    left out.
+    """
+    df = _header(df, source)
+    rows = _Rows(source, df["row"].to_numpy() if "row" in df.columns else np.arange(1, len(df) + 1))
+    keys = pd.DataFrame({c: _text(df, c, rows, required=c in KEYS) for c in IDENTITY})
+    items, item_codes, evaluated = _targets(keys, surveys, rows, strict)
+    keys["item_id"] = _text_array([it.id for it in items], item_codes)  # as the survey spells it
+    if not evaluated.all():
+        df, keys = df[evaluated].reset_index(drop=True), keys[evaluated].reset_index(drop=True)
+        item_codes, rows = item_codes[evaluated], _Rows(source, rows.rows[evaluated])
+    if keys.empty:
+        raise InputError("nothing to score: every row was skipped (see the warning)", file=source)
+
+    shown = _shown_rows(df, items, item_codes, rows)
+    cells, has_probs, is_list = _optional(df, "probs")
+    responses, has_response, _ = _optional(df, "response")
+    rows.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
+    no_parser = ~has_probs
+    if no_parser.any():
+        no_parser[no_parser] = ~keys["method"][no_parser].isin(list(PARSERS)).to_numpy()
+    if no_parser.any():
+        name = keys["method"].iat[int(np.argmax(no_parser))]
+        rows.first(
+            no_parser, f"no parser for method {name!r} (known: {', '.join(sorted(PARSERS))})", "method"
+        )
+
+    n = len(keys)
     k = width or max((it.n_options for s in surveys.values() for it in s.items.values()), default=0)
     probs = np.zeros((n, k))
-    parsed = np.zeros(n, dtype=bool)
-    n_total, n_valid = np.ones(n, dtype=int), np.ones(n, dtype=int)
+    if has_probs.any():
+        _read_probs(cells, has_probs, is_list, items, item_codes, shown, probs, rows)
+    no_mass = _normalise(probs, has_probs, rows, strict)
 
-    codes, found = _items(check, surveys, col, attribute, group)
-    items = np.array([*found, None], dtype=object)[codes]
-    n_opts = np.array([it.n_options for it in found], dtype=int)[codes]
+    def differs(j: int, i: int) -> str | None:
+        if has_probs[i] != has_probs[j]:
+            return "probs"
+        if has_probs[i]:
+            return None if np.allclose(probs[i], probs[j], rtol=0, atol=1e-12) else "probs"
+        if _hashable(_response(responses[i])) != _hashable(_response(responses[j])):
+            return "response"
+        return None if shown.get(i) == shown.get(j) else "options"
 
-    # options as shown (rare): rows with a custom order or subset
-    shown_rows: dict[int, list[int]] = {}
-    shown_cache: dict[tuple[int, Hashable], list[int] | str] = {}
-    for i in np.flatnonzero(has_options).tolist():
-        key = (codes[i], _hashable(options_in[i]))
-        if key not in shown_cache:
-            shown_cache[key] = _shown(options_in[i], items[i])
-        if isinstance(shown_cache[key], str):
-            raise check.fail(shown_cache[key], i, "options")
-        shown_rows[i] = shown_cache[key]
+    keep = _deduplicated(keys, differs, rows, strict) if unique else np.ones(n, dtype=bool)
 
-    check.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
-    method = col["method"]
-    known = np.array([m in PARSERS for m in method.uniques], dtype=bool)
-    no_parser = ~has_probs & ~known[method.codes]
-    if no_parser.any():
-        i = int(np.flatnonzero(no_parser)[0])
-        name = method.uniques[method.codes[i]]
-        raise check.fail(f"no parser for method {name!r} (known: {', '.join(sorted(PARSERS))})", i, "method")
-
-    # probs: plain lists over the item's options in bulk; everything else row by row
-    bulk = has_probs & is_list
-    bulk[list(shown_rows)] = False
-    bulk_rows, other_rows = np.flatnonzero(bulk), np.flatnonzero(has_probs & ~bulk)
-    problems = [
-        _other_probs(check, probs, other_rows, probs_in, items, shown_rows),
-        _list_probs(check, probs, bulk_rows, probs_in[bulk_rows], n_opts[bulk_rows]),
-    ]
-    first_problem = min((p for p in problems if p is not None), default=None)
-    if first_problem is not None:
-        raise check.fail(first_problem[1], first_problem[0], "probs")
-    _normalise(check, probs, np.flatnonzero(has_probs))
-    parsed[has_probs] = True
-
-    status, detail = _Text(np.zeros(n, dtype=np.int64), ["ok"]), _Text(np.zeros(n, dtype=np.int64), ["probs"])
-    if not has_probs.all():
-        status, detail = _parse_responses(
-            probs, parsed, n_total, n_valid, method.values, items, shown_rows, response_in, ~has_probs
-        )
+    # status and detail as numbers into the few distinct texts
+    statuses, details = {"ok": 0, "unparsed": 1}, {"probs": 0, NO_MASS: 1}
+    status, detail = no_mass.astype(np.int64), no_mass.astype(np.int64)
+    n_total, n_valid = np.ones(n, dtype=int), np.where(no_mass, 0, 1)
+    parsed = has_probs & ~no_mass
+    todo = np.flatnonzero(~has_probs & keep).tolist()
+    methods = keys["method"].to_numpy(dtype=object) if todo else np.empty(0, dtype=object)
+    cached: dict[tuple[str, Hashable, tuple[str, ...]], Any] = {}
+    for done, i in enumerate(todo):
+        if progress is not None and done % 1000 == 0:
+            progress(done, len(todo))
+        item, response = items[item_codes[i]], _response(responses[i])
+        idx = shown.get(i, list(range(item.n_options)))
+        labels = tuple(item.options[j] for j in idx)
+        key = (methods[i], _hashable(response), labels)
+        if (p := cached.get(key)) is None:
+            p = cached[key] = parse_response(methods[i], response, letters_for(len(idx)), labels)
+        status[i] = statuses.setdefault(p.status, len(statuses))
+        detail[i] = details.setdefault(p.detail, len(details))
+        n_total[i], n_valid[i] = p.n_total, p.n_valid
+        if p.probs is not None:
+            probs[i, idx] = p.probs
+            parsed[i] = True
+    if progress is not None:
+        progress(len(todo), len(todo))
 
     meta = pd.DataFrame(
         {
-            "row": rows,
-            **{c: col[c].column() for c in ("model", "method", "steering", "dataset")},
-            "item_id": _Text.of(np.array([it.id for it in found], dtype=object)).recoded(codes).column(),
-            "attribute": attribute.column(),
-            "group": group.column(),
-            "status": status.column(),
-            "detail": detail.column(),
+            "row": rows.rows,
+            **{c: keys[c].array for c in IDENTITY},
+            "status": _text_array(list(statuses), status),
+            "detail": _text_array(list(details), detail),
             "n_total": n_total,
             "n_valid": n_valid,
         }
     )
-    return Resolved(meta=meta, probs=probs, parsed=parsed)
-
-
-def _parse_responses(
-    probs: np.ndarray,
-    parsed: np.ndarray,
-    n_total: np.ndarray,
-    n_valid: np.ndarray,
-    methods: np.ndarray,
-    items: np.ndarray,
-    shown_rows: Mapping[int, list[int]],
-    response_in: np.ndarray,
-    todo: np.ndarray,
-) -> tuple[_Text, _Text]:
-    """Parses the responses of the ``todo`` rows (all rows are valid: parsing starts only now) into
-    ``probs``, ``parsed`` and the counts; returns the status and detail columns."""
-    status = np.full(len(probs), "ok", dtype=object)
-    detail = np.full(len(probs), "probs", dtype=object)
-    cache: dict[tuple[str, Hashable, tuple[str, ...]], Any] = {}
-    for i in np.flatnonzero(todo).tolist():
-        item, response = items[i], _response(response_in[i])
-        shown = shown_rows.get(i, list(range(item.n_options)))
-        labels = tuple(item.options[j] for j in shown)
-        key = (methods[i], _hashable(response), labels)
-        p = cache.get(key)
-        if p is None:
-            p = cache[key] = parse_response(methods[i], response, letters_for(len(shown)), labels)
-        status[i], detail[i], n_total[i], n_valid[i] = p.status, p.detail, p.n_total, p.n_valid
-        if p.probs is not None:
-            probs[i, shown] = p.probs
-            parsed[i] = True
-    return _Text.of(status), _Text.of(detail)
+    skipped = {"no_human": int((~evaluated).sum()), "duplicate": int((~keep).sum())}
+    if not keep.all():
+        meta, probs, parsed = meta[keep].reset_index(drop=True), probs[keep], parsed[keep]
+    return Resolved(meta=meta, probs=probs, parsed=parsed, skipped=skipped)
 
 
 def datasets_in(df: pd.DataFrame, source: str | Path | None = None) -> list[str]:
@@ -568,4 +592,11 @@ def datasets_in(df: pd.DataFrame, source: str | Path | None = None) -> list[str]
     return sorted({str(v).strip() for v in df["dataset"] if not is_blank(v)})
 
 
-__all__ = ["META_COLUMNS", "Resolved", "datasets_in", "read_predictions", "resolve_predictions"]
+__all__ = [
+    "META_COLUMNS",
+    "PredictionsWarning",
+    "Resolved",
+    "datasets_in",
+    "read_predictions",
+    "resolve_predictions",
+]

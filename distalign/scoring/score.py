@@ -17,7 +17,7 @@ import pandas as pd
 
 from distalign.errors import InputError
 from distalign.metrics import total_variation, wasserstein_alignment
-from distalign.scoring.predictions import Resolved, resolve_predictions
+from distalign.scoring.predictions import Progress, Resolved, resolve_predictions
 from distalign.survey.model import Survey
 
 UnparsedPolicy = Literal["uniform", "exclude", "worst"]
@@ -123,21 +123,31 @@ def score_predictions(
     surveys: Mapping[str, Survey],
     unparsed: UnparsedPolicy = "uniform",
     source: str | Path | None = None,
+    *,
+    strict: bool = True,
+    unique: bool = False,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """One row per (prediction, evaluated group) with its TV and Wasserstein alignment.
 
     ``df`` follows the predictions schema (``scoring/PREDICTIONS_FORMAT.md``). An unparsed answer is
     scored as uniform (``uniform``), as a one-hot on the least likely human option (``worst``), or
     left unscored with NaN (``exclude``); it is always kept with status ``unparsed`` so that the
-    extraction rate counts it.
+    extraction rate counts it. ``strict``, ``unique`` and ``progress`` are those of
+    :func:`~distalign.scoring.predictions.resolve_predictions`; the counts of rows left out are in
+    ``attrs["skipped"]`` of the result.
     """
     if unparsed not in UNPARSED_POLICIES:
         raise InputError(
             f"unknown policy {unparsed!r} (use {', '.join(UNPARSED_POLICIES)})", where="--unparsed"
         )
     table = SurveyTable.build(surveys)
-    resolved = resolve_predictions(df, surveys, source, width=table.human.shape[1])
-    return score_resolved(resolved, table, unparsed)
+    resolved = resolve_predictions(
+        df, surveys, source, width=table.human.shape[1], strict=strict, unique=unique, progress=progress
+    )
+    scored = score_resolved(resolved, table, unparsed)
+    scored.attrs["skipped"] = dict(resolved.skipped)
+    return scored
 
 
 def score_resolved(

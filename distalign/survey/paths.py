@@ -16,11 +16,22 @@ ENV_VAR = "DISTALIGN_DATA_DIR"
 #: ``data_dir("fixture")`` selects the tiny sample shipped inside the package (a real folder named
 #: ``fixture`` can still be given as ``./fixture``).
 FIXTURE_ALIAS = "fixture"
+#: said wherever the shipped sample is shown: its questions and numbers are made up
+FIXTURE_NOTE = (
+    "invented sample shipped with the package (made-up questions and answer counts in the release's "
+    "layout): for trying the tool, not survey data"
+)
 
 
 def fixture_dir() -> Path:
     """The shipped sample release (a few invented questions per dataset, same layout as the release)."""
     return Path(__file__).resolve().parent / "fixtures"
+
+
+def is_fixture(override: str | Path | None) -> bool:
+    """Whether a data-folder setting selects the shipped invented sample."""
+    chosen = override if override not in (None, "") else os.environ.get(ENV_VAR) or None
+    return chosen is not None and (str(chosen) == FIXTURE_ALIAS or Path(chosen).resolve() == fixture_dir())
 
 
 def default_data_dir() -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -86,3 +86,18 @@ def load_survey(name: str, data_dir: str | Path | None = None, **kw: Any) -> Sur
     except TypeError as exc:
         raise InputError(f"dataset {name!r}: bad options {sorted(kw)} ({exc})") from None
     return loader.load(root, **kw)
+
+
+def surveys_for(
+    names: Iterable[str], data_dir: str | Path | None = None, custom: Iterable[str | Path] = ()
+) -> dict[str, Survey]:
+    """The surveys a predictions file names: custom survey files first (by their own names), then the
+    benchmark datasets among ``names``; other names are left for the caller to report per row."""
+    surveys: dict[str, Survey] = {}
+    for path in custom:
+        s = load_survey(CUSTOM, path=path)
+        surveys[s.name] = s
+    for name in names:
+        if name in DATASET_LOADERS and name not in surveys:
+            surveys[name] = load_survey(name, data_dir)
+    return surveys

@@ -28,6 +28,7 @@ from distalign.report.tables import leaderboard_markdown
 from distalign.scoring import results as cell_files
 from distalign.scoring.results import read_items
 from distalign.survey.model import Survey
+from distalign.survey.paths import FIXTURE_NOTE, is_fixture
 from distalign.sweep.cells import cell_hash
 from distalign.sweep.dryrun import describe
 from distalign.sweep.plan import summarize
@@ -199,7 +200,8 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     tracker.log_parent_metrics(_totals(sweep))
     tracker.finish("FAILED" if outcome.failed else "FINISHED")
     _FAILED_CELLS.extend(outcome.failed)
-    _print_end(outcome, rows, tracker, report.html)
+    invented = any(is_fixture(c.config.dataset.data_dir) for c in validated.cells)
+    _print_end(outcome, rows, tracker, report.html, invented)
     return outcome
 
 
@@ -235,10 +237,11 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
     surveys: dict[str, Survey] = {}
     for c in validated.cells:
         surveys.setdefault(c.survey.name, c.survey)
+    invented = any(is_fixture(c.config.dataset.data_dir) for c in validated.cells)
     return write_report(
         items,
         folder / "report",
-        title=f"Sweep {settings.name}",
+        title=f"Sweep {settings.name}" + (" (invented sample data)" if invented else ""),
         surveys=surveys,
         n_resamples=settings.n_resamples,
         seed=settings.seed,
@@ -249,8 +252,12 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
     )
 
 
-def _print_end(outcome: Outcome, rows: list[dict[str, Any]], tracker: MLflowTracker, report: Path) -> None:
+def _print_end(
+    outcome: Outcome, rows: list[dict[str, Any]], tracker: MLflowTracker, report: Path, invented: bool
+) -> None:
     print_leaderboard(rows, kss_table(rows))
+    if invented:
+        print(f"\nData: {FIXTURE_NOTE}.")
     experiment = tracker.client.get_experiment(tracker.experiment_id).name
     print(f"\nReport: {report}")
     print(f"MLflow: {tracker.uri}  (experiment {experiment!r}, parent run {tracker.parent_run_id})")

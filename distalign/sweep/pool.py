@@ -42,7 +42,7 @@ PASSTHROUGH_PREFIXES: tuple[str, ...] = ("DISTALIGN_", "HF_", "TRANSFORMERS_", "
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
 #: batches queued on each local actor: enough work for the engine while the driver plans or scores a cell
-IN_FLIGHT_PER_ACTOR = 8
+IN_FLIGHT_PER_ACTOR = 12
 
 
 def error_results(kind: str, n: int, error: str) -> list[Any]:

@@ -51,7 +51,7 @@ WAIT_TIMEOUT_S = 0.5
 #: requests planned ahead of the engines, per batch the pools can hold in flight
 LOOKAHEAD_BATCHES = 2
 #: prompts planned at a time: a cell of any size is planned, answered and let go in pieces of this size
-PLAN_CHUNK = 512
+PLAN_CHUNK = 128
 
 
 def store_root(settings: SweepSettings) -> Path:

@@ -234,3 +234,17 @@ def test_progress_only_on_a_terminal(
     shown = terminal.getvalue()
     assert "calibrating (regression): 2 of 2 cells done" in shown and "bootstrapping intervals" in shown
     assert "calibrating" not in capsys.readouterr().out
+
+
+def test_huge_probabilities_calibrate_to_distributions(predictions: Path, tmp_path: Path) -> None:
+    """Probabilities near the float maximum (their sum overflows) are still read as their distribution, so
+    no temperature-scaled row comes out all zero (the log of an all-zero row has no finite entry)."""
+    rows = pd.read_json(predictions, lines=True)
+    rows["probs"] = [list(np.asarray(p) / max(p) * 1e308) for p in rows["probs"]]
+    huge = tmp_path / "huge.jsonl"
+    rows.to_json(huge, orient="records", lines=True)
+    out = tmp_path / "out"
+    argv = ["--method", "temperature", "--data-dir", "fixture", "--out", str(out), "--n-resamples", "20"]
+    assert run(str(huge), *argv) == 0
+    written = pd.read_json(out / "predictions_calibrated.jsonl", lines=True)
+    np.testing.assert_allclose([sum(p) for p in written["probs"]], 1.0, atol=1e-6)

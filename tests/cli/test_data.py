@@ -64,3 +64,12 @@ def test_info_on_a_survey_that_is_not_utf8_is_one_line(
     assert top.main(["data", "info", "custom", "--path", str(path)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert str(path) in line and "line 2" in line and "0xe9" in line
+
+
+def test_the_shipped_sample_says_it_is_invented(
+    capsys: pytest.CaptureFixture[str], release_dir: Path
+) -> None:
+    assert run(["data", "list", "--data-dir", "fixture"]) == 0
+    assert "invented sample" in capsys.readouterr().out
+    assert run(["data", "list", "--data-dir", str(release_dir)]) == 0
+    assert "invented" not in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from distalign import cli
@@ -49,3 +50,30 @@ def test_top_level_help_lists_the_commands(capsys) -> None:
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert "import" in text and "reproduce" in text and "95% intervals" in text
+
+
+@pytest.mark.slow
+def test_the_imported_release_scores_and_calibrates_as_it_is(
+    release_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """The release's own outputs, imported, go through ``distalign score`` and ``distalign calibrate``: rows
+    for groups the benchmark does not evaluate are skipped with one warning, log-p rows with no mass on any
+    option count as extraction failures, and nothing is an error."""
+    preds = tmp_path / "release.parquet"
+    assert cli.main(["import", "meister2024", "--data-dir", str(release_dir), "--out", str(preds)]) == 0
+    capsys.readouterr()
+    code = cli.main(["score", str(preds), "--data-dir", str(release_dir), "--n-resamples", "20"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (warning,) = [x for x in captured.err.splitlines() if "no human distribution" in x]
+    assert "CREGION" in warning or "EDUCATION" in warning or "INCOME" in warning
+    assert "gpt-4" in captured.out and "logprobs+temperature" in captured.out
+    logp = tmp_path / "logp.parquet"
+    frame = pd.read_parquet(preds)
+    frame[(frame["method"] == "logprobs") & (frame["model"] == "gpt-4")].to_parquet(logp)
+    out = tmp_path / "cal"
+    code = cli.main(
+        ["calibrate", str(logp), "--method", "temperature", "--data-dir", str(release_dir), "--out", str(out)]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert cli.main(["score", str(preds), "--data-dir", str(release_dir), "--strict"]) == 2

@@ -110,3 +110,30 @@ def test_report_is_listed_in_the_help(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "report" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_with_meister2024_puts_a_new_model_on_the_papers_leaderboard(
+    release_dir: Path, tmp_path: Path
+) -> None:
+    """A new model's predictions beside the release's own rows, all scored by the same code: the new model
+    and the paper's five models share one leaderboard (and the paper's rows keep their published means)."""
+    rows = []
+    for name in ("opinionqa", "nyt_books", "global_opinions"):
+        for d in load_survey(name, release_dir).distributions:
+            for steering in ("persona", "few_shot"):
+                rows.append(
+                    {"model": "my-model", "method": "verbalize", "steering": steering, "dataset": name,
+                     "item_id": d.item_id, "attribute": d.attribute, "group": d.group,
+                     "probs": [1.0] * len(d.probs)}  # uniform: TV equals the uniform baseline
+                )  # fmt: skip
+    preds = tmp_path / "mine.jsonl"
+    pd.DataFrame(rows).to_json(preds, orient="records", lines=True)
+    out = tmp_path / "report"
+    argv = ["report", str(preds), "--with", "meister2024", "--data-dir", str(release_dir), "--out", str(out)]
+    assert cli.main([*argv, "--n-resamples", "50"]) == 0
+    board = pd.read_csv(out / "tables" / "leaderboard.csv")
+    three = board[(board["dataset"] == "three") & (board["steering"] == "all")]
+    means = {(r.model, r.method): r.mean for r in three.itertuples()}
+    assert means[("gpt-4", "verbalize")] == pytest.approx(0.229, abs=0.001)  # the paper's Table 1a
+    assert means[("my-model", "verbalize")] == pytest.approx(means.get(("uniform", None), 0.360), abs=0.002)

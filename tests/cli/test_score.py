@@ -1,7 +1,10 @@
 """``distalign baselines`` / ``distalign score`` through the real dispatcher."""
 
+import io
 import json
+import sys
 
+import numpy as np
 import pytest
 
 from distalign import cli
@@ -153,3 +156,162 @@ def test_bad_probs_row_names_row_and_column(tmp_path, capsys) -> None:
     assert cli.main(["score", str(preds), "--data-dir", "fixture"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{preds}: row 2, column 'probs': 2 probabilities for 4 options" in err
+
+
+def _release_rows(release_dir, attribute: str, group: str) -> list[dict]:
+    """Rows as the release's own log-p outputs give them (probabilities per option letter)."""
+    folder = release_dir / "results/opinionqa/model_logprobs/gpt-3.5-turbo-0125/task1"
+    data = json.loads(
+        (folder / f"Pew_American_Trends_Panel_disagreement_100/{attribute}/{group}.json").read_text()
+    )
+    return [
+        {"model": "gpt-3.5-turbo-0125", "method": "logprobs", "steering": "persona", "dataset": "opinionqa",
+         "item_id": key, "attribute": attribute, "group": group, "probs": value["avg_actual_results"]}
+        for key, value in data.items()
+    ]  # fmt: skip
+
+
+def test_release_outputs_score_as_they_are(release_dir, tmp_path, capsys) -> None:
+    """Unevaluated groups (CREGION, RACE=Hispanic) are skipped with one warning; the log-p rows with no
+    mass on any option letter count as failed extractions."""
+    female = _release_rows(release_dir, "SEX", "Female")
+    no_mass = [r["item_id"] for r in female if not any(r["probs"].values())]
+    assert no_mass, "the release's all-zero log-p rows"
+    rows = [
+        *female,
+        *_release_rows(release_dir, "CREGION", "Northeast"),
+        *_release_rows(release_dir, "RACE", "Hispanic"),
+    ]
+    preds = tmp_path / "release.jsonl"
+    _write(preds, rows)
+    argv = [
+        "score",
+        str(preds),
+        "--data-dir",
+        str(release_dir),
+        "--json",
+        str(tmp_path / "b.json"),
+        "--n-resamples",
+        "20",
+    ]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"distalign score: warning: {preds}: skipped 200 row(s)")
+    assert f"row {len(female) + 1} (opinionqa, CREGION=Northeast)" in err[0]
+    board = json.loads((tmp_path / "b.json").read_text())
+    row = next(
+        r
+        for r in board
+        if (r["model"], r["steering"], r["dataset"]) == (rows[0]["model"], "persona", "opinionqa")
+    )
+    assert row["n"] == len(female) and row["extraction_rate"] == pytest.approx(1 - len(no_mass) / len(female))
+
+    assert cli.main([*argv, "--strict"]) == 2
+    assert (
+        f"{preds}: row {len(female) + 1}, column 'group': group 'CREGION=Northeast'"
+        in capsys.readouterr().err
+    )
+    _write(preds, female)
+    assert cli.main([*argv, "--strict"]) == 2
+    first_zero = next(i for i, r in enumerate(female) if not any(r["probs"].values())) + 1
+    assert f"{preds}: row {first_zero}, column 'probs': probabilities sum to zero" in capsys.readouterr().err
+
+
+def _fixture_rows() -> tuple[list[dict], list]:
+    from distalign.survey import load_survey
+
+    dists = load_survey("nyt_books", "fixture").distributions[:3]
+    keys = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "nyt_books"}
+    rows = [{**keys, "item_id": d.item_id, "attribute": d.attribute, "group": d.group} for d in dists]
+    return rows, dists
+
+
+def test_huge_probabilities_score_as_their_distribution(tmp_path, capsys) -> None:
+    rows, dists = _fixture_rows()
+    preds = tmp_path / "p.jsonl"
+    _write(preds, [{**r, "probs": [1e308, 1e308, 1e308, 0.1]} for r in rows])
+    assert cli.main(["score", str(preds), "--data-dir", "fixture", "--json", str(tmp_path / "b.json")]) == 0
+    board = json.loads((tmp_path / "b.json").read_text())
+    row = next(
+        r
+        for r in board
+        if (r["method"], r["steering"], r["dataset"]) == ("verbalize", "persona", "nyt_books")
+    )
+    third = np.array([1, 1, 1, 0]) / 3
+    assert row["mean"] == pytest.approx(np.mean([0.5 * np.abs(third - d.probs).sum() for d in dists]))
+    assert capsys.readouterr().err == ""  # no warning, and no progress display off a terminal
+
+
+def test_repeated_predictions(tmp_path, capsys) -> None:
+    rows, _ = _fixture_rows()
+    preds = tmp_path / "p.jsonl"
+    first = {**rows[0], "probs": [0.1, 0.2, 0.3, 0.4]}
+    _write(preds, [first, {**rows[1], "probs": [1, 0, 0, 0]}, {**first, "probs": [0.4, 0.3, 0.2, 0.1]}])
+    assert cli.main(["score", str(preds), "--data-dir", "fixture"]) == 2
+    assert f"{preds}: row 3, column 'probs': conflicts with row 1" in capsys.readouterr().err
+
+    _write(preds, [first, {**rows[1], "probs": [1, 0, 0, 0]}, first, first])
+    assert cli.main(["score", str(preds), "--data-dir", "fixture", "--json", str(tmp_path / "b.json")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "counted 2 repeated row(s) once" in err[0] and "row 3 repeats row 1" in err[0]
+    board = json.loads((tmp_path / "b.json").read_text())
+    assert next(r for r in board if (r["steering"], r["dataset"]) == ("persona", "nyt_books"))["n"] == 2
+    assert cli.main(["score", str(preds), "--data-dir", "fixture", "--strict"]) == 2
+    assert f"{preds}: row 3, column 'item_id': repeats row 1" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_only(tmp_path, monkeypatch, capsys) -> None:
+    rows, _ = _fixture_rows()
+    preds = tmp_path / "p.jsonl"
+    _write(preds, [{**r, "method": "seq", "response": "A B B C"} for r in rows])
+    assert cli.main(["score", str(preds), "--data-dir", "fixture"]) == 0
+    assert capsys.readouterr().err == ""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main(["score", str(preds), "--data-dir", "fixture"]) == 0
+    shown = terminal.getvalue()
+    assert "reading p.jsonl" in shown and "bootstrap intervals" in shown
+    assert "Leaderboard" in capsys.readouterr().out and "Leaderboard" not in shown
+
+
+def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("not a folder")
+    missing = tmp_path / "missing.jsonl"  # would fail later, when read
+    assert cli.main(["score", str(missing), "--out", str(taken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"distalign score: error: --out: {taken} exists and is not a folder"
+    assert cli.main(["score", str(missing), "--json", str(tmp_path)]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert cli.main(["baselines", "--csv", str(taken / "b.csv")]) == 2
+    assert f"--csv: {taken} is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["score", "baselines"])
+def test_help_shows_examples_and_every_default(command, capsys) -> None:
+    parser = cli.build_parser([command])
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    options = [a for a in sub._actions if a.option_strings and a.dest != "help"]
+    assert options and all("default" in (a.help or "") for a in options), [a.dest for a in options]
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert f"examples:\n  distalign {command} " in text and "%" not in text.replace("95%", "")
+
+
+def test_warnings_on_stderr_shows_other_warnings_as_python_does(capsys) -> None:
+    import warnings
+
+    from distalign.cli.score import warnings_on_stderr
+    from distalign.scoring.predictions import PredictionsWarning
+
+    with pytest.warns(FutureWarning, match="from pandas") as caught, warnings_on_stderr("score"):
+        warnings.warn("from pandas", FutureWarning, stacklevel=1)
+        warnings.warn("p.jsonl: skipped 2 row(s)", PredictionsWarning, stacklevel=1)
+    assert capsys.readouterr().err == "distalign score: warning: p.jsonl: skipped 2 row(s)\n"
+    assert [w.category for w in caught] == [FutureWarning]

@@ -73,6 +73,13 @@ class _QuietServer(ThreadingHTTPServer):
         """A client that timed out closes its socket mid-request; that is expected here, not news."""
 
 
+def _text(content: Any) -> str:
+    """A message's text: a string, or Anthropic's list of content blocks."""
+    if isinstance(content, list):
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return str(content)
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -189,6 +196,22 @@ class OpenAIStub:
             },
         }
 
+    def anthropic_message(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The same reply in the shape of Anthropic's Messages API (one text, no log-probs)."""
+        flat = {**body, "messages": [{**m, "content": _text(m.get("content", ""))} for m in body["messages"]]}
+        (text, *_) = self.reply(flat) or [""]
+        prompt_tokens = sum(_words(m["content"]) for m in flat["messages"])
+        return {
+            "id": f"msg_{len(self.received)}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "stub"),
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": max(1, _words(text))},
+        }
+
     # --- lifecycle -------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -217,7 +240,7 @@ class OpenAIStub:
             def do_POST(self) -> None:  # noqa: N802 - stdlib naming
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 body = json.loads(raw or b"{}")
-                prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+                prompt = "\n".join(_text(m.get("content", "")) for m in body.get("messages", []))
                 fault = stub._fault_for(prompt)
                 seen = Received(body, dict(self.headers), stub.clock(), fault)
                 with stub._lock:
@@ -240,6 +263,8 @@ class OpenAIStub:
                     elif fault is not None and (fault.malformed or fault.body is not None):
                         payload = fault.body if fault.body is not None else '{"id": "x", "choices": [{"in'
                         self._send(200, payload.encode())
+                    elif self.path.rstrip("/").endswith("/messages"):  # Anthropic's Messages API
+                        self._send(200, json.dumps(stub.anthropic_message(body)).encode())
                     else:
                         self._send(200, json.dumps(stub.completion(body)).encode())
                     seen.status = status

@@ -8,9 +8,11 @@ torch = pytest.importorskip("torch")
 
 from distalign.engines.base import Engine  # noqa: E402
 from distalign.engines.chat import (  # noqa: E402
+    allowed_token_ids,
     candidate_token_ids,
     candidate_token_spellings,
     encode,
+    prompt_end,
     render_chat,
 )
 from distalign.engines.hf import HFEngine  # noqa: E402
@@ -63,6 +65,34 @@ def test_candidate_ids_follow_the_prompt_end(engine: HFEngine) -> None:
     )  # "Answer: A" merges " A"; the prompt ends in " "
     base = encode(tok, "Answer: ")
     assert after_space[0] is not None and tok.decode(base + [after_space[0]]) == "Answer: A"
+
+
+def test_option_lookups_depend_only_on_the_prompt_end(engine: HFEngine) -> None:
+    """The lookups use the text after the last special token (shared by every prompt of a cell): it must
+    tokenise exactly as the end of the whole prompt does, and give the ids the whole prompt gives."""
+    tok = engine.tokenizer
+    for prompt in PROMPTS:
+        text = render_chat(tok, (Message("system", "Be brief."), *_user(prompt)), "Answer:")
+        end = prompt_end(tok, text)
+        assert end.startswith("<|im_start|>assistant") and len(end) < len(text)
+        assert encode(tok, text)[-len(encode(tok, end)) :] == encode(tok, end)
+        for letter in LETTERS:
+            assert candidate_token_ids(tok, [letter, " " + letter], text) == candidate_token_ids(
+                tok, [letter, " " + letter], end
+            )
+        assert candidate_token_spellings(tok, LETTERS, text) == candidate_token_spellings(tok, LETTERS, end)
+        assert allowed_token_ids(tok, LETTERS, text) == allowed_token_ids(tok, LETTERS, end)
+    assert prompt_end(tok, "no special token here") == "no special token here"
+
+
+def test_n_samples_share_one_prefill_and_stay_seeded(engine: HFEngine) -> None:
+    """n samples of a request are drawn from one prefill copied n times: each sample equals the one drawn
+    by a request with the same seed and sample index run on its own."""
+    params = SamplingParams(temperature=1.0, max_tokens=5, n=3, seed=5)
+    (together,) = engine.generate([GenerateRequest(_user(PROMPTS[1]), params)])
+    assert together.ok and len(together.texts) == 3 and len(set(together.texts)) > 1
+    again = engine.generate([GenerateRequest(_user(PROMPTS[1]), params), GenerateRequest(_user(PROMPTS[0]))])
+    assert again[0].texts == together.texts
 
 
 def test_engine_protocol(engine: HFEngine) -> None:
@@ -150,3 +180,13 @@ def test_errors_are_data(engine: HFEngine) -> None:
         [OptionLogprobRequest(huge, LETTERS), OptionLogprobRequest(_user("Hi"), LETTERS)]
     )
     assert logp[0].error and logp[1].ok and None not in logp[1].logprobs
+
+
+def test_stats_report_load_and_each_call(engine: HFEngine) -> None:
+    before = engine.stats()
+    assert before["load_s"] > 0 and before["ready_at"] > 0
+    engine.option_logprobs([OptionLogprobRequest(_user(p), LETTERS, "Answer:") for p in PROMPTS[:2]])
+    after = engine.stats()
+    assert after["calls"] == before["calls"] + 1 and after["requests"] == before["requests"] + 2
+    kind, n, start, end = after["spans"][-1]
+    assert (kind, n) == ("option_logprobs", 2) and before["ready_at"] <= start <= end

@@ -54,6 +54,16 @@ def test_capabilities(engine: VLLMEngine) -> None:
     assert engine.capabilities.seed is (not on_cpu())
 
 
+def test_stats_report_load_and_each_call(engine: VLLMEngine, requests: list[OptionLogprobRequest]) -> None:
+    before = engine.stats()
+    assert before["load_s"] > 0 and before["ready_at"] > 0
+    engine.option_logprobs(requests[:3])
+    after = engine.stats()
+    assert after["calls"] == before["calls"] + 1 and after["requests"] == before["requests"] + 3
+    kind, n, start, end = after["spans"][-1]
+    assert (kind, n) == ("option_logprobs", 3) and before["ready_at"] <= start <= end
+
+
 def test_option_logprobs_of_real_items(engine: VLLMEngine, requests: list[OptionLogprobRequest]) -> None:
     odd = OptionLogprobRequest(requests[0].messages, ("A", "B", "multi token words"), "Answer: ")
     results = engine.option_logprobs([*requests, odd])

@@ -45,3 +45,26 @@ def test_thirty_letters_without_separators() -> None:
 @pytest.mark.parametrize("text", ["", "I cannot do that.", "xyz", "E F G", "12345"])
 def test_no_valid_letter_is_unparsed(text: str) -> None:
     assert parse_sequence(text, "ABCD").status == "unparsed"
+
+
+@pytest.mark.parametrize(
+    ("unspaced", "spaced"),
+    [
+        ("AABXCA", "A A B X C A"),
+        ("ABCDEABCDA", "A B C D E A B C D A"),
+        (
+            "Here you go: DCCXADACCDCCADCCCDDAZCCDADCADAC",
+            "D C C X A D A C C D C C A D C C C D D A Z C C D A D C A D A C",
+        ),
+    ],
+)
+def test_letters_outside_options_without_separators_are_ignored_as_when_spaced(unspaced, spaced) -> None:
+    got, want = parse_sequence(unspaced, "ABCD"), parse_sequence(spaced, "ABCD")
+    assert got.status == want.status == "partial" and got.detail == want.detail and "ignored" in got.detail
+    np.testing.assert_allclose(got.probs, want.probs)
+
+
+def test_upper_case_prose_words_are_not_a_sequence() -> None:
+    p = parse_sequence("OK, here: A B B C", "ABCD", expected_len=4)
+    assert p.status == "ok"
+    np.testing.assert_allclose(p.probs, [0.25, 0.5, 0.25, 0])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from distalign.errors import InputError
-from distalign.scoring.predictions import read_predictions, resolve_predictions
+from distalign.scoring.predictions import PredictionsWarning, read_predictions, resolve_predictions
 
 BASE = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "opinionqa", "item_id": "Q1",
         "attribute": "POLPARTY", "group": "Democrat"}  # fmt: skip
@@ -146,3 +146,118 @@ def test_first_bad_row_is_named_whichever_form_it_has(surveys, second, third, ro
     df = pd.DataFrame([good, {**good, **second}, {**good, **third}])
     with pytest.raises(InputError, match=f"row {row}, column 'probs'.*{message}"):
         resolve_predictions(df, surveys, source="preds.jsonl")
+
+
+def _lenient(surveys, rows, **kwargs):
+    return resolve_predictions(pd.DataFrame(rows), surveys, source="preds.jsonl", strict=False, **kwargs)
+
+
+def test_rows_without_a_human_distribution_are_skipped_with_one_warning(surveys) -> None:
+    good = {**BASE, "probs": [0.25] * 4}
+    rows = [
+        good,
+        {**good, "attribute": "CREGION", "group": "South"},
+        {**good, "attribute": "CREGION", "group": "Northeast"},
+        {**good, "item_id": "Q2", "attribute": "CREGION", "group": "South"},
+        {**good, "attribute": "POLPARTY", "group": "Independent"},
+    ]
+    with pytest.warns(PredictionsWarning) as caught:
+        r = _lenient(surveys, rows)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert text.startswith("preds.jsonl: skipped 4 row(s)") and "row 2 (opinionqa, CREGION=South)" in text
+    assert "--strict" in text
+    assert r.meta["row"].tolist() == [1] and r.skipped["no_human"] == 4
+    # strict (the default) names the first such row
+    with pytest.raises(InputError, match=r"preds.jsonl: row 2, column 'group': group 'CREGION=South'"):
+        resolve_predictions(pd.DataFrame(rows), surveys, source="preds.jsonl")
+
+
+def test_a_group_without_attribute_must_exist_even_when_lenient(surveys) -> None:
+    rows = [
+        {**BASE, "probs": [0.25] * 4},
+        {**BASE, "attribute": None, "group": "Martian", "probs": [1, 0, 0, 0]},
+    ]
+    with pytest.raises(InputError, match=r"row 2, column 'group': group 'Martian' not evaluated"):
+        _lenient(surveys, rows)
+
+
+def test_every_row_skipped_is_an_error(surveys) -> None:
+    with pytest.warns(PredictionsWarning), pytest.raises(InputError, match="nothing to score"):
+        _lenient(
+            surveys, [{**BASE, "attribute": "INCOME", "group": "$100,000 or more", "probs": [1, 0, 0, 0]}]
+        )
+
+
+@pytest.mark.parametrize(
+    "probs",
+    [[0, 0, 0, 0], [float("nan")] * 4, [None, None, None, None], [0, None, float("nan"), 0], {"A": 0, "B": 0},
+     "[0, 0, 0, 0]", "[null, null, null, null]", "[NaN, 0, 0, 0]"],
+)  # fmt: skip
+def test_no_mass_on_any_option_is_a_failed_extraction(surveys, probs) -> None:
+    r = _lenient(surveys, [{**BASE, "probs": [0.1, 0.2, 0.3, 0.4]}, {**BASE, "probs": probs}])
+    assert r.parsed.tolist() == [True, False]
+    assert (
+        r.meta["status"].tolist() == ["ok", "unparsed"] and "no probability mass" in r.meta.loc[1, "detail"]
+    )
+    assert (r.meta["n_valid"].tolist(), r.meta["n_total"].tolist()) == ([1, 0], [1, 1])
+
+
+@pytest.mark.parametrize(
+    ("probs", "message"),
+    [
+        ([0.5, -0.5, 1, 0], "finite and non-negative"),
+        ([0.5, float("inf"), 0, 0], "finite and non-negative"),
+        ([0, float("-inf"), 0, 0], "finite and non-negative"),
+        ([0.5, None, 0.5, 0], "finite and non-negative"),
+        ([0.5, 0.5], "2 probabilities for 4 options"),
+        ([0, 0], "2 probabilities for 4 options"),
+        ([0.5, "x", 0, 0], "not a list of numbers"),
+    ],
+)
+def test_bad_values_stay_errors_when_lenient(surveys, probs, message) -> None:
+    with pytest.raises(InputError, match=rf"preds.jsonl: row 2, column 'probs': .*{message}"):
+        _lenient(surveys, [{**BASE, "probs": [0.25] * 4}, {**BASE, "probs": probs}])
+
+
+def test_huge_probabilities_are_normalised_without_overflow(surveys) -> None:
+    r = _lenient(
+        surveys, [{**BASE, "probs": [1e308, 1e308, 1e308, 0.1]}, {**BASE, "probs": {"A": 1e308, "B": 1e308}}]
+    )
+    np.testing.assert_allclose(r.probs[:, :4], [[1 / 3, 1 / 3, 1 / 3, 0], [0.5, 0.5, 0, 0]], atol=1e-12)
+    assert r.parsed.all()
+
+
+def _keyed(**row):
+    return {**BASE, "steering": "none", "attribute": None, "group": None, **row}
+
+
+def test_conflicting_repeats_are_errors_naming_both_rows(surveys) -> None:
+    rows = [_keyed(probs=[0.1, 0.2, 0.3, 0.4]), _keyed(item_id="Q2", probs=[1, 0, 0, 0]),
+            _keyed(probs=[0.4, 0.3, 0.2, 0.1])]  # fmt: skip
+    with pytest.raises(InputError, match=r"preds.jsonl: row 3, column 'probs': conflicts with row 1"):
+        _lenient(surveys, rows, unique=True)
+    response_rows = [_keyed(method="seq", response="A B"), _keyed(method="seq", response="A C")]
+    with pytest.raises(InputError, match=r"row 2, column 'response': conflicts with row 1"):
+        _lenient(surveys, response_rows, unique=True)
+    assert len(_lenient(surveys, rows)) == 3  # without unique=True every row is its own prediction
+
+
+def test_identical_repeats_count_once_with_one_warning(surveys) -> None:
+    seq = _keyed(method="seq", response="A B", probs=None)
+    rows = [_keyed(probs=[0.1, 0.2, 0.3, 0.4]), _keyed(item_id="Q2", probs=[1, 0, 0, 0]),
+            _keyed(probs=[10, 20, 30, 40]), _keyed(probs=[0.1, 0.2, 0.3, 0.4]), seq, seq]  # fmt: skip
+    with pytest.warns(PredictionsWarning) as caught:
+        r = _lenient(surveys, rows, unique=True)
+    assert len(caught) == 1 and "counted 3 repeated row(s) once" in str(caught[0].message)
+    assert "row 3 repeats row 1" in str(caught[0].message)
+    assert r.meta["row"].tolist() == [1, 2, 5] and r.skipped["duplicate"] == 3
+    with pytest.raises(InputError, match=r"row 3, column 'item_id': repeats row 1"):
+        resolve_predictions(pd.DataFrame(rows), surveys, source="preds.jsonl", unique=True)
+
+
+def test_progress_reports_parsed_responses(surveys) -> None:
+    rows = [{**BASE, "method": "seq", "response": "A B" * (i % 3 + 1), "probs": None} for i in range(2500)]
+    calls: list[tuple[int, int]] = []
+    resolve_predictions(pd.DataFrame(rows), surveys, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 2500), (1000, 2500), (2000, 2500), (2500, 2500)]

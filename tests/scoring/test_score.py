@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from distalign.errors import InputError
+from distalign.scoring.predictions import PredictionsWarning
 from distalign.scoring.score import score_predictions
 
 ROW = {"model": "m", "method": "verbalize", "steering": "persona", "dataset": "opinionqa", "item_id": "Q1",
@@ -102,3 +103,21 @@ def test_expand_pairs_each_prediction_with_its_groups(surveys) -> None:
     ]
     assert list(zip(pi.tolist(), di.tolist(), strict=True)) == expected
     assert [p for p, _ in expected] == [0, 0, 1, 2]
+
+
+def test_huge_probabilities_score_as_their_distribution(surveys) -> None:
+    scored = score_predictions(pd.DataFrame([{**ROW, "probs": [1e308, 1e308, 1e308, 0.1]}]), surveys)
+    np.testing.assert_allclose(scored.loc[0, "pred"], [1 / 3, 1 / 3, 1 / 3, 0], atol=1e-12)
+    assert scored.loc[0, "tv"] == pytest.approx(
+        0.5 * np.abs(np.array([1, 1, 1, 0]) / 3 - REPUBLICAN_Q1).sum()
+    )
+
+
+def test_skipped_rows_are_counted_on_the_result(surveys) -> None:
+    row = {**ROW, "probs": [1, 0, 0, 0]}
+    rows = [row, {**row, "attribute": "EDUCATION", "group": "College"}, row]
+    with pytest.warns(PredictionsWarning) as caught:
+        scored = score_predictions(pd.DataFrame(rows), surveys, strict=False, unique=True)
+    assert ["skipped 1 row" in str(w.message) for w in caught] == [True, False]
+    assert "counted 1 repeated row(s) once" in str(caught[1].message)
+    assert len(scored) == 1 and scored.attrs["skipped"] == {"no_human": 1, "duplicate": 1}

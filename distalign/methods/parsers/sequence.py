@@ -3,7 +3,8 @@ distribution (Meister et al. 2024, "sequence" expression).
 
 Prose around the sequence must not count ("A sequence: B, C, ..." starts with the article "A"), so the
 parser takes the longest run of consecutive letter tokens. A token is a single letter (either case)
-or, for outputs without separators such as ``ABBAC``, an upper-case word made only of option letters.
+or, for outputs without separators such as ``ABBAC``, an upper-case word made mostly of option letters
+(its other letters are then ignored and reported, as in a spaced answer).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _longest_run(text: str, valid: frozenset[str]) -> list[str]:
         w = m.group()
         if len(w) == 1:
             run.append(w.upper())
-        elif w.isupper() and all(c in valid for c in w):
+        elif w.isupper() and 2 * sum(c in valid for c in w) > len(w):
             run.extend(w)
         else:
             close()

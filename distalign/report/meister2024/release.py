@@ -57,6 +57,10 @@ STEERING: dict[str, str] = {
 #: the models of the paper, in its order, with the release's names (kept: the figure style knows them)
 MODELS: tuple[str, ...] = ("gpt-4", "gpt-3.5-turbo-0125", "llama3-70b", "anthropic_opus", "anthropic_haiku")
 NO_GROUP = "NONE"
+#: the prediction's identity (``distalign score`` accepts one row per key)
+KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id", "attribute", "group")
+#: the steering suffix of an answer the release holds twice for one (item, group)
+RERUN = "_rerun"
 COUNTRY = "country"
 COLUMNS: tuple[str, ...] = (
     "model", "method", "steering", "dataset", "item_id", "attribute", "group",
@@ -233,7 +237,13 @@ def import_release(data_dir: str | Path | None = None, provenance: bool = False)
                 probs, response = None, [str(r) for r in entry.get("response") or []]
             row = (model, method, steering, dataset, question, attr, group, probs, response, options, source)
             rows.append(row + _release_view(entry) if provenance else row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, *(PROVENANCE if provenance else ())])
+    df = pd.DataFrame(rows, columns=[*COLUMNS, *(PROVENANCE if provenance else ())])
+    # GPT-3.5's GlobalOpinionQA persona sequences come in two file sets whose country lists are shifted
+    # against each other, so some countries were asked twice: the later answer is a re-run, as the
+    # release's own re-runs are (``few_shot_v1``), not a second prediction for the same pair
+    again = df.duplicated(list(KEYS), keep="first")
+    df.loc[again, "steering"] = df.loc[again, "steering"] + RERUN
+    return df
 
 
 __all__ = [

@@ -8,6 +8,7 @@ the published numbers (``tables``, ``notes``). Everything is written as CSV + Ma
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from distalign.report.meister2024.figure_data import coin_frame, reliability_fra
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
 from distalign.report.meister2024.published import published, release_leaderboard
-from distalign.report.meister2024.release import import_release
+from distalign.report.meister2024.release import RERUN, import_release
+from distalign.scoring.predictions import PredictionsWarning
 from distalign.scoring.score import score_predictions
 from distalign.survey.model import DATASETS, Survey
 from distalign.survey.paths import data_dir as resolve_data_dir
@@ -68,24 +70,14 @@ def _evaluated(df: pd.DataFrame, surveys: Mapping[str, Survey]) -> np.ndarray:
     )
 
 
-def _drop_rows_scoring_cannot_take_yet(df: pd.DataFrame, surveys: Mapping[str, Survey]) -> pd.DataFrame:
-    """TEMPORARY, delete at merge: ``score_predictions`` here still rejects rows for (item, group) pairs the
-    benchmark does not evaluate and probabilities that are all zero or NaN, which the release holds (and
-    which ``distalign score`` is being taught to skip / count as extraction failures)."""
-    keep = _evaluated(df, surveys)
-    if "probs" in df:
-        for i, p in enumerate(df["probs"]):
-            if keep[i] and p is not None:
-                a = np.asarray(p, dtype=float)
-                keep[i] = a.size > 0 and bool(np.isfinite(a).all()) and a.sum() > 0
-    return df[keep]
-
-
 def score_rows(df: pd.DataFrame, surveys: Mapping[str, Survey]) -> pd.DataFrame:
-    """``score_predictions`` with ``row`` = the 1-based position in ``df``, so that each score maps back to
-    the imported row it came from."""
+    """``score_predictions`` as ``distalign score`` runs it on a real file (rows for groups the benchmark
+    does not evaluate skipped; outputs with no mass on any option are extraction failures, left out of the
+    means), with ``row`` = the 1-based position in ``df``, so each score maps back to its imported row."""
     rows = df.assign(row=np.arange(1, len(df) + 1))
-    return score_predictions(_drop_rows_scoring_cannot_take_yet(rows, surveys), surveys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PredictionsWarning)  # the skipped groups are expected here
+        return score_predictions(rows, surveys, unparsed="exclude", strict=False)
 
 
 def _provenance(
@@ -151,6 +143,8 @@ def reproduce(data_dir: str | Path | None = None, n_resamples: int = 1000, seed:
 
     surveys = load_surveys(root)
     preds = import_release(root, provenance=True)
+    # the release pooled the answers it holds twice for one pair (``*_rerun``) with the others
+    preds = preds.assign(steering=preds["steering"].astype(str).str.removesuffix(RERUN))
     humans = human_predictions(root)
     lap("read")
     scored = score_rows(preds, surveys)

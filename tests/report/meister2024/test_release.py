@@ -40,8 +40,13 @@ def test_row_counts_match_the_release_files(release_dir: Path, imported: pd.Data
 
 def test_rows_are_kept_as_released(imported: pd.DataFrame) -> None:
     steering = Counter(imported["steering"])
-    assert set(steering) == {"none", "persona", "few_shot", "few_shot_v1", "few_shot_v2"}
+    assert set(steering) == {"none", "persona", "few_shot", "few_shot_v1", "few_shot_v2", "persona_rerun"}
     assert steering["few_shot_v1"] == steering["few_shot_v2"] == 300  # llama3-70b GlobalOpinionQA re-runs
+    # GPT-3.5's shifted GlobalOpinionQA persona files ask some countries twice: the later answer is a re-run
+    rerun = imported[imported["steering"] == "persona_rerun"]
+    assert set(rerun["model"]) == {"gpt-3.5-turbo-0125"} and set(rerun["dataset"]) == {"global_opinions"}
+    keys = ["model", "method", "steering", "dataset", "item_id", "attribute", "group"]
+    assert not imported.duplicated(keys).any()  # one prediction per pair: ``distalign score`` takes the file
     none = imported[imported["steering"] == "none"]
     assert none["group"].isna().all() and none["attribute"].isna().all()
     # groups the benchmark does not evaluate, and log-p rows without mass on any option letter
