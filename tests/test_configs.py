@@ -5,6 +5,7 @@ whole grid refused."""
 from __future__ import annotations
 
 import itertools
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from distalign.errors import InputError
 from distalign.records.config import register_configs, to_cell
 from distalign.sweep.cells import clear_dataset_cache
 from distalign.sweep.validate import validate_cells
@@ -71,3 +73,52 @@ def test_every_experiment_runs_with_every_model(experiment: str) -> None:
             assert out.cells, f"{experiment} x {model}: every cell skipped"
             for cell, why in out.unsupported:
                 assert cell.model.serving.engine == "litellm", (experiment, model, cell.method.name, why)
+
+
+def _compose(*overrides: str, conf: Path = CONF) -> object:
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "known"),
+    [
+        ("+model.serving.rpmm=5", "model.serving.rpmm", "rpm, tpm"),
+        ("+method.parms.x=1", "method.parms", "name, params"),
+        ("+sweep.n_resample=5", "sweep.n_resample", "n_resamples"),
+        ("+modle.name=x", "modle", "model, dataset, steering"),
+    ],
+)
+def test_a_key_added_with_plus_is_checked_against_the_schema(override: str, key: str, known: str) -> None:
+    """Hydra's own error for an unknown key suggests ``+key=value``, which bypasses the structured config."""
+    cfg = _compose("model=instant", override)
+    with pytest.raises(InputError) as err:
+        to_cell(cfg)
+    assert f"unknown key {key!r}" in str(err.value) and known in str(err.value)
+
+
+def test_free_dicts_take_added_keys_and_their_readers_name_unknown_ones() -> None:
+    cell = to_cell(_compose("model=instant", "+method.params.n=3", "+model.serving.resources.tpu=1"))
+    assert cell.method.params == {"n": 3} and cell.model.serving.resources == {"tpu": 1}
+    with pytest.raises(InputError, match="unknown parameter 'bogus' for method 'verbalize'"):
+        validate_cells(
+            [to_cell(_compose("model=instant", "+method.params.bogus=1", "dataset.data_dir=fixture"))]
+        )
+
+
+def test_a_typo_in_a_group_lists_only_real_choices() -> None:
+    with pytest.raises(Exception) as err:  # noqa: PT011 - Hydra's MissingConfigException
+        _compose("model=smolm")
+    listed = str(err.value).split("Available options in 'model':")[1].split("Config search path")[0]
+    choices = listed.split()
+    assert "smollm2_135m" in choices and not [c for c in choices if "schema" in c], choices
+
+
+def test_an_unknown_key_in_a_group_yaml_still_fails(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "model" / "odd.yaml").write_text("name: odd\nweights: x\nserving:\n  rpmm: 3\n")
+    with pytest.raises(Exception, match="rpmm"):  # noqa: PT011 - Hydra's ConfigCompositionException
+        _compose("model=odd", conf=conf)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -254,3 +256,197 @@ def test_dry_run_prints_the_plan_without_keys_or_model_calls(tmp_path: Path) -> 
     gpt4 = next(line for line in proc.stdout.splitlines() if line.startswith("gpt4"))
     assert "unknown" not in gpt4  # priced from litellm's bundled table
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "store").exists()
+
+
+FAST = ("model=instant", "dataset.data_dir=fixture", "dataset.max_items=2")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+model.serving.rpmm=5"], "unknown key 'model.serving.rpmm' (known keys of model.serving: engine"),
+        (["+method.parms.x=1"], "unknown key 'method.parms' (known keys of method: name, params)"),
+        (["+method.params.bogus=1"], "unknown parameter 'bogus' for method 'verbalize'"),
+        (["method=seq", "+method.params.seq_len=five"], "parameter 'seq_len' of method 'seq' must be int"),
+        (["sweep.n_resamples=-1"], "sweep.n_resamples: must be a whole number of at least 1"),
+        (["sweep.n_resamples=-1", "sweep.dry_run=true"], "sweep.n_resamples"),
+        (["sweep.unparsed=ignore", "sweep.dry_run=true"], "sweep.unparsed"),
+        (["steering.templates=/nonexistent/templates.yaml", "sweep.dry_run=true"], "/nonexistent/templates"),
+    ],
+)
+def test_a_bad_key_or_setting_fails_dry_and_real_runs_with_one_line(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    proc = launch(tmp_path, *FAST, *overrides, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert message in proc.stderr and "Traceback" not in out, out[-3000:]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "store").exists()
+
+
+def _survey(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+SURVEY_ROWS = [
+    {"item_id": f"Q{i}", "question": f"Question {i}?", "options": ["Yes", "No"], "attribute": "SEX",
+     "group": "Female", "probs": [0.25 * i, 1 - 0.25 * i]}
+    for i in (1, 2)
+]  # fmt: skip
+
+
+def test_a_dry_run_whose_cells_cannot_be_planned_fails(tmp_path: Path) -> None:
+    """Few-shot prompts need similar items; a survey without them plans no prompt, so the dry run says so
+    and exits non-zero, as the real run would fail those cells."""
+    path = _survey(tmp_path / "town.jsonl", SURVEY_ROWS)
+    proc = launch(
+        tmp_path, "model=instant", "dataset=custom", f"dataset.path={path}", "steering=few_shot",
+        "sweep.dry_run=true", timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "FAILED few_shot" in proc.stdout and "few-shot prompt needs examples" in proc.stdout
+    assert "1 cell(s) could not be planned" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_survey_that_is_not_utf8_fails_the_dry_run_with_file_and_byte(tmp_path: Path) -> None:
+    path = _survey(tmp_path / "town.jsonl", SURVEY_ROWS)
+    path.write_bytes(path.read_bytes().replace(b"Question 2", b"Caf\xe9 2"))
+    proc = launch(tmp_path, "model=instant", "dataset=custom", f"dataset.path={path}", "sweep.dry_run=true")
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("distalign:")]
+    assert str(path) in line and "line 2" in line and "0xe9" in line and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [
+        ("sweep.ray_address=127.0.0.1:{port}", "ray start --head"),
+        ("sweep.tracking_uri=http://127.0.0.1:{port}", "mlflow server"),
+    ],
+)
+def test_an_unreachable_cluster_or_tracking_server_fails_before_anything_starts(
+    tmp_path: Path, override: str, hint: str
+) -> None:
+    """Ray would retry "Failed to connect to GCS" for minutes, MLflow its HTTP calls: instead one message
+    naming the address and what to start, before a run is created or a cell planned."""
+    setting = override.format(port=_closed_port())
+    proc = launch(tmp_path, *FAST, setting, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("distalign:")]
+    assert setting.split("=", 1)[1] in line and hint in line, line
+    assert "Traceback" not in out and "Failed to connect" not in out
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / ".distalign").exists()
+
+
+@pytest.mark.parametrize("store", ["under_a_file", "not_sqlite"])
+def test_an_unusable_tracking_store_is_one_message(tmp_path: Path, store: str) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("my notes\n")
+    uri = f"sqlite:///{blocker / 'x.db'}" if store == "under_a_file" else f"sqlite:///{blocker}"
+    proc = launch(tmp_path, *FAST, f"sweep.tracking_uri={uri}", timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("distalign:")]
+    assert uri in line and "sweep.tracking_uri" in line and "Traceback" not in out
+    assert blocker.read_text() == "my notes\n"
+
+
+def test_info_works_with_multirun(tmp_path: Path) -> None:
+    proc = launch(tmp_path, "--info", "plugins", *FAST, "method=seq,verbalize", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "DistalignLauncher" in proc.stdout and "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention ``text`` (Ray's processes name their temp folder)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    found = []
+    if psutil is not None:
+        for p in psutil.process_iter(["cmdline", "status"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if text in cmd and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(cmd)
+        return found
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(cmd)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("when", "signum"),
+    [
+        ("after_a_cell", signal.SIGINT),
+        ("after_a_cell", signal.SIGTERM),
+        ("ray_starting", signal.SIGINT),
+        ("ray_starting", signal.SIGTERM),
+        ("composing", signal.SIGINT),
+    ],
+)
+def test_an_interrupted_sweep_stops_cleanly(tmp_path: Path, when: str, signum: int) -> None:
+    """Ctrl-C or SIGTERM at any point: exit 130 with one line saying how to resume, no traceback; the
+    parent run KILLED, finished cells FINISHED, and no process of the Ray it started left behind."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "RAY_ADDRESS"}}
+    env.update(
+        DISTALIGN_STORE=str(tmp_path / "store"),
+        PYTHONUNBUFFERED="1",
+        DISTALIGN_INSTANT_DELAY_S="0.5",
+        RAY_TMPDIR=str(ray_tmp),
+    )
+    cmd = [
+        sys.executable, str(REPO / "launch.py"), "-m", *FAST, "method=seq,verbalize,logprobs",
+        "steering=none,persona", "model.serving.batch_size=1", "sweep.progress=false",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        if when == "composing":
+            assert proc.stdout is not None
+            lines = iter(proc.stdout.readline, "")
+            head = [next(line for line in lines if "Composing" in line)]
+        else:
+            head = []
+            ready = {
+                "after_a_cell": lambda: any(tmp_path.glob(".distalign/sweeps/*/cells/*/cell.json")),
+                "ray_starting": lambda: any(ray_tmp.glob("ray/session_2*")),
+            }[when]
+            while not ready() and proc.poll() is None:
+                time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=300)
+        out = "".join(head) + out
+        assert proc.returncode == 130, out[-3000:] + err[-5000:]
+        assert "Traceback" not in out + err, err[-5000:]
+        said = [line for line in (out + err).splitlines() if "interrupted" in line.lower()]
+        assert len(said) == 1, said
+        assert said[0] in (
+            "distalign: interrupted; finished cells are kept: run the same command again to resume",
+            "distalign: interrupted before the sweep started; nothing was run",
+        )
+        if when != "composing":
+            assert "resume" in said[0]
+            _, parents, children = runs(tmp_path)
+            assert [p.info.status for p in parents] == ["KILLED"]
+            assert all(c.info.status == "FINISHED" for c in children), [c.info.status for c in children]
+            if when == "after_a_cell":
+                assert children
+        time.sleep(10)
+        assert not _processes_mentioning(str(ray_tmp)), _processes_mentioning(str(ray_tmp))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)

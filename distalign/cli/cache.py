@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from distalign.cli.helptext import add_command
 from distalign.engines.store import ResponseStore, default_store_root
 from distalign.errors import InputError
 
+_STATS = "distalign cache stats --store .distalign/store"
+_EXPORT = "distalign cache export responses.jsonl"
+_CLEAR = ("distalign cache clear --model smollm2_135m", "distalign cache clear --yes")
+
 
 def register(subparsers: Any) -> None:
-    cache = subparsers.add_parser("cache", help="inspect or clear the response store")
+    cache = add_command(
+        subparsers, "cache", "inspect or clear the response store", (_STATS, _EXPORT, *_CLEAR)
+    )
     cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     store_help = "store folder (default: $DISTALIGN_STORE or ./.distalign/store)"
 
-    stats = cache_sub.add_parser("stats", help="entries, size and entries per model")
+    stats = add_command(cache_sub, "stats", "entries, size and entries per model", (_STATS,))
     stats.add_argument("--store", type=Path, default=None, help=store_help)
     stats.set_defaults(func=_stats)
 
-    export = cache_sub.add_parser("export", help="write every entry as JSON lines")
+    export = add_command(cache_sub, "export", "write every entry as JSON lines", (_EXPORT,))
     export.add_argument("file", type=Path, help="output .jsonl file")
     export.add_argument("--store", type=Path, default=None, help=store_help)
     export.set_defaults(func=_export)
 
-    clear = cache_sub.add_parser("clear", help="delete entries (all, or one model's)")
-    clear.add_argument("--model", default=None, help="only this model name")
+    clear = add_command(cache_sub, "clear", "delete entries (all, or one model's)", _CLEAR)
+    clear.add_argument("--model", default=None, help="only this model name (default: every model)")
+    clear.add_argument(
+        "--yes", "-y", action="store_true", help="delete without asking (required when not on a terminal)"
+    )
     clear.add_argument("--store", type=Path, default=None, help=store_help)
     clear.set_defaults(func=_clear)
 
@@ -52,8 +63,26 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(what: str) -> bool:
+    """Ask on a terminal; anywhere else (a script, CI) deleting needs --yes."""
+    if not sys.stdin.isatty():
+        raise InputError(f"not deleting {what} without confirmation: add --yes (on a terminal you are asked)")
+    return input(f"delete {what}? [y/N] ").strip().lower() in ("y", "yes")
+
+
 def _clear(args: argparse.Namespace) -> int:
-    removed = _open_store(args.store).clear(model=args.model)
+    store = _open_store(args.store)
+    models: dict[str, int] = store.stats()["models"]
+    if args.model is not None and args.model not in models:
+        known = ", ".join(models) if models else "none, the store is empty"
+        raise InputError(
+            f"no entries for model {args.model!r} (models in the store: {known})", where="--model"
+        )
+    count = models[args.model] if args.model is not None else sum(models.values())
     scope = f" of model {args.model}" if args.model else ""
+    if not args.yes and not _confirm(f"{count} entries{scope} from {store.root}"):
+        print("nothing deleted")
+        return 1
+    removed = store.clear(model=args.model)
     print(f"removed {removed} entries{scope}")
     return 0

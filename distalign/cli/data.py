@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from distalign.cli.helptext import add_command
 from distalign.survey.download import download, downloadable, files_for, load_manifest
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS, FIXTURE_NOTE, data_dir, is_fixture
 from distalign.survey.registry import CUSTOM, DATASET_LOADERS, list_datasets, load_survey
@@ -15,23 +16,33 @@ _DATA_DIR_HELP = (
 )
 
 
+_LIST = "distalign data list"
+_DOWNLOAD = "distalign data download opinionqa"
+_INFO = (
+    "distalign data info nyt_books --data-dir fixture",
+    "distalign data info custom --path my_survey.jsonl",
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="list, download and inspect survey datasets")
+    parser = add_command(
+        subparsers, "data", "list, download and inspect survey datasets", (_LIST, _DOWNLOAD, *_INFO)
+    )
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
-    p = sub.add_parser("list", help="datasets and whether they are present in the data folder")
+    p = add_command(sub, "list", "datasets and whether they are present in the data folder", (_LIST,))
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("download", help="download a dataset of the public release (checksummed)")
+    p = add_command(sub, "download", "download a dataset of the public release (checksummed)", (_DOWNLOAD,))
     p.add_argument("name", help=f"one of: {', '.join(downloadable())}")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("info", help="load a dataset and print its counts")
+    p = add_command(sub, "info", "load a dataset and print its counts", _INFO)
     p.add_argument("name", help=f"one of: {', '.join(list_datasets())}")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
-    p.add_argument("--path", default=None, help="the file, for the 'custom' dataset")
+    p.add_argument("--path", default=None, help="the file, for the 'custom' dataset (default: none)")
     p.set_defaults(func=cmd_info)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from distalign.cli.helptext import add_command
 from distalign.cli.score import DATA_DIR_HELP
 from distalign.errors import InputError
 from distalign.report.meister2024.humans import human_predictions
@@ -19,8 +20,14 @@ SOURCES = ("meister2024",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "import", help="import a benchmark release's model outputs as a predictions file"
+    p = add_command(
+        subparsers,
+        "import",
+        "import a benchmark release's model outputs as a predictions file",
+        (
+            "distalign import meister2024 --data-dir ~/meister2024 --out meister2024.parquet",
+            "distalign import meister2024 --data-dir ~/meister2024 --out with_humans.jsonl --humans",
+        ),
     )
     p.add_argument("source", choices=SOURCES, help="the release to import")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)

@@ -11,6 +11,7 @@ from typing import Literal
 
 import pandas as pd
 
+from distalign.cli.helptext import add_command
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.errors import InputError
 from distalign.report.document import write_report
@@ -30,9 +31,15 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "report",
-        help="tables and figures (HTML, Markdown, CSV) of a sweep folder, MLflow run or predictions file",
+        "tables and figures (HTML, Markdown, CSV) of a sweep folder, MLflow run or predictions file",
+        (
+            "distalign report .distalign/sweeps/distalign-1a2b3c4d5e6f --out report/",
+            "distalign report PARENT_RUN_ID --tracking-uri sqlite:///mlflow.db --out report/",
+            "distalign report predictions.jsonl --data-dir ~/meister2024 --out report/",
+        ),
     )
     p.add_argument(
         "source",
@@ -54,11 +61,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("meister2024",),
         default=None,
         help="add a paper's own rows, scored identically: meister2024 = the benchmark release's models "
-        "(their outputs read from --data-dir), so a new model appears on the paper's leaderboard",
+        "(their outputs read from --data-dir), so a new model appears on the paper's leaderboard "
+        "(default: none)",
     )
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument(
-        "--survey", type=Path, action="append", default=[], help="a custom survey file (repeatable)"
+        "--survey",
+        type=Path,
+        action="append",
+        default=[],
+        help="a custom survey file (repeatable; default: none)",
     )
     p.add_argument(
         "--unparsed",

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from distalign.cli.helptext import add_command
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.report.meister2024.reproduce import reproduce, summary, write_reproduction
 from distalign.report.render import print_whole
@@ -19,8 +20,14 @@ PAPERS = ("meister2024",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="regenerate a paper's tables and figure data from its public release"
+    p = add_command(
+        subparsers,
+        "reproduce",
+        "regenerate a paper's tables and figure data from its public release",
+        (
+            "distalign reproduce meister2024 --data-dir ~/meister2024 --out reproduction/",
+            "distalign reproduce meister2024 --data-dir fixture --out repro-sample/ --n-resamples 200",
+        ),
     )
     p.add_argument("paper", choices=PAPERS, help="the paper to reproduce")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from distalign.cli.helptext import add_command
 from distalign.engines.registry import make_engine
 from distalign.errors import InputError
 from distalign.methods.toy import calibration_table, coin_problems, run_toy, toy_methods, write_toy_outputs
@@ -13,8 +14,15 @@ from distalign.survey.paths import data_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "toy", help="biased-coin toy problem: calibration of log-probs, sequence and verbalized answers"
+    p = add_command(
+        subparsers,
+        "toy",
+        "biased-coin toy problem: calibration of log-probs, sequence and verbalized answers",
+        (
+            "distalign toy --out toy/",
+            "distalign toy --engine instant --out toy-smoke/",
+            "distalign toy --engine litellm --weights openai/gpt-4o-mini --out toy-gpt/",
+        ),
     )
     p.add_argument(
         "--engine", default="hf", help="engine backend: hf | vllm | litellm | instant (default: hf)"
@@ -25,12 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="benchmark release root; its biased-coin wording (toy_problems/) is used when present",
+        help="benchmark release root; its biased-coin wording (toy_problems/) is used when present "
+        "(default: the packaged wording)",
     )
     p.add_argument("--seq-len", type=int, default=30, help="flips per sequence (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument(
-        "--templates", default=None, help="a YAML file of prompt templates replacing the packaged ones"
+        "--templates",
+        default=None,
+        help="a YAML file of prompt templates replacing the packaged ones (default: the packaged ones)",
     )
     p.set_defaults(func=cmd_toy)
 

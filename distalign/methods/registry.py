@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +42,38 @@ PROTOCOL_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+def _fits(value: Any, annotation: Any) -> bool:
+    """Does a config value have the type a method's field declares? (ints are floats; bools are neither)"""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (str, bool):
+        return isinstance(value, annotation)
+    return True  # a type config values are not checked against
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
+
+
+def _check_types(key: str, cls: type, params: dict[str, Any]) -> None:
+    hints = typing.get_type_hints(cls)
+    for param, value in params.items():
+        if param in hints and not _fits(value, hints[param]):
+            raise InputError(
+                f"parameter {param!r} of method {key!r} must be {_type_name(hints[param])}, got {value!r} "
+                f"({type(value).__name__})",
+                where=f"method.params.{param}",
+            )
+
+
 def get_method(name: str, protocol: str | None = None, **params: Any) -> Method:
     """A configured method (with ``protocol``'s published defaults under the cell's own ``params``); unknown
     names or parameters are an InputError listing what is accepted."""
@@ -55,6 +89,7 @@ def get_method(name: str, protocol: str | None = None, **params: Any) -> Method:
             f"unknown parameter {unknown[0]!r} for method {key!r} (known: {', '.join(settable)})",
             where=f"method.params.{unknown[0]}",
         )
+    _check_types(key, cls, params)
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:

@@ -7,13 +7,17 @@ here: a config names the environment variable that holds a key, never the key.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omegaconf import MISSING
+
+from distalign.errors import InputError
 
 
 @dataclass
@@ -164,22 +168,55 @@ def cell_run_name(cell: CellConfig) -> str:
 
 
 def register_configs() -> None:
-    """Register the schemas with Hydra so every group YAML is type-checked and unknown keys fail."""
+    """Register the cell schema with Hydra: conf/config.yaml composes every group onto it, so each group
+    YAML is type-checked and unknown keys fail. Only the root is registered: a schema stored inside a
+    group (``model/model_schema``) would be listed among that group's choices."""
     from hydra.core.config_store import ConfigStore
 
-    cs = ConfigStore.instance()
-    cs.store(name="cell_schema", node=CellConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
-    cs.store(group="steering", name="steering_schema", node=SteeringConfig)
-    cs.store(group="method", name="method_schema", node=MethodConfig)
-    cs.store(group="calibration", name="calibration_schema", node=CalibrationConfig)
+    ConfigStore.instance().store(name="cell_schema", node=CellConfig)
+
+
+#: top-level keys of a composed config that are not part of a cell
+_NOT_CELL = frozenset({"hydra"})
+
+
+def _unknown_key(node: Any, schema: type, path: str) -> str | None:
+    """The first key of ``node`` the dataclass ``schema`` (or a nested one) does not define. Keys added
+    with Hydra's ``+`` bypass the structured config's own check, so they are looked for here. Free dicts
+    (``method.params``, ``serving.resources``, ...) are checked by whoever reads them."""
+    hints = typing.get_type_hints(schema)
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key in node:
+        name = str(key)
+        full = f"{path}.{name}" if path else name
+        if name not in known:
+            if not path and name in _NOT_CELL:
+                continue
+            return f"unknown key {full!r} (known keys{f' of {path}' if path else ''}: {', '.join(known)})"
+        sub = hints.get(name)
+        if dataclasses.is_dataclass(sub) and isinstance(sub, type):
+            value = node.get(name) if hasattr(node, "get") else None
+            if isinstance(value, Mapping) or hasattr(value, "keys"):
+                found = _unknown_key(value, sub, full)
+                if found is not None:
+                    return found
+    return None
 
 
 def to_cell(cfg: Any) -> CellConfig:
-    """A composed Hydra config (DictConfig) -> a typed CellConfig, dropping the ``hydra`` node."""
+    """A composed Hydra config (DictConfig) -> a typed CellConfig, dropping the ``hydra`` node. A key the
+    schema does not define (one added with ``+key=value``) is an InputError naming it and the known keys."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
+    unknown = _unknown_key(cfg, CellConfig, "")
+    if unknown is not None:
+        raise InputError(unknown)
     node = OmegaConf.masked_copy(cfg, ["model", "dataset", "steering", "method", "calibration", "sweep"])
-    merged = OmegaConf.merge(OmegaConf.structured(CellConfig), node)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(CellConfig), node)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(reason, where=key or None) from None

@@ -15,8 +15,9 @@ probs           one of    list of probabilities aligned with ``options`` (sum wi
 counts          one of    list of respondent counts aligned with ``options`` (p = count / total)
 ordinal         no        list of ordinal positions, ``null`` for no-opinion options; default: 1..N in
                           order, with "Refused"/"Don't know"/"Not sure"/"No answer"/"Missing…" as null
-n_respondents   no        number of respondents (default: the sum of ``counts``)
-dataset         no        survey name (default: the file's stem); one value per file
+n_respondents   no        number of respondents, above 0 (default: the sum of ``counts``)
+dataset         no        survey name (default: the file's stem); one value per file; not a built-in
+                          dataset's name
 similar         no        list of other item ids, most similar first: few-shot candidates for this row's
                           group
 (any other)     no        kept as item metadata (text)
@@ -164,8 +165,11 @@ def _parse_row(path: Path, row: _Row) -> _Parsed:
     if raw_options is None:
         raise p.error("options", "missing value (required column)")
     options = tuple(str(o) for o in raw_options)
-    if len(options) < 2 or len(set(options)) != len(options):
-        raise p.error("options", "needs at least two distinct option labels")
+    if len(options) < 2:
+        raise p.error("options", f"needs at least two option labels, got {list(options)}")
+    repeated = next((o for i, o in enumerate(options) if o in options[:i]), None)
+    if repeated is not None:
+        raise p.error("options", f"option label {repeated!r} appears more than once; labels must be distinct")
     n = len(options)
 
     probs_in, counts_in = p.numbers("probs", n), p.numbers("counts", n)
@@ -191,8 +195,8 @@ def _parse_row(path: Path, row: _Row) -> _Parsed:
             n_resp = float(n_resp)
         except (TypeError, ValueError):
             raise p.error("n_respondents", f"{n_resp!r} is not a number") from None
-        if not math.isfinite(n_resp) or n_resp < 0:
-            raise p.error("n_respondents", "must be a non-negative number")
+        if not math.isfinite(n_resp) or n_resp <= 0:
+            raise p.error("n_respondents", f"must be a number above 0, got {n_resp:g}")
     elif column == "counts":
         n_resp = total
 
@@ -207,13 +211,35 @@ def _parse_row(path: Path, row: _Row) -> _Parsed:
     return _Parsed(row.label, item, dist, None if dataset is None else str(dataset), similar)
 
 
+def _not_utf8(path: Path) -> InputError:
+    """Where the first byte that is not UTF-8 is (the decoder's own offset counts from a buffer, not from
+    the start of the file)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        pos = exc.start
+        line = data.count(b"\n", 0, pos) + 1
+        column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+        return InputError(
+            f"not UTF-8 text: byte 0x{data[pos]:02x} at byte offset {pos} ({exc.reason}); save the file "
+            f"as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+            file=path,
+            where=f"line {line}, column {column}",
+        )
+    return InputError("not UTF-8 text; save the file as UTF-8", file=path)
+
+
 def _rows(path: Path) -> Iterator[_Row]:
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError(f"unsupported file type {path.suffix!r}; use one of {sorted(SUFFIXES)}", file=path)
     if not path.is_file():
         raise InputError("file not found", file=path)
-    header, rows = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[kind](path)
+    try:
+        header, rows = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[kind](path)
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     if header is not None:
         for column in REQUIRED:
             if column not in header:

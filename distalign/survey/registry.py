@@ -68,7 +68,15 @@ def load_survey(name: str, data_dir: str | Path | None = None, **kw: Any) -> Sur
             raise InputError("dataset 'custom' needs a file: pass path=FILE (JSONL, CSV or Parquet)")
         if kw:
             raise InputError(f"dataset 'custom' takes no options {sorted(kw)}")
-        return load_custom(path)
+        survey = load_custom(path)
+        if survey.name in DATASET_LOADERS or survey.name == CUSTOM:
+            # it would stand in for the benchmark dataset wherever surveys are looked up by name
+            raise InputError(
+                f"the custom survey is named {survey.name!r}, the name of a built-in dataset; give it its "
+                f"own name (its 'dataset' column, else the file's name)",
+                file=path,
+            )
+        return survey
     loader = DATASET_LOADERS.get(name)
     if loader is None:
         raise InputError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")

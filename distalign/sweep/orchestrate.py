@@ -32,6 +32,7 @@ from distalign.survey.paths import FIXTURE_NOTE, is_fixture
 from distalign.sweep.cells import cell_hash
 from distalign.sweep.dryrun import describe
 from distalign.sweep.plan import summarize
+from distalign.sweep.pool import check_ray_address
 from distalign.sweep.runner import run_sweep, sweep_folder, sweep_id
 from distalign.sweep.validate import Validated, validate_cells
 from distalign.tracking.mlflow_tracker import MLflowTracker
@@ -56,7 +57,10 @@ def collecting() -> Iterator[None]:
 
 
 def task(cfg: DictConfig) -> Any:
-    cell = to_cell(cfg)
+    try:
+        cell = to_cell(cfg)
+    except InputError as exc:
+        raise _fail(f"configuration error: {exc}") from None
     if _COLLECTING:
         return cell
     return run([cell]).summary_for(cell)
@@ -144,27 +148,39 @@ def _run(validated: Validated, settings: SweepSettings) -> Outcome:
     cells = validated.cells
     hashes = [c.spec_hash for c in cells]
     folder = sweep_folder(settings, hashes)
-    configs = [c.config for c in cells]
-    tracker = MLflowTracker(
-        settings.tracking_uri,
-        settings.experiment,
-        settings.name,
-        sweep_id(settings, hashes),
-        sweep_params={"cells": len(cells), "seed": settings.seed, "n_resamples": settings.n_resamples},
-    )
-    done_before = cell_files.finished_cells(folder) & set(hashes)
-    if done_before:
-        print(f"resuming sweep {folder}: {len(done_before)} of {len(cells)} cells already finished")
-    outcome = Outcome(tracking_uri=tracker.uri, parent_run_id=tracker.parent_run_id, folder=str(folder))
+    try:
+        check_ray_address(settings)  # before any run is created: an unreachable cluster fails in seconds
+        tracker = MLflowTracker(
+            settings.tracking_uri,
+            settings.experiment,
+            settings.name,
+            sweep_id(settings, hashes),
+            sweep_params={"cells": len(cells), "seed": settings.seed, "n_resamples": settings.n_resamples},
+        )
+    except InputError as exc:
+        raise _fail(str(exc)) from None
     try:
         with _sigterm_as_interrupt():
-            sweep = run_sweep(configs, settings, tracker, folder, keep_items=False)
+            return _sweep(validated, settings, tracker, folder)
     except KeyboardInterrupt:
+        # stopped at once: no new work is sent, Ray (when this sweep started it) is shut down by run_sweep
+        # and the cells finished so far stay FINISHED; the parent run says the sweep was stopped
         with contextlib.suppress(Exception):
             tracker.finish("KILLED")
         raise _fail(
             "interrupted; finished cells are kept: run the same command again to resume", 130
         ) from None
+
+
+def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker, folder: Path) -> Outcome:
+    cells = validated.cells
+    hashes = [c.spec_hash for c in cells]
+    done_before = cell_files.finished_cells(folder) & set(hashes)
+    if done_before:
+        print(f"resuming sweep {folder}: {len(done_before)} of {len(cells)} cells already finished")
+    outcome = Outcome(tracking_uri=tracker.uri, parent_run_id=tracker.parent_run_id, folder=str(folder))
+    try:
+        sweep = run_sweep([c.config for c in cells], settings, tracker, folder, keep_items=False)
     except InputError as exc:  # found once connected (e.g. the cluster lacks GPUs): nothing was run
         tracker.finish("FAILED")
         raise _fail(f"configuration error: {exc}") from None

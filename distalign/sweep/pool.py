@@ -12,10 +12,13 @@ keeps in memory, never in a ``runtime_env``, whose variables Ray writes in plain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
 import re
+import signal
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,6 +29,7 @@ import ray
 
 from distalign.engines.providers import provider_of
 from distalign.engines.registry import make_engine
+from distalign.errors import InputError
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.records.engine import GenerateResult, OptionLogprobResult
 
@@ -159,12 +163,88 @@ def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
     return opts
 
 
+#: seconds a cluster's head may take to accept a connection
+CONNECT_TIMEOUT_S = 5.0
+_UNSET = "unset RAY_ADDRESS / sweep.ray_address to run on a private local Ray"
+
+
+def ray_address(settings: SweepSettings) -> str | None:
+    """The cluster to join (``None``: start a private local Ray)."""
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+    return None if address == "local" else address
+
+
+def _auto_address() -> str:
+    """What ``address="auto"`` joins: the cluster last started on this machine with ``ray start``."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+    except ImportError:  # a Ray without it: ray.init reports the problem itself
+        return ""
+    try:
+        return str(canonicalize_bootstrap_address_or_die("auto"))
+    except (ConnectionError, ValueError) as exc:
+        raise InputError(
+            f"ray_address=auto found no running Ray cluster on this machine ({exc}); start one with "
+            f"`ray start --head`, or {_UNSET}",
+            where="sweep.ray_address",
+        ) from None
+
+
+def check_ray_address(settings: SweepSettings, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise ``InputError`` in seconds when the configured cluster does not accept connections (``ray.init``
+    would retry for minutes, logging "Failed to connect to GCS")."""
+    address = ray_address(settings)
+    if address is None:
+        return
+    target = _auto_address() if address == "auto" else address
+    hostport = target.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not target or not port.isdigit():
+        if target:
+            raise InputError(
+                f"{address!r} is not a Ray address (HOST:PORT, ray://HOST:PORT, auto or local)",
+                where="sweep.ray_address",
+            )
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            return
+    except OSError as exc:
+        why = exc.strerror or f"no answer within {timeout_s:g} s"
+    raise InputError(
+        f"cannot reach the Ray cluster at {target} ({why}); start it with `ray start --head` on that machine "
+        f"(or check the address and firewall), or {_UNSET}",
+        where="sweep.ray_address",
+    )
+
+
 def ensure_ray(settings: SweepSettings) -> bool:
     """Join the configured cluster, or start a local Ray; True when this call started it."""
     if ray.is_initialized():
         return False
-    address = settings.ray_address or os.environ.get("RAY_ADDRESS")
+    check_ray_address(settings)
+    address = ray_address(settings)
     common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    # Ray installs SIGTERM handlers that exit or abort the process (no cleanup, no KILLED run); the
+    # driver's own handler (the sweep turns SIGTERM into Ctrl-C) is put back once Ray is up
+    on_sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        _init(address, settings, common)
+    except BaseException as exc:  # Ctrl-C half-way: stop the processes started so far, which would outlive us
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+            # ray.init answers SIGTERM with sys.exit(15) while it starts: stop like Ctrl-C instead
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if callable(on_sigterm):
+            with contextlib.suppress(ValueError):  # not the main thread: nothing was installed there
+                signal.signal(signal.SIGTERM, on_sigterm)
+    return True
+
+
+def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) -> None:
     if address:
         ray.init(address=address, **common)
     else:
@@ -177,7 +257,6 @@ def ensure_ray(settings: SweepSettings) -> bool:
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
             **common,
         )
-    return True
 
 
 @dataclass

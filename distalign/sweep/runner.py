@@ -39,7 +39,7 @@ from distalign.sweep.plan import Examples, Unit, iter_units
 from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR, KINDS, EnginePools, ensure_ray, error_results
 from distalign.sweep.progress import SweepProgress
 from distalign.sweep.trackers import MemoryTracker, Tracker
-from distalign.sweep.validate import validate_cells
+from distalign.sweep.validate import check_settings, validate_cells
 
 log = logging.getLogger("distalign.sweep")
 
@@ -454,6 +454,7 @@ def run_sweep(
     (a large sweep's tables stay on disk only).
     """
     t0 = time.perf_counter()
+    check_settings(settings)
     validated = validate_cells([as_cell(c) for c in cells], unsupported=settings.unsupported)
     resolved = list({c.spec_hash: c for c in validated.cells}.values())
     t_validated = time.perf_counter()

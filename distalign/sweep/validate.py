@@ -16,7 +16,7 @@ from distalign.engines.registry import engine_capabilities
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.prompts.render import STEERINGS, RenderedPrompt
-from distalign.records.config import CellConfig, ModelConfig, ServingConfig
+from distalign.records.config import CellConfig, ModelConfig, ServingConfig, SweepSettings
 from distalign.records.engine import (
     Capabilities,
     CapabilityError,
@@ -24,6 +24,7 @@ from distalign.records.engine import (
     Message,
     OptionLogprobRequest,
 )
+from distalign.scoring.score import UNPARSED_POLICIES
 from distalign.sweep.cells import CALIBRATIONS, Cell, cell_method, resolve
 
 _PROBE_LETTERS = ("A", "B", "C")
@@ -198,6 +199,36 @@ def _check_steering(cell: CellConfig) -> None:
         )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_settings(settings: SweepSettings) -> None:
+    """Every sweep setting a real run would use, checked before a dry run too: a value a run would only
+    reject after sending requests (``n_resamples=-1`` fails when the first cell is scored) fails here."""
+
+    def bad(key: str, reason: str) -> InputError:
+        return InputError(f"{reason}, got {getattr(settings, key)!r}", where=f"sweep.{key}")
+
+    for key in ("name", "experiment", "output_dir"):
+        value = getattr(settings, key)
+        if not isinstance(value, str) or not value.strip():
+            raise bad(key, "must be a non-empty text")
+    if not _is_int(settings.n_resamples) or settings.n_resamples < 1:
+        raise bad("n_resamples", "must be a whole number of at least 1 (bootstrap resamples)")
+    if not _is_int(settings.seed) or settings.seed < 0:
+        raise bad("seed", "must be a whole number >= 0")
+    if settings.unparsed not in UNPARSED_POLICIES:
+        raise bad("unparsed", f"must be one of {', '.join(UNPARSED_POLICIES)}")
+    if settings.unsupported not in UNSUPPORTED_POLICIES:
+        raise bad("unsupported", f"must be one of {', '.join(UNSUPPORTED_POLICIES)}")
+    if settings.num_cpus is not None and (not _is_int(settings.num_cpus) or settings.num_cpus < 1):
+        raise bad("num_cpus", "must be a whole number of at least 1, or null (all of this machine's)")
+    for key in ("dry_run", "progress"):
+        if not isinstance(getattr(settings, key), bool):
+            raise bad(key, "must be true or false")
+
+
 def validate_cells(
     cells: Sequence[CellConfig], require_keys: bool = True, unsupported: str = "error"
 ) -> Validated:
@@ -206,6 +237,7 @@ def validate_cells(
     False (dry runs, which call no model) skips the API-key check."""
     if not cells:
         raise InputError("the sweep has no cells")
+    check_settings(cells[0].sweep)
     if unsupported not in UNSUPPORTED_POLICIES:
         raise InputError(
             f"unknown policy {unsupported!r} (known: {', '.join(UNSUPPORTED_POLICIES)})",

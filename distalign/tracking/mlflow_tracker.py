@@ -22,13 +22,17 @@ from typing import Any
 
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
+from distalign.errors import InputError
 from distalign.records.config import CellConfig, cell_run_name, identity_dict
 from distalign.scoring.results import parquet_safe
 from distalign.tracking.calibrators import log_calibrators
 from distalign.tracking.figures import tv_histogram_svg
 from distalign.tracking.provenance import git_revision, package_versions
+from distalign.tracking.store_check import check_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +175,18 @@ class MLflowTracker:
         sweep_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        self.experiment_id = self._experiment(experiment)
+        check_tracking_uri(self.uri)  # seconds, where MLflow would retry for minutes
         self.sweep_id = sweep_id
-        self.parent_run_id, self.resumed = self._parent(sweep_name, sweep_params or {})
-        self._close_stale_children()
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.experiment_id = self._experiment(experiment)
+            self.parent_run_id, self.resumed = self._parent(sweep_name, sweep_params or {})
+            self._close_stale_children()
+        except (MlflowException, SQLAlchemyError) as exc:
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise InputError(
+                f"cannot use the MLflow store {self.uri}: {first}", where="sweep.tracking_uri"
+            ) from None
         self._cells = CellLog(
             self.uri, self.experiment_id, self.sweep_id, self.parent_run_id, _provenance_tags(), self.client
         )

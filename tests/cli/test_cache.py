@@ -52,9 +52,9 @@ def test_export_writes_jsonl(store_dir: Path, tmp_path: Path) -> None:
 
 
 def test_clear_one_model_then_all(store_dir: Path) -> None:
-    assert _run(["cache", "clear", "--model", "alpha", "--store", str(store_dir)]) == 0
+    assert _run(["cache", "clear", "--model", "alpha", "--yes", "--store", str(store_dir)]) == 0
     assert ResponseStore(store_dir).stats()["models"] == {"beta": 1}
-    assert _run(["cache", "clear", "--store", str(store_dir)]) == 0
+    assert _run(["cache", "clear", "--yes", "--store", str(store_dir)]) == 0
     assert ResponseStore(store_dir).stats()["entries"] == 0
 
 
@@ -74,3 +74,30 @@ def test_model_prepare_prints_the_folder(capsys: pytest.CaptureFixture[str]) -> 
     expected = prepare_default_model()
     assert _run(["model", "prepare", "--cache-dir", str(expected.parent)]) == 0
     assert capsys.readouterr().out.strip() == str(expected)
+
+
+def test_clear_off_a_terminal_needs_yes(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(InputError, match="--yes"):
+        _run(["cache", "clear", "--store", str(store_dir)])
+    assert ResponseStore(store_dir).stats()["entries"] == 3
+
+
+def test_clear_on_a_terminal_asks(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or next(answers))
+    assert _run(["cache", "clear", "--store", str(store_dir)]) == 1
+    assert ResponseStore(store_dir).stats()["entries"] == 3
+    assert _run(["cache", "clear", "--model", "alpha", "--store", str(store_dir)]) == 0
+    assert ResponseStore(store_dir).stats()["models"] == {"beta": 1}
+    assert "3 entries" in asked[0] and "2 entries of model alpha" in asked[1]
+
+
+def test_clear_of_an_unknown_model_names_the_models_in_the_store(store_dir: Path) -> None:
+    with pytest.raises(
+        InputError, match=r"no entries for model 'gamma' \(models in the store: alpha, beta\)"
+    ):
+        _run(["cache", "clear", "--model", "gamma", "--yes", "--store", str(store_dir)])
+    assert ResponseStore(store_dir).stats()["entries"] == 3

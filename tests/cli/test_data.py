@@ -53,6 +53,19 @@ def test_dispatcher_exit_code(
     assert len(err) == 1 and "distalign data download nyt_books" in err[0]
 
 
+def test_info_on_a_survey_that_is_not_utf8_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from distalign import cli as top
+
+    path = tmp_path / "latin.csv"
+    header = b"item_id,question,options,attribute,group,probs\n"
+    path.write_bytes(header + b'Q1,Caf\xe9?,"[""Yes"", ""No""]",SEX,Female,"[0.5, 0.5]"\n')
+    assert top.main(["data", "info", "custom", "--path", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(path) in line and "line 2" in line and "0xe9" in line
+
+
 def test_the_shipped_sample_says_it_is_invented(
     capsys: pytest.CaptureFixture[str], release_dir: Path
 ) -> None:

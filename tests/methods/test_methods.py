@@ -169,3 +169,30 @@ def test_verbalize_then_sample_is_reproducible_by_seed() -> None:
     many = get_method("verbalize_then_sample", n_respondents=100_000).parse(p, [gen(text)])
     assert np.allclose(many.probs, [0.4, 0.3, 0.2, 0.1], atol=0.01)
     assert not get_method("verbalize_then_sample").parse(p, [gen("???")]).extracted
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "message"),
+    [
+        ("seq", {"seq_len": "five"}, "parameter 'seq_len' of method 'seq' must be int, got 'five' (str)"),
+        ("self_random", {"n": 2.5}, "parameter 'n' of method 'self_random' must be int, got 2.5 (float)"),
+        (
+            "self_random",
+            {"temperature": "hot"},
+            "parameter 'temperature' of method 'self_random' must be float",
+        ),
+        ("verbalize", {"seed": "x"}, "parameter 'seed' of method 'verbalize' must be int or null"),
+        ("paraphrase", {"n_paraphrases": True}, "must be int, got True (bool)"),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_named_with_its_type(
+    method: str, params: dict, message: str
+) -> None:
+    with pytest.raises(InputError) as err:
+        get_method(method, **params)
+    assert message in str(err.value) and f"method.params.{next(iter(params))}" in str(err.value)
+
+
+def test_parameters_of_the_right_type_are_accepted() -> None:
+    assert get_method("self_random", temperature=1, seed=None).temperature == 1  # an int is a float
+    assert get_method("verbalize", temperature=None).temperature is None

@@ -194,3 +194,30 @@ def test_bad_json_line(tmp_path: Path) -> None:
 def test_through_registry(tmp_path: Path) -> None:
     path = write_jsonl(base_rows(), tmp_path / "reg")
     assert len(load_survey("custom", path=path)) == 3
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_file_that_is_not_utf8_names_file_line_and_byte(tmp_path: Path, fmt: str) -> None:
+    path = WRITERS[fmt](base_rows(), tmp_path / "latin")
+    path.write_bytes(path.read_bytes().replace(b"Extend library", b"Extend caf\xe9 library"))  # Latin-1
+    with pytest.raises(InputError) as err:
+        load_custom(path)
+    msg = str(err.value)
+    line = 3 if fmt == "jsonl" else 4  # the CSV header is line 1
+    assert err.value.file == str(path) and f"line {line}" in msg and "0xe9" in msg and "UTF-8" in msg, msg
+
+
+def test_a_repeated_option_label_is_named(tmp_path: Path) -> None:
+    rows = base_rows()
+    for r in rows:
+        r["options"] = ["Yes", "No", "Yes"]
+    with pytest.raises(InputError, match="option label 'Yes' appears more than once"):
+        load_custom(write_jsonl(rows, tmp_path / "dup"))
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_n_respondents_must_be_above_zero(tmp_path: Path, n: int) -> None:
+    rows = base_rows()
+    rows[1]["n_respondents"] = n
+    with pytest.raises(InputError, match="line 2, column 'n_respondents': must be a number above 0"):
+        load_custom(write_jsonl(rows, tmp_path / "resp"))

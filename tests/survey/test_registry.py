@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from distalign.errors import InputError
@@ -29,3 +31,18 @@ def test_kwargs_reach_loader() -> None:
 def test_custom_needs_path() -> None:
     with pytest.raises(InputError, match="path="):
         load_survey("custom")
+
+
+@pytest.mark.parametrize("name", ["opinionqa", "nyt_books", "global_opinions", "opinionqa_500", "custom"])
+def test_a_custom_survey_may_not_take_a_built_in_name(tmp_path, name: str) -> None:
+    """It would silently stand in for the benchmark dataset wherever surveys are found by name."""
+    row = {"item_id": "Q1", "question": "Park?", "options": ["Yes", "No"], "attribute": "SEX",
+           "group": "Female", "probs": [0.5, 0.5]}  # fmt: skip
+    by_column = tmp_path / "mine.jsonl"
+    by_column.write_text(json.dumps({**row, "dataset": name}) + "\n")
+    by_file_name = tmp_path / f"{name}.jsonl"
+    by_file_name.write_text(json.dumps(row) + "\n")
+    for path in (by_column, by_file_name):
+        with pytest.raises(InputError, match=f"named '{name}', the name of a built-in dataset") as err:
+            load_survey("custom", path=path)
+        assert str(path) in str(err.value)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
+import pytest
 import ray
 
-from distalign.records.config import ModelConfig, ServingConfig
-from distalign.sweep.pool import actor_env, actor_options, actor_secrets, pool_key
+from distalign.errors import InputError
+from distalign.records.config import ModelConfig, ServingConfig, SweepSettings
+from distalign.sweep.pool import (
+    actor_env,
+    actor_options,
+    actor_secrets,
+    check_ray_address,
+    pool_key,
+)
 from distalign.sweep.progress import SweepProgress
 
 
@@ -74,3 +82,30 @@ def test_plain_progress_line() -> None:
     line = p.line()
     assert "cells 1/4" in line and "requests 5/10" in line and "cache hits 3" in line
     assert "cost $0.2500" in line and "failures 1" in line
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("form", ["{}", "ray://{}"])
+def test_an_unreachable_cluster_fails_at_once_with_what_to_do(form: str) -> None:
+    address = form.format(f"127.0.0.1:{_closed_port()}")
+    with pytest.raises(InputError) as err:
+        check_ray_address(SweepSettings(ray_address=address))
+    msg = str(err.value)
+    assert address.removeprefix("ray://") in msg and "ray start --head" in msg and "RAY_ADDRESS" in msg, msg
+    assert err.value.where == "sweep.ray_address"
+    assert not ray.is_initialized()
+
+
+def test_a_malformed_address_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "not-an-address")
+    with pytest.raises(InputError, match="'not-an-address' is not a Ray address"):
+        check_ray_address(SweepSettings())
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    check_ray_address(SweepSettings())  # "local": a private Ray, nothing to reach

@@ -138,3 +138,30 @@ def test_unsupported_cells_are_skipped_and_listed_when_asked() -> None:
     assert "haiku" in line and "logprobs" in line and "option log-probabilities" in line
     with pytest.raises(InputError, match="sweep.unsupported=skip"):
         validate_cells(cells, unsupported="error")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("n_resamples", -1, "sweep.n_resamples: must be a whole number of at least 1"),
+        ("n_resamples", 0, "sweep.n_resamples"),
+        ("seed", -2, "sweep.seed: must be a whole number >= 0"),
+        ("seed", 1.5, "sweep.seed"),
+        ("unparsed", "ignore", "sweep.unparsed: must be one of uniform, exclude, worst"),
+        ("unsupported", "maybe", "sweep.unsupported"),
+        ("num_cpus", 0, "sweep.num_cpus: must be a whole number of at least 1"),
+        ("experiment", "", "sweep.experiment: must be a non-empty text"),
+        ("progress", "yes", "sweep.progress: must be true or false"),
+    ],
+)
+def test_every_sweep_setting_is_checked_before_anything_runs(
+    setting: str, value: object, message: str, tmp_path
+) -> None:
+    cell = make_cell()
+    cell = replace(cell, sweep=replace(cell.sweep, **{setting: value}))
+    with pytest.raises(InputError) as err:
+        validate_cells([cell], unsupported="skip")
+    assert message in str(err.value) and repr(value) in str(err.value)
+    with pytest.raises(InputError, match=f"sweep.{setting}"):  # the same check when run_sweep is called
+        run_sweep([make_cell()], replace(settings(tmp_path / "store"), **{setting: value}))
+    assert not ray.is_initialized() and not (tmp_path / "store").exists()
