@@ -109,7 +109,11 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
     assert {"report.html", "report.md", "tables", "figures"} <= report
     tables = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report/tables")}
     assert {"leaderboard.csv", "kss.csv", "baselines.csv"} <= tables
-    assert "| smollm2_135m | verbalize |" in parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].splitlines()
+    # Table 1a's shape: one row for the model, one column per method
+    header = next(line for line in note if line.startswith("| model |"))
+    assert all(m in header for m in ("log-p", "sequence", "verbalize")), header
+    assert any(line.startswith("| smollm2_135m | ") and "±" in line for line in note), note
     assert "mlflow ui --backend-store-uri" in proc.stdout
     assert "invented sample shipped with the package" in proc.stdout  # the demo data says what it is
     md = client.download_artifacts(parent.info.run_id, "report/report.md", str(tmp_path))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from distalign.cli.score import DATA_DIR_HELP, Formatter, bootstrap_args, check_output, write_rows
+from distalign.cli.outputs import check_output
+from distalign.cli.score import DATA_DIR_HELP, Formatter, bootstrap_args, write_rows
 from distalign.errors import InputError
 from distalign.report.leaderboard import baseline_rows
 from distalign.report.render import BASELINE_COLUMNS, table

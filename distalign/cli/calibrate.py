@@ -30,6 +30,7 @@ from distalign.calibration.frame import cell_groups, is_evaluated, question_keys
 from distalign.calibration.ood import ood_table
 from distalign.calibration.regression import CANDIDATES
 from distalign.calibration.stage import apply_calibrator, calibrate_items
+from distalign.cli.outputs import check_output
 from distalign.cli.score import warnings_on_stderr
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
@@ -201,6 +202,8 @@ def _check_args(args: argparse.Namespace) -> tuple[str, ...]:
             "give exactly one of --method (fit a calibrator) or --model-uri (apply one), or --ood",
             where="--method",
         )
+    check_output(args.out, "--out", folder=True)
+    check_output(args.json, "--json")
     if not args.curves:
         return ()
     if args.method != "regression":

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from distalign.cli.helptext import add_command
+from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP
 from distalign.errors import InputError
 from distalign.report.meister2024.humans import human_predictions
@@ -49,6 +50,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise InputError(
             f"unknown predictions format {out.suffix!r} (use {', '.join(SUFFIXES)})", where="--out"
         )
+    check_output(out, "--out")
     df = import_release(args.data_dir)
     if args.humans:
         humans = human_predictions(args.data_dir)

@@ -12,6 +12,7 @@ from typing import Literal
 import pandas as pd
 
 from distalign.cli.helptext import add_command
+from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.errors import InputError
 from distalign.report.document import write_report
@@ -112,8 +113,7 @@ def _extra_rows(args: argparse.Namespace) -> list[pd.DataFrame]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", where=f"--out {out}")
+    check_output(out, "--out", folder=True)
     kind = source_kind(args.source)
     title = args.title or f"distalign report: {args.source}"
     common = {

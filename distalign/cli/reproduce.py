@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distalign.cli.helptext import add_command
+from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.report.meister2024.reproduce import reproduce, summary, write_reproduction
 from distalign.report.render import print_whole
@@ -50,6 +51,7 @@ def _text(value: object) -> str:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    check_output(args.out, "--out", folder=True)
     start = time.perf_counter()
     rep = reproduce(args.data_dir, n_resamples=args.n_resamples, seed=args.seed)
     written = write_reproduction(rep, args.out)

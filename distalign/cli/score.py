@@ -24,7 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from distalign.errors import InputError
+from distalign.cli.outputs import check_output
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.render import print_leaderboard
 from distalign.scoring.predictions import PredictionsWarning, datasets_in, read_predictions
@@ -112,20 +112,6 @@ def bootstrap_args(p: argparse.ArgumentParser) -> None:
         help="bootstrap resamples (default: %(default)s)",
     )
     p.add_argument("--seed", metavar="N", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-
-
-def check_output(path: Path | None, option: str, folder: bool = False) -> None:
-    """Fails before any work when an output cannot be written: a folder option naming a file, a file
-    option naming a folder, or a parent that is a file."""
-    if path is None:
-        return
-    if folder and path.exists() and not path.is_dir():
-        raise InputError(f"{path} exists and is not a folder", where=option)
-    if not folder and path.is_dir():
-        raise InputError(f"{path} is a folder; give a file name", where=option)
-    parent = next((p for p in path.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise InputError(f"{parent} is a file, not a folder", where=option)
 
 
 def write_rows(

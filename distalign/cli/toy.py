@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from distalign.cli.helptext import add_command
+from distalign.cli.outputs import check_output
 from distalign.engines.registry import make_engine
 from distalign.errors import InputError
 from distalign.methods.toy import calibration_table, coin_problems, run_toy, toy_methods, write_toy_outputs
@@ -50,6 +52,7 @@ def cmd_toy(args: argparse.Namespace) -> int:
     # validate everything cheap before loading a model
     if args.seq_len < 1:
         raise InputError("must be >= 1", where="--seq-len")
+    check_output(Path(args.out), "--out", folder=True)
     templates = load_templates(args.templates)
     root = data_dir(args.data_dir)
     problems = coin_problems(root)

@@ -71,8 +71,10 @@ def test_missing_store_is_an_input_error(tmp_path: Path) -> None:
 def test_model_prepare_prints_the_folder(capsys: pytest.CaptureFixture[str]) -> None:
     from distalign.engines.model_prep import prepare_default_model
 
+    from distalign.cli import main
+
     expected = prepare_default_model()
-    assert _run(["model", "prepare", "--cache-dir", str(expected.parent)]) == 0
+    assert main(["model", "prepare", "--cache-dir", str(expected.parent)]) == 0
     assert capsys.readouterr().out.strip() == str(expected)
 
 
