@@ -19,9 +19,11 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
+import unittest.mock
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,23 +227,41 @@ def ensure_ray(settings: SweepSettings) -> bool:
     check_ray_address(settings)
     address = ray_address(settings)
     common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
-    # Ray installs SIGTERM handlers that exit or abort the process (no cleanup, no KILLED run); the
-    # driver's own handler (the sweep turns SIGTERM into Ctrl-C) is put back once Ray is up
-    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        _init(address, settings, common)
-    except BaseException as exc:  # Ctrl-C half-way: stop the processes started so far, which would outlive us
+        with _signals_held() as received:
+            _init(address, settings, common)
+        if received:  # Ctrl-C or SIGTERM while Ray started: stop now that it can be stopped cleanly
+            raise KeyboardInterrupt
+    except BaseException:  # stop the processes started so far, which would outlive us
         with contextlib.suppress(Exception):
             ray.shutdown()
-        if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
-            # ray.init answers SIGTERM with sys.exit(15) while it starts: stop like Ctrl-C instead
-            raise KeyboardInterrupt from None
         raise
-    finally:
-        if callable(on_sigterm):
-            with contextlib.suppress(ValueError):  # not the main thread: nothing was installed there
-                signal.signal(signal.SIGTERM, on_sigterm)
     return True
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Holds SIGINT and SIGTERM back while Ray starts, and yields the signals received meanwhile.
+
+    Ray starts its processes with fork hooks; an exception that a signal handler raises inside one (Ray's
+    own SIGTERM handler calls ``sys.exit``, Python's SIGINT handler raises ``KeyboardInterrupt``) is
+    swallowed by Python and leaves the ``logging`` lock held, so the interrupt is lost and the sweep later
+    hangs. Ray's handler is therefore not installed, and ours only records the signal."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with unittest.mock.patch.object(ray._private.utils, "set_sigterm_handler", lambda handler: None):
+            yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) -> None:
