@@ -22,9 +22,11 @@ method's own default is 200) so that a run takes minutes on 2 cores.
 
 Prints requests/s and output tokens/s of each side, their
 ratio, where the sweep's time went (engine busy, idle between batches, after the last batch) and the load
-average.
+average. ``api`` (in ``--engines`` by default) adds the API callers' figure: the steady phase of
+``benchmarks/api_rate.py`` (one account at ``--api-rpm`` for ``--api-seconds`` against a loopback OpenAI
+server answering in 200-800 ms), its achieved rate and the ratio to the configured one.
 
-    python benchmarks/engine_efficiency.py [--items 1] [--engines hf,vllm] [--data-dir DIR]
+    python benchmarks/engine_efficiency.py [--items 1] [--engines hf,vllm,api] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -310,10 +312,24 @@ def raw_hf(requests: list[Any], folder: str, batch_size: int, threads: int) -> S
     return Side("raw", seconds, len(requests), sum(produced), load_s, cpu, [note])
 
 
+def _api_rate(rpm: float, seconds: float, work: Path) -> bool:
+    """The steady phase of benchmarks/api_rate.py (this script's folder is on ``sys.path``)."""
+    import api_rate
+
+    print(
+        f"\napi callers: one account at {rpm:g} requests/min for {seconds:g} s, loopback OpenAI server",
+        flush=True,
+    )
+    settings = SweepSettings(store=str(work / "api-store"), progress=False, n_resamples=100)
+    return api_rate.steady(rpm, seconds, work, settings)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1, help="items per dataset")
-    parser.add_argument("--engines", default="hf,vllm", help="comma-separated: hf, vllm")
+    parser.add_argument("--engines", default="hf,vllm,api", help="comma-separated: hf, vllm, api")
+    parser.add_argument("--api-rpm", type=float, default=600.0, help="api: configured requests per minute")
+    parser.add_argument("--api-seconds", type=float, default=120.0, help="api: length of the measurement")
     parser.add_argument("--data-dir", default=_default_data_dir())
     parser.add_argument(
         "--threads", type=int, default=1, help="threads on both sides (the shipped configs reserve 1 CPU)"
@@ -333,9 +349,9 @@ def main() -> int:
     datasets = [d for d in args.datasets.split(",") if d]
     steerings = [s for s in args.steerings.split(",") if s]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = sorted(set(engines) - set(MODELS))
+    unknown = sorted(set(engines) - set(MODELS) - {"api"})
     if unknown:
-        parser.error(f"unknown engines {unknown}; choose from {sorted(MODELS)}")
+        parser.error(f"unknown engines {unknown}; choose from {sorted(MODELS) + ['api']}")
 
     import ray
 
@@ -357,6 +373,11 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for engine in engines:
+                if engine == "api":
+                    verdicts.append(
+                        "meets" if _api_rate(args.api_rpm, args.api_seconds, Path(tmp)) else "misses"
+                    )
+                    continue
                 cells = grid(
                     engine,
                     args.data_dir,

@@ -170,6 +170,21 @@ def test_engine_efficiency_vllm_runs_a_sweep_and_raw_vllm(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_engine_efficiency_prints_the_api_rate_ratio(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "engine_efficiency.py"), "--engines", "api",
+         "--api-rpm", "600", "--api-seconds", "5", "--data-dir", "fixture"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert re.search(r"steady: achieved [\d.]+ requests/min at 600 configured: ratio [\d.]+", out.stdout), (
+        out.stdout
+    )
+    assert "lost 0, sent twice 0" in out.stdout, out.stdout
+
+
+@pytest.mark.slow
 def test_engine_batching_times_the_raw_forward_pass_in_the_same_run() -> None:
     out = subprocess.run(
         [
