@@ -69,9 +69,8 @@ def test_missing_store_is_an_input_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_model_prepare_prints_the_folder(capsys: pytest.CaptureFixture[str]) -> None:
-    from distalign.engines.model_prep import prepare_default_model
-
     from distalign.cli import main
+    from distalign.engines.model_prep import prepare_default_model
 
     expected = prepare_default_model()
     assert main(["model", "prepare", "--cache-dir", str(expected.parent)]) == 0
