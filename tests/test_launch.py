@@ -3,6 +3,8 @@ Ray, every cell becomes an MLflow child run under one parent, and nothing secret
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -12,8 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -342,6 +346,45 @@ def test_an_unreachable_cluster_or_tracking_server_fails_before_anything_starts(
     assert setting.split("=", 1)[1] in line and hint in line, line
     assert "Traceback" not in out and "Failed to connect" not in out
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / ".distalign").exists()
+
+
+@contextlib.contextmanager
+def _listener(kind: str) -> Iterator[int]:
+    """A loopback port that accepts connections but is no Ray cluster: a socket that never answers, or a
+    gRPC server without Ray's services."""
+    if kind == "silent":
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(16)
+            yield int(server.getsockname()[1])
+        return
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("silent", "gave no Ray answer"), ("grpc_not_ray", "not a Ray GCS")],
+)
+def test_an_address_where_something_else_listens_is_one_message(
+    tmp_path: Path, kind: str, message: str
+) -> None:
+    """A typo'd port, a firewall or another service: ray.init would wait without end; the sweep asks the
+    GCS for its cluster id first and fails before anything starts."""
+    with _listener(kind) as port:
+        proc = launch(tmp_path, *FAST, f"sweep.ray_address=127.0.0.1:{port}", timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("distalign:")]
+    assert f"127.0.0.1:{port}" in line and message in line, line
+    assert "Traceback" not in out, out[-3000:]
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 @pytest.mark.parametrize("store", ["under_a_file", "not_sqlite"])

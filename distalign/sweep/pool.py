@@ -27,7 +27,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import ray
+from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
 from distalign.engines.providers import provider_of
 from distalign.engines.registry import make_engine
@@ -208,16 +210,51 @@ def check_ray_address(settings: SweepSettings, timeout_s: float = CONNECT_TIMEOU
                 where="sweep.ray_address",
             )
         return
+    host = host.strip("[]") or "127.0.0.1"
     try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
-            return
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
     except OSError as exc:
         why = exc.strerror or f"no answer within {timeout_s:g} s"
+    else:
+        why = _gcs_answer(target, host, int(port), timeout_s)
+        if why is None:
+            return
     raise InputError(
         f"cannot reach the Ray cluster at {target} ({why}); start it with `ray start --head` on that machine "
         f"(or check the address and firewall), or {_UNSET}",
         where="sweep.ray_address",
     )
+
+
+def _gcs_answer(target: str, host: str, port: int, timeout_s: float) -> str | None:
+    """``None`` when a Ray cluster answers at the address, else why not. A GCS (``HOST:PORT``) is asked for
+    its cluster id, a Ray Client server (``ray://``) for a gRPC handshake: a listener that never answers,
+    or a service that is not Ray's, would otherwise leave ``ray.init`` waiting without end. With TLS
+    (``RAY_USE_TLS``) a plain-text probe cannot tell, so none is made."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    channel = grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    try:
+        if target.startswith("ray://"):
+            grpc.channel_ready_future(channel).result(timeout=timeout_s)
+            return None
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
+        return None
+    except grpc.FutureTimeoutError:
+        return f"it accepts connections but gave no gRPC answer within {timeout_s:g} s"
+    except grpc.RpcError as exc:
+        code = exc.code()
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return None  # a GCS that wants the cluster's token: ray.init brings it
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return "a gRPC service answers there, but not a Ray GCS (a Ray Client port needs ray://HOST:PORT)"
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"it accepts connections but gave no Ray answer within {timeout_s:g} s"
+        return f"it accepts connections but does not answer as a Ray GCS ({code.name})"
+    finally:
+        channel.close()
 
 
 def ensure_ray(settings: SweepSettings) -> bool:
@@ -266,7 +303,15 @@ def _signals_held() -> Iterator[list[int]]:
 
 def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) -> None:
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as exc:  # something answers there, but not a Ray cluster's GCS
+            raise InputError(
+                f"{address} accepts connections but no Ray cluster answered there ({exc}); give the "
+                f"address of the head node's GCS (the one `ray start --head` printed, port 6379 by default), "
+                f"or {_UNSET}",
+                where="sweep.ray_address",
+            ) from None
     else:
         # address="local": always a fresh private instance; a bare init() would silently join any cluster
         # someone else started on this machine with `ray start`
