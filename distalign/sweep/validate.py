@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from distalign.engines.registry import engine_capabilities
+from distalign.engines.weights import check_weights
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.prompts.render import STEERINGS, RenderedPrompt
@@ -165,6 +166,7 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
             f"launching (keys are read from the environment only, never from configs)",
             where=f"model {model.name!r}: serving.api_key_env",
         )
+    check_weights(model)  # seconds here, where an engine actor would retry the hub for a minute
 
 
 def _check_models_consistent(cells: Sequence[CellConfig]) -> None:

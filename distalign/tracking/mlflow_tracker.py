@@ -5,7 +5,9 @@ read back for the sweep's own use (resume and the leaderboard read the sweep fol
 one background thread, in the order they finish, through ``MlflowClient`` with explicit run ids (MLflow's
 global "active run" is never touched), so the driver goes on with the sweep while MLflow writes; the driver
 waits for the thread before it writes the parent run. Resuming a sweep re-opens its parent run (found by
-the sweep id) and never writes a second child run for a cell that has a finished one.
+the sweep id) only once the rerun has cells to run — a rerun that fails before doing any work leaves a
+FINISHED parent FINISHED — and never writes a second child run for a cell that has a finished one. The
+parent's metrics are the whole sweep's (``previous_metrics`` holds what earlier attempts recorded).
 """
 
 from __future__ import annotations
@@ -180,7 +182,11 @@ class MLflowTracker:
         try:
             self.client = MlflowClient(tracking_uri=self.uri)
             self.experiment_id = self._experiment(experiment)
+            #: the parent's metrics and status as earlier attempts left them (empty / None for a new sweep)
+            self.previous_metrics: dict[str, float] = {}
+            self.previous_status: str | None = None
             self.parent_run_id, self.resumed = self._parent(sweep_name, sweep_params or {})
+            self._reopened = not self.resumed
             self._close_stale_children()
         except (MlflowException, SQLAlchemyError) as exc:
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
@@ -218,10 +224,9 @@ class MLflowTracker:
             order_by=["attributes.start_time DESC"],
         )
         if runs:
-            run_id = runs[0].info.run_id
-            if runs[0].info.status != "RUNNING":
-                self.client.update_run(run_id, status="RUNNING")
-            return run_id, True
+            self.previous_metrics = dict(runs[0].data.metrics)
+            self.previous_status = runs[0].info.status
+            return runs[0].info.run_id, True
         tags = {TAG_SWEEP: self.sweep_id, TAG_KIND: "sweep", "distalign.git_revision": git_revision()}
         run = self.client.create_run(self.experiment_id, run_name=sweep_name, tags=tags)
         flat = {k: ("" if v is None else str(v))[:6000] for k, v in flatten(params).items()}
@@ -304,19 +309,31 @@ class MLflowTracker:
         """The parent run's description (MLflow's note), shown on its page in the MLflow UI."""
         self.client.set_tag(self.parent_run_id, "mlflow.note.content", markdown)
 
-    def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
+    def log_parent_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Metrics of the parent run at ``step`` (the attempt number: MLflow keeps each attempt's value
+        in the metric's history and shows the latest)."""
         self.flush()
         now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and _finite(v)]
-        if ms:
-            self.client.log_batch(self.parent_run_id, metrics=ms)
+        ms = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and _finite(v)]
+        for i in range(0, len(ms), 500):
+            self.client.log_batch(self.parent_run_id, metrics=ms[i : i + 500])
+
+    def reopen(self) -> None:
+        """Marks a resumed parent RUNNING again: called once the rerun has cells to run, so a rerun that
+        fails before any work never turns a FINISHED sweep back into a running or failed one."""
+        if not self._reopened:
+            self._reopened = True
+            if self.previous_status != "RUNNING":
+                self.client.update_run(self.parent_run_id, status="RUNNING")
 
     def finish(self, status: str = "FINISHED") -> None:
-        """Closes the parent run as FINISHED, FAILED or KILLED (an interrupted sweep)."""
+        """Closes the parent run as FINISHED, FAILED or KILLED (an interrupted sweep). A resumed parent
+        that was never reopened keeps its earlier end state, unless it was left RUNNING (a killed driver)."""
         try:
             self.close()
         finally:
-            self.client.set_terminated(self.parent_run_id, status=status)
+            if self._reopened or self.previous_status == "RUNNING":
+                self.client.set_terminated(self.parent_run_id, status=status)
 
     def ui_command(self) -> str:
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
