@@ -166,7 +166,8 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
             f"launching (keys are read from the environment only, never from configs)",
             where=f"model {model.name!r}: serving.api_key_env",
         )
-    check_weights(model)  # seconds here, where an engine actor would retry the hub for a minute
+    if require_keys:  # seconds here, where an engine actor would retry the hub for a minute
+        check_weights(model)
 
 
 def _check_models_consistent(cells: Sequence[CellConfig]) -> None:
