@@ -36,6 +36,7 @@ from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from distalign.report.figures import learning_curves_figure, save_figure
 from distalign.report.leaderboard import leaderboard
+from distalign.report.render import print_whole
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
@@ -359,7 +360,7 @@ def _print(rows: list[dict[str, Any]], metrics: dict[str, Any], rates: pd.DataFr
         names = ["raw" if c == "calibration" and r[c] == "none" else str(r.get(c)) for c in labels]
         table.add_row(*names, tv, str(r["n"]), _fmt(r.get("extraction_rate")))
     console = Console()
-    console.print(table)
+    print_whole(console, table)  # piped: at its natural width, no name cut to "anthro…"
     shown = {k: v for k, v in metrics.items() if k in ("ece_before", "ece_after", "temperature", "dev_score")}
     if shown:
         console.print(", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
@@ -391,4 +392,4 @@ def _print_ood(table: pd.DataFrame) -> None:
             str(r["n"]),
             *(_fmt(r[f"alignment_{k}"]) for k in ("raw", "in_domain", "ood")),
         )
-    Console().print(t)
+    print_whole(Console(), t)

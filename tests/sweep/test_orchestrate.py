@@ -158,3 +158,23 @@ def test_missing_local_weights_fail_in_seconds_with_one_line(
     assert len(lines) == 1 and message in lines[0] and weights in lines[0], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_help_lists_examples_and_experiments(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tail = proc.stdout[proc.stdout.index("== Examples ==") :]
+    assert "python launch.py -m experiment=smoke" in tail
+    for path in (REPO / "conf" / "experiment").glob("*.yaml"):
+        assert f"\n  {path.stem} " in tail, path.stem
