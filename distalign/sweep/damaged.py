@@ -34,7 +34,7 @@ def _problem(folder: Path) -> tuple[Path, str] | None:
         pq.read_table(items)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a cut or corrupt file
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        return items, f"unreadable: {first[:160]}"
+        return items, f"unreadable: {first.split(chr(39) + ': ')[-1][:160]}"  # pyarrow repeats the path
     return None
 
 

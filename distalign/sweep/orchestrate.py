@@ -38,7 +38,7 @@ from distalign.sweep.plan import summarize
 from distalign.sweep.pool import check_ray_address
 from distalign.sweep.record import sweep_metrics
 from distalign.sweep.runner import run_sweep, sweep_folder, sweep_id
-from distalign.sweep.validate import Validated, check_serving, validate_cells
+from distalign.sweep.validate import Validated, check_serving, check_settings, validate_cells
 from distalign.tracking.mlflow_tracker import MLflowTracker
 
 log = logging.getLogger(__name__)
@@ -136,19 +136,48 @@ def as_launch_options(message: str) -> str:
 def run(cells: Sequence[CellConfig]) -> Outcome:
     try:
         settings = _settings(cells)
-        validated = validate_cells(cells, require_keys=not settings.dry_run, unsupported=settings.unsupported)
+        if settings.dry_run:
+            outcome = _dry_run(*_validate_dry(cells, settings), n_cells=len(cells))
+        else:
+            validated = validate_cells(cells, unsupported=settings.unsupported)
     except InputError as exc:
         raise _fail(f"configuration error: {exc}") from None
-    for line in validated.unsupported_lines():
-        print(line)
-    outcome = _dry_run(validated) if settings.dry_run else _run(validated, settings)
+    if not settings.dry_run:
+        for line in validated.unsupported_lines():
+            print(line)
+        outcome = _run(validated, settings)
     LAUNCH.last = outcome
     return outcome
 
 
-def _dry_run(validated: Validated) -> Outcome:
+def _validate_dry(
+    cells: Sequence[CellConfig], settings: SweepSettings
+) -> tuple[Validated, InputError | None]:
+    """The cells a dry run can plan, and the first error the real run would stop at (missing data ...):
+    the plan of the other cells is still printed before that error ends the dry run."""
+    try:
+        return validate_cells(cells, require_keys=False, unsupported=settings.unsupported), None
+    except InputError as exc:
+        error = exc
+    check_settings(settings)  # a bad sweep setting concerns every cell: nothing to plan
+    good = []
+    for cell in cells:
+        with contextlib.suppress(InputError):
+            validate_cells([cell], require_keys=False, unsupported=settings.unsupported)
+            good.append(cell)
+    if not good:
+        raise error
+    return validate_cells(good, require_keys=False, unsupported=settings.unsupported), error
+
+
+def _dry_run(validated: Validated, error: InputError | None = None, n_cells: int = 0) -> Outcome:
+    for line in validated.unsupported_lines():
+        print(line)
     summary = summarize(validated.cells)
     print(describe(summary))
+    if error is not None:
+        print(f"(the plan above covers {len(validated.cells)} of {n_cells} cells; the real run stops at:)")
+        raise error
     # what the real run would refuse before its first request (keys) fails here too, after the plan
     try:
         for model in {c.config.model.name: c.config.model for c in validated.cells}.values():

@@ -57,7 +57,8 @@ def test_reruns_never_lower_the_record_and_damaged_cells_are_run_again(tmp_path:
     assert third.returncode == 0, out[-4000:]
     assert "Traceback" not in out
     lines = [ln for ln in third.stderr.splitlines() if "damaged cell file" in ln]
-    assert len(lines) == 1 and str(cell) in lines[0] and "run again" in lines[0], third.stderr[-2000:]
+    assert len(lines) == 1 and str(cell.relative_to(tmp_path)) in lines[0], third.stderr[-2000:]
+    assert "run again" in lines[0] and "magic bytes" in lines[0], lines[0]
     last, children = _parent(tmp_path)
     assert last.info.status == "FINISHED" and len(children) == 2
     assert last.data.metrics["finished"] == 2 and last.data.metrics["attempts"] == 3
@@ -178,3 +179,20 @@ def test_help_lists_examples_and_experiments(tmp_path: Path) -> None:
     assert "python launch.py -m experiment=smoke" in tail
     for path in (REPO / "conf" / "experiment").glob("*.yaml"):
         assert f"\n  {path.stem} " in tail, path.stem
+
+
+def test_a_dry_run_with_missing_data_prints_the_plan_then_fails_like_the_real_run(tmp_path: Path) -> None:
+    """One dataset of the grid is missing: the plan of the other is printed, then the real run's line."""
+    import shutil
+
+    from distalign.survey.paths import fixture_dir
+
+    data = tmp_path / "data"
+    shutil.copytree(fixture_dir() / "opinions_qa", data / "opinions_qa")
+    grid = ("model=instant", "dataset=opinionqa,nyt_books", f"dataset.data_dir={data}", "dataset.max_items=1")
+    dry = launch(tmp_path, *grid, "sweep.dry_run=true", timeout=300)
+    assert dry.returncode == 2, dry.stderr[-2000:]
+    assert "cells: 1" in dry.stdout and "covers 1 of 2 cells" in dry.stdout
+    (line,) = [ln for ln in dry.stderr.splitlines() if ln.startswith("distalign:")]
+    assert "nyt_books" in line and "dataset.data_dir=fixture" in line and "--data-dir" not in line
+    assert "Traceback" not in dry.stderr
