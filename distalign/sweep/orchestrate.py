@@ -304,6 +304,9 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
         tracker.log_folder(report.out, "report")
         note = f"\n\n_Data: {FIXTURE_NOTE}._\n" if invented else ""
         tracker.set_description(leaderboard_markdown(rows) + note)
+    else:
+        lines = failure_lines(summarise(sweep.results), n_cells)
+        tracker.set_description("_No cell finished._\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
     outcome.leaderboard = rows
     step, metrics = sweep_metrics(tracker.previous_metrics, sweep.totals, len(finished), len(outcome.failed))
     tracker.log_parent_metrics(metrics, step=step)

@@ -45,13 +45,16 @@ class SweepProgress:
     def starting(self, models: list[Any]) -> None:
         """Ray and the engines are about to start for these models (``ModelConfig``)."""
         local = [m.name for m in models if m.serving.engine in LOCAL_ENGINES]
-        api = [m.name for m in models if m.serving.engine not in LOCAL_ENGINES]
+        api = [m.name for m in models if m.serving.engine == "litellm"]
+        other = [m.name for m in models if m.name not in local and m.name not in api]
         parts = []
         if local:
             parts.append(f"loading model {', '.join(local)} (first time: ~1 min)")
         if api:
             parts.append(f"starting the API callers for {', '.join(api)}")
-        self.status = "; ".join(parts) or "starting the engines"
+        if other:
+            parts.append(f"starting the engine for {', '.join(other)}")
+        self.status = "starting Ray; " + "; ".join(parts)
         if self._live is not None:
             self._live.update(self._render())
         elif self.enabled:
