@@ -197,3 +197,16 @@ def test_a_dry_run_with_missing_data_prints_the_plan_then_fails_like_the_real_ru
     (line,) = [ln for ln in dry.stderr.splitlines() if ln.startswith("distalign:")]
     assert "nyt_books" in line and "dataset.data_dir=fixture" in line and "--data-dir" not in line
     assert "Traceback" not in dry.stderr
+
+
+def test_a_store_that_cannot_be_used_fails_the_parent_run_with_one_line(tmp_path: Path) -> None:
+    """An error once the sweep has started (here: the response store path is a file) closes the parent run."""
+    store = tmp_path / "store-file"
+    store.write_text("not a folder")
+    proc = launch(tmp_path, *FAST, "method=seq", env={"DISTALIGN_STORE": str(store)}, timeout=300)
+    assert proc.returncode in (1, 2), proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("distalign:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    parent, _ = _parent(tmp_path)
+    assert parent.info.status == "FAILED"
+    _no_running(tmp_path)
