@@ -141,6 +141,8 @@ def test_missing_data_names_the_launch_option(tmp_path: Path) -> None:
     [
         ("nosuchorg/nosuchmodel", {"HF_HUB_OFFLINE": "1"}, "not in the local Hugging Face cache"),
         ("/nonexistent/model-folder", {}, "not a model folder here"),
+        # hub access allowed: the hub says it does not exist, or cannot be reached (offline machines)
+        ("nosuchorg/nosuchmodel", {"HF_HUB_OFFLINE": "0"}, "Hugging Face hub"),
     ],
 )
 def test_missing_local_weights_fail_in_seconds_with_one_line(
