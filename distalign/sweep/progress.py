@@ -69,8 +69,6 @@ class SweepProgress:
         self.requests_total += n
 
     def batch(self, n: int, tokens: int, cost_usd: float) -> None:
-        if self.status and not self.answered:
-            self._t0 = time.perf_counter()  # rates count from the first answer, not from the model load
         self.status = ""
         self.answered += n
         self.tokens += tokens
