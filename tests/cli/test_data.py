@@ -62,7 +62,9 @@ def test_list_says_how_to_get_what_is_missing(capsys: pytest.CaptureFixture[str]
     assert "--data-dir fixture" in out and "dataset.data_dir=fixture" in out  # the shipped sample
 
 
-def test_list_on_the_release_has_nothing_to_get(capsys: pytest.CaptureFixture[str], release_dir: Path) -> None:
+def test_list_on_the_release_has_nothing_to_get(
+    capsys: pytest.CaptureFixture[str], release_dir: Path
+) -> None:
     assert run(["data", "list", "--data-dir", str(release_dir)]) == 0
     out = capsys.readouterr().out
     assert set(_rows(out).values()) == {"present"} and "data download" not in out
