@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import signal
 import sys
 import traceback
@@ -121,16 +120,8 @@ def _settings(cells: Sequence[CellConfig]) -> SweepSettings:
 
 
 def _fail(message: str, code: int = 2) -> SystemExit:
-    print(f"distalign: {as_launch_options(message)}", file=sys.stderr)
+    print(f"distalign: {message}", file=sys.stderr)
     return SystemExit(code)
-
-
-def as_launch_options(message: str) -> str:
-    """Hints built for the ``distalign`` commands name ``--data-dir``; here the option is a Hydra key."""
-    message = re.sub(r"--data-dir(?= /)", "dataset.data_dir", message)
-    return re.sub(r"--data-dir[ =](\S+)", r"dataset.data_dir=\1", message).replace(
-        "--data-dir", "dataset.data_dir"
-    )
 
 
 def run(cells: Sequence[CellConfig]) -> Outcome:
