@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,7 @@ _CHUNK = 500  # keys per SELECT (SQLite's bound-parameter limit is 999 on old bu
 #: free space a sweep needs in the store's file system before its first request
 MIN_FREE_BYTES = 64 * 2**20
 DAMAGED = ".damaged-"
+SPILL_PREFIX = "unsaved-"
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +260,15 @@ class ResponseStore:
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> Iterable[tuple[Any, ...]]:
         params = list(params)
-        for shard in self.shards():
+        seen: set[Path] = set()
+        while pending := [s for s in self.shards() if s not in seen]:  # a repair may add a shard
+            yield from self._shard_rows(pending, seen, sql, params)
+
+    def _shard_rows(
+        self, shards: list[Path], seen: set[Path], sql: str, params: list[Any]
+    ) -> Iterable[tuple[Any, ...]]:
+        for shard in shards:
+            seen.add(shard)
             conn = self._open(shard)
             if conn is None:
                 continue
@@ -379,12 +389,11 @@ class ResponseStore:
         try:
             with self._lock:
                 conn = self._own_shard()
-                with conn:
-                    conn.execute(
-                        "DELETE FROM responses WHERE key = ''"
-                    )  # a write transaction, changing nothing
+                with conn:  # a write transaction that changes nothing
+                    conn.execute("DELETE FROM responses WHERE key = ''")
+                self._load_spilled(conn)
             free = shutil.disk_usage(self.root).free
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ValueError) as exc:
             self._writer = None
             raise InputError(
                 f"the response store cannot be written ({_reason(exc)}): make it writable or point "
@@ -424,12 +433,45 @@ class ResponseStore:
                 with conn:
                     conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
         except (sqlite3.Error, OSError) as exc:
+            kept = self._spill(rows)
+            where = (
+                f"the {len(rows)} answers just received are kept in {kept}"
+                + ("" if kept.parent == self.root else f" (move it into {self.root})")
+                + " and loaded by the next sweep"
+                if kept is not None
+                else f"the {len(rows)} answers just received could not be kept anywhere"
+            )
             raise StoreError(
-                f"cannot store {len(rows)} answers in the response store {self.root} ({_reason(exc)}); "
-                "stopped before sending more requests: free space or make it writable, then rerun (answers "
-                "stored so far are kept)"
+                f"cannot write to the response store {self.root} ({_reason(exc)}); stopped before sending "
+                f"more requests: {where}; free space or make it writable, then rerun"
             ) from None
         return len(rows)
+
+    def _spill(self, rows: list[tuple[Any, ...]]) -> Path | None:
+        """Answers the store could not take, as JSON lines in the store's folder, else the temp folder."""
+        name = f"{SPILL_PREFIX}{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.jsonl"
+        for folder in (self.root, Path(tempfile.gettempdir())):
+            path = folder / name
+            try:
+                with path.open("w", encoding="utf-8") as out:
+                    for row in rows:
+                        out.write(json.dumps(list(row), ensure_ascii=False) + "\n")
+                return path
+            except OSError:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return None
+
+    def _load_spilled(self, conn: sqlite3.Connection) -> None:
+        """Answers an earlier sweep could not store (``unsaved-*.jsonl``) go into this shard."""
+        for path in sorted(self.root.glob(f"{SPILL_PREFIX}*.jsonl")):
+            rows = [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+            with conn:
+                conn.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+            path.unlink()
+            log.warning(
+                "response store: loaded %d answers kept in %s by an earlier sweep", len(rows), path.name
+            )
 
     # ---------------------------------------------------------------------------------- inspection
     def stats(self) -> dict[str, Any]:
