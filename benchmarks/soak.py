@@ -73,7 +73,14 @@ def start_mlflow(work: Path) -> tuple[subprocess.Popen, str]:
         "--default-artifact-root", (work / "mlruns").as_uri(), "--workers", "1",
     ]  # fmt: skip
     log = (work / "mlflow-server.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # offline, litellm's cost-map fetch deadlocks the server's job runner import: neither is needed here
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
