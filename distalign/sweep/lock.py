@@ -40,8 +40,14 @@ class SweepLock:
 
     def acquire(self) -> SweepLock:
         """Takes the lock or raises ``SweepBusy`` naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"cannot create the sweep folder's lock ({exc.strerror or exc}): make sweep.output_dir writable",
+                file=self.path.parent,
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
