@@ -45,7 +45,8 @@ class SweepLock:
             handle = self.path.open("a+", encoding="utf-8")
         except OSError as exc:
             raise InputError(
-                f"cannot create the sweep folder's lock ({exc.strerror or exc}): make sweep.output_dir writable",
+                f"cannot create the sweep folder's lock ({exc.strerror or exc}): make sweep.output_dir "
+                "writable",
                 file=self.path.parent,
             ) from None
         try:
