@@ -199,13 +199,19 @@ def main() -> int:
             }
             started = [(k, *drivers.start(cmds[k])) for k in ("A", "A", "B", "B")]
             if rng.random() < args.kill_prob:  # mid-sweep: once its server has seen a random share of it
-                kind, victim, _ = rng.choice(started)
+                kind = rng.choice(("A", "B"))
+                mine = [p for k, p, _ in started if k == kind]
                 seen = len(stubs[kind].received) + rng.randint(1, args.items)
                 until = time.monotonic() + 300
-                while victim.poll() is None and len(stubs[kind].received) < seen and time.monotonic() < until:
+                while (
+                    any(p.poll() is None for p in mine)
+                    and len(stubs[kind].received) < seen
+                    and time.monotonic() < until
+                ):
                     time.sleep(0.02)
-                if victim.poll() is None:
-                    victim.send_signal(signal.SIGKILL)
+                running = [p for p in mine if p.poll() is None]  # the one sending (the other stood aside)
+                if running:
+                    rng.choice(running).send_signal(signal.SIGKILL)
                     kills += 1
             finished = set()
             for k, proc, log in started:
