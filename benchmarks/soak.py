@@ -121,6 +121,7 @@ class Drivers:
         self.work, self.env = work, env
         self.count = 0
         self.unexpected: list[str] = []
+        self.procs: list[subprocess.Popen] = []
 
     def start(self, cmd: list[str]) -> tuple[subprocess.Popen, Path]:
         self.count += 1
@@ -129,7 +130,14 @@ class Drivers:
         proc = subprocess.Popen(
             cmd, cwd=self.work, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT
         )
+        self.procs.append(proc)
         return proc, log
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     def wait(self, proc: subprocess.Popen, log: Path, deadline: float) -> int:
         try:
@@ -243,6 +251,7 @@ def main() -> int:
         parents = client.search_runs(experiments, "tags.`distalign.kind` = 'sweep'", max_results=5000)
         running = [p for p in parents if p.info.status == "RUNNING"]
     finally:
+        drivers.kill_all()
         for stub in stubs.values():
             stub.stop()
         ray.shutdown()
