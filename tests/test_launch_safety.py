@@ -181,9 +181,7 @@ def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(
             with shard.open("r+b") as f:
                 f.seek(4096 + 200)
                 f.write(b"\xff" * 1500)
-        again = launch(
-            tmp_path, *_api(stub, "sweep.name=rerun"), env=ray_env, timeout=600
-        )
+        again = launch(tmp_path, *_api(stub, "sweep.name=rerun"), env=ray_env, timeout=600)
     finally:
         stub.stop()
     out = again.stdout + again.stderr
