@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from distalign.calibration.compare import method_comparison
+from distalign.calibration.compare import method_comparison, triple_comparison
 from distalign.calibration.curves import CHOSEN, SIZES, curve_families, learning_curve
 from distalign.calibration.extraction import extraction_table
 from distalign.calibration.frame import is_evaluated
@@ -96,6 +96,10 @@ def sweep_tables(
     anova, pairs = method_comparison(items)
     if len(anova):
         tables["method_anova"], tables["method_pairs"] = anova, pairs
+    step("prompt variation triples")
+    anova, pairs = triple_comparison(items)
+    if len(anova):
+        tables["triple_anova"], tables["triple_pairs"] = anova, pairs
     cal = (
         items["calibration"].astype(str)
         if "calibration" in items.columns
