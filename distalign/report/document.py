@@ -183,6 +183,8 @@ CALIBRATION_EXTRAS: dict[str, str] = {
     "(repeated-measures ANOVA per triple)",
     "triple_pairs": "Tables 2/4: paired t-tests within each triple (Bonferroni x3 within the triple; counted "
     "where its ANOVA rejects)",
+    "few_example_groups": "Table 5: the groups whose alignment a calibrator trained on 5 distributions "
+    "degrades most (mean over its draws), beside the one trained on the full train split",
     "out_of_domain": "Tables 11-12: out of domain (trained on the other datasets, tested on this one)",
 }
 
