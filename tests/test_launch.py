@@ -501,7 +501,9 @@ def test_an_interrupted_sweep_stops_cleanly(tmp_path: Path, when: str, signum: i
 
 
 @pytest.mark.slow
-def test_kambhatla2025_on_the_instant_engine_gives_every_table_and_figure_of_the_paper(tmp_path: Path) -> None:
+def test_kambhatla2025_on_the_instant_engine_gives_every_table_and_figure_of_the_paper(
+    tmp_path: Path,
+) -> None:
     """Every answer format of the supervision protocol (index answers, percentage lists, <ANS_START>
     markers for CoT) is parsed, so the grid runs end to end, and the report holds the shapes of Tables 1,
     2/4 (triples with their ANOVA), 3, 5 and 17 and Figures 2 and 3."""

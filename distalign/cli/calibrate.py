@@ -71,6 +71,7 @@ EXAMPLES = """examples:
   distalign calibrate preds.jsonl --method regression --unparsed exclude   # the supervision paper's protocol
   distalign calibrate preds.jsonl --method temperature --fit in_sample     # the benchmark paper's protocol
   distalign calibrate preds.jsonl --method regression --curves all --out calibrated/
+  distalign calibrate preds.jsonl --curves linear --out curves/   # the curves alone, one figure per dataset
   distalign calibrate preds.jsonl --ood --out ood/     # train on two datasets, test on the third
   distalign calibrate preds.jsonl --model-uri models:/m-0123abcd --tracking-uri sqlite:///mlflow.db"""
 
@@ -152,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FAMILY",
         help="learning curves (regression): 'chosen' (the family the dev split chose), 'all', or any of "
-        f"{', '.join(CANDIDATES)}; written to --out",
+        f"{', '.join(CANDIDATES)}; written to --out; without --method only the curves are computed",
     )
     p.add_argument("--seed", type=int, default=0, help="split, sampling and bootstrap seed")
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
@@ -227,16 +228,17 @@ def _check_args(args: argparse.Namespace) -> tuple[str, ...]:
         raise InputError(
             "give exactly one of --method (fit a calibrator) or --model-uri (apply one)", where="--method"
         )
-    if args.method is None and args.model_uri is None and not args.ood:
+    if args.method is None and args.model_uri is None and not args.ood and not args.curves:
         raise InputError(
-            "give exactly one of --method (fit a calibrator) or --model-uri (apply one), or --ood",
+            "give exactly one of --method (fit a calibrator) or --model-uri (apply one), or --ood or "
+            "--curves",
             where="--method",
         )
     check_output(args.out, "--out", folder=True)
     check_output(args.json, "--json")
     if not args.curves:
         return ()
-    if args.method != "regression":
+    if args.method not in (None, "regression") or args.model_uri is not None:
         raise InputError("learning curves are those of regression calibration", where="--curves")
     if args.out is None:
         raise InputError("learning curves are written to a folder: give --out", where="--curves")

@@ -22,6 +22,7 @@ from distalign.report import style
 from distalign.report.figures import save_figure
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
+from distalign.report.meister2024.coverage import coverage_markdown
 from distalign.report.meister2024.figure_data import coin_frame, reliability_frame, steering_frame
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
@@ -208,7 +209,7 @@ def write_reproduction(rep: Reproduction, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    pages = []
+    pages = [coverage_markdown()]
     for name, frame in rep.tables.items():
         frame.to_csv(out / f"{name}.csv", index=False)
         md = tables.markdown(frame, TITLES.get(name, name), _intro(name))
