@@ -76,8 +76,9 @@ def learning_curve(
     if repeats < 1:
         raise InputError(f"repeats must be at least 1, got {repeats}", where="repeats")
     wanted = curve_families(families)
-    # the full calibrator (a model selection over every candidate) is fitted only to know the chosen family
-    need_full = CHOSEN in wanted
+    # the full calibrator (a model selection over every candidate) is fitted only to know the chosen family:
+    # asked for, or to mark it among all four; a curve of named families skips it (``chosen`` is None)
+    need_full = CHOSEN in wanted or set(CANDIDATES) <= set(wanted)
     data, pool, rows_of, dev, test, full, items = _prepare(
         items, seed, candidates, features, fractions, need_full
     )
