@@ -97,7 +97,8 @@ def _help_tail() -> str:
     lines += [f"  {n:<{name_w}}  {d}" for n, d in exps]
     lines += [
         "",
-        "Exit status: 0 done, 1 some cell failed (summary at the end), 2 bad input, 130 interrupted.",
+        "Exit status: 0 done, 1 some cell failed (summary at the end), 2 bad input, 75 the sweep is running "
+        "elsewhere, 130 interrupted.",
     ]
     return "\n".join(lines)
 
