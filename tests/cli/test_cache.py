@@ -113,7 +113,9 @@ def test_verify_moves_a_damaged_shard_aside_and_stats_and_export_go_on(
     store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (store_dir / "shard-elsewhere-9.sqlite").write_bytes(b"not a database " * 500)
-    assert _run(["cache", "stats", "--store", str(store_dir)]) == 0  # reads around it (and moves it aside)
+    assert (
+        _run(["cache", "stats", "--store", str(store_dir), "--json"]) == 0
+    )  # reads around it (and moves it aside)
     assert json.loads(capsys.readouterr().out)["entries"] == 3
     (store_dir / "shard-elsewhere-8.sqlite").write_bytes(b"not a database " * 500)
     assert _run(["cache", "export", str(tmp_path / "all.jsonl"), "--store", str(store_dir)]) == 0
