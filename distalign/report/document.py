@@ -200,7 +200,8 @@ def _benchmark(
             detail,
             "steering",
             "Mean TV by steering mode, per dataset (columns) and method (rows); error bars: 95% bootstrap "
-            f"intervals;{humans}{hollow}".rstrip(";") + ".",
+            f"intervals;{humans}{hollow}".rstrip(";")
+            + ".",
             F.steering_figure(frame, colors, min_parsed),
         )
     w.table(detail, "leaderboard_rows", "Every leaderboard row", tables.detail_table(frame, min_parsed), per)
@@ -311,7 +312,9 @@ def _render(out: Path, title: str, summary: str, sections: list[_Section]) -> tu
         "title": title,
         "summary": summary,
         "sections": [
-            _Section(s.key, s.title, s.intro, [_inlined(out, b) for b in s.blocks]) for s in sections if s.blocks
+            _Section(s.key, s.title, s.intro, [_inlined(out, b) for b in s.blocks])
+            for s in sections
+            if s.blocks
         ],
     }
     html.write_text(env.get_template("report.html.j2").render(inline), encoding="utf-8")

@@ -481,8 +481,16 @@ def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = 
     ]  # fmt: skip
     if sparse_drawn:
         handles.append(
-            Line2D([], [], color="0.4", ls="none", marker="o", ms=3.5, markerfacecolor="none",
-                   label=f"bin of < {SPARSE_BIN} probabilities")  # fmt: skip
+            Line2D(
+                [],
+                [],
+                color="0.4",
+                ls="none",
+                marker="o",
+                ms=3.5,
+                markerfacecolor="none",
+                label=f"bin of < {SPARSE_BIN} probabilities",
+            )  # fmt: skip
         )
     handles.append(Line2D([], [], color="0.6", ls=":", label="perfect calibration"))
     _legend(fig, handles, most=3)

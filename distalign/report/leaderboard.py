@@ -65,6 +65,8 @@ def headline_steering(steerings: Sequence[str]) -> str:
     """The steering of the headline rows: "all" (persona + few-shot pooled) when present, else persona,
     few-shot, none, in that order (the paper's headline is steered)."""
     present = set(map(str, steerings))
+    if set(POOLED_STEERING) <= present:  # the modes themselves: their pool is the headline
+        present.add(ALL_STEERING)
     for name in (ALL_STEERING, *POOLED_STEERING, "none"):
         if name in present:
             return name
@@ -348,7 +350,9 @@ def kss_table(
         for r in picked
         if min_parsed is not None and is_filler(r, min_parsed)
     }
-    tv: dict[tuple[str, str, str], float] = {(r["model"], r["dataset"], r["method"]): r["mean"] for r in picked}
+    tv: dict[tuple[str, str, str], float] = {
+        (r["model"], r["dataset"], r["method"]): r["mean"] for r in picked
+    }
     out = []
     for (model, dataset, method), seq in tv.items():
         verb = tv.get((model, dataset, "verbalize"))

@@ -72,7 +72,9 @@ def headline_caption(rows: pd.DataFrame) -> str:
     if sel.empty:
         return ""
     scored = rows[rows["kind"].isin(["model", "human"])]
-    return f"{dataset_scope(dataset, list(scored['dataset'].astype(str).unique()))}, {steering_label(steering)}"
+    return (
+        f"{dataset_scope(dataset, list(scored['dataset'].astype(str).unique()))}, {steering_label(steering)}"
+    )
 
 
 def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -150,7 +152,10 @@ def published_table(rows: Sequence[Mapping[str, Any]], published: pd.DataFrame) 
     }
     return pd.DataFrame(
         [
-            {"model": style.display(m), **{style.method_label(me): cells.get((m, me), DASH) for me in methods}}
+            {
+                "model": style.display(m),
+                **{style.method_label(me): cells.get((m, me), DASH) for me in methods},
+            }
             for m in models
         ]
     )

@@ -22,7 +22,7 @@ from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
 from distalign.records.results import SweepOutcome
 from distalign.report.document import ReportFiles, write_report
-from distalign.report.leaderboard import aggregate_name, kss_table
+from distalign.report.leaderboard import aggregate_name, headline_steering, kss_table
 from distalign.report.render import print_leaderboard
 from distalign.report.tables import leaderboard_markdown
 from distalign.scoring import results as cell_files
@@ -196,12 +196,12 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     outcome.leaderboard = rows
     tracker.log_leaderboard(rows)
     tracker.log_folder(report.out, "report")
-    tracker.set_description(leaderboard_markdown(rows))
+    tracker.set_description(leaderboard_markdown(rows, settings.min_parsed))
     tracker.log_parent_metrics(_totals(sweep))
     tracker.finish("FAILED" if outcome.failed else "FINISHED")
     _FAILED_CELLS.extend(outcome.failed)
     invented = any(is_fixture(c.config.dataset.data_dir) for c in validated.cells)
-    _print_end(outcome, rows, tracker, report.html, invented)
+    _print_end(outcome, rows, tracker, report.html, invented, settings.min_parsed)
     return outcome
 
 
@@ -212,13 +212,16 @@ def _totals(sweep: SweepOutcome) -> Mapping[str, float]:
 def _unsupported_rows(validated: Validated, datasets: Sequence[str]) -> list[dict[str, Any]]:
     """The paper's empty cells ("—"): a model x method the model cannot serve, on the aggregate row."""
     seen = dict.fromkeys((c.model.name, c.method.name) for c, _ in validated.unsupported)
+    modes = [c.config.steering.name for c in validated.cells] + [
+        c.steering.name for c, _ in validated.unsupported
+    ]
     nan = float("nan")
     return [
         {
             "kind": "model",
             "model": model,
             "method": method,
-            "steering": "all",
+            "steering": headline_steering(modes),
             "dataset": aggregate_name(datasets),
             "mean": nan,
             "ci_low": nan,
@@ -246,6 +249,7 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
         n_resamples=settings.n_resamples,
         seed=settings.seed,
         empty_rows=_unsupported_rows(validated, list(surveys)),
+        min_parsed=settings.min_parsed,
         calibration=next(
             (c.config.calibration for c in validated.cells if c.config.calibration.name == "regression"), None
         ),
@@ -253,9 +257,14 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
 
 
 def _print_end(
-    outcome: Outcome, rows: list[dict[str, Any]], tracker: MLflowTracker, report: Path, invented: bool
+    outcome: Outcome,
+    rows: list[dict[str, Any]],
+    tracker: MLflowTracker,
+    report: Path,
+    invented: bool,
+    min_parsed: float,
 ) -> None:
-    print_leaderboard(rows, kss_table(rows))
+    print_leaderboard(rows, kss_table(rows, min_parsed=min_parsed), min_parsed=min_parsed)
     if invented:
         print(f"\nData: {FIXTURE_NOTE}.")
     experiment = tracker.client.get_experiment(tracker.experiment_id).name

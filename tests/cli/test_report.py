@@ -196,7 +196,9 @@ def test_with_meister2024_compares_a_sweep_on_the_same_released_items(
                  & (preds["steering"] == "persona") & preds["item_id"].isin(set(items["item_id"]))]  # fmt: skip
     scored = score_rows(mine.reset_index(drop=True), {"opinionqa": load_survey("opinionqa", release_dir)})
     pairs = set(zip(items["item_id"], items["attribute"], items["group"], strict=True))
-    tv = scored[[k in pairs for k in zip(scored["item_id"], scored["attribute"], scored["group"], strict=True)]]
+    tv = scored[
+        [k in pairs for k in zip(scored["item_id"], scored["attribute"], scored["group"], strict=True)]
+    ]
     tv = tv["tv"].dropna()
     row = models[(models["model"] == "gpt4") & (models["method"] == "verbalize")].iloc[0]
     assert row["n"] == len(tv) > 0 and row["mean"] == pytest.approx(tv.mean(), abs=1e-9)

@@ -125,9 +125,12 @@ def _with_filler(items: pd.DataFrame, model: str, method: str, steering: str, pa
 
 def test_a_cell_mostly_filler_is_marked_everywhere_and_left_out_of_the_gap(tmp_path: Path) -> None:
     items = make_items(
-        models=("smollm2_135m",), methods=("verbalize", "seq"), steerings=("persona",), datasets=("opinionqa",)
+        models=("smollm2_135m",),
+        methods=("verbalize", "seq"),
+        steerings=("persona",),
+        datasets=("opinionqa",),
     )
-    n_cell = int(((items["method"] == "verbalize")).sum())
+    n_cell = int((items["method"] == "verbalize").sum())
     items = _with_filler(items, "smollm2_135m", "verbalize", "persona", parsed=n_cell // 4)
     files = write_report(items, tmp_path / "r", title="t", n_resamples=50)
     html, md = files.html.read_text(), files.markdown.read_text()

@@ -82,7 +82,12 @@ def check_same_items(items: pd.DataFrame, surveys: Mapping[str, Survey], root: P
             )
         theirs = human.get((str(dataset), str(item), *_key(attribute, group)))
         mine = np.asarray(list(probs), dtype=float) if probs is not None else None
-        if theirs is None or mine is None or mine.shape != theirs.shape or not np.allclose(mine, theirs, atol=1e-6):
+        if (
+            theirs is None
+            or mine is None
+            or mine.shape != theirs.shape
+            or not np.allclose(mine, theirs, atol=1e-6)
+        ):
             raise InputError(
                 f"the human distribution of {where} differs from the release's at {root}: the sweep ran "
                 "on other data (the invented sample or a custom survey), which is not compared with the "
@@ -96,7 +101,9 @@ def coverage(items: pd.DataFrame, surveys: Mapping[str, Survey]) -> str:
     parts = []
     for dataset in [d for d in DATASETS if d in set(items["dataset"].astype(str))]:
         n = items.loc[items["dataset"] == dataset, "item_id"].astype(str).nunique()
-        parts.append(f"{style.label(dataset, style.DATASET_LABELS)}, {n} of {len(surveys[dataset].items)} items")
+        parts.append(
+            f"{style.label(dataset, style.DATASET_LABELS)}, {n} of {len(surveys[dataset].items)} items"
+        )
     order = ["none", "persona", "few_shot"]
     modes = [m for m in order if m in set(items["steering"].astype(str))]
     modes += sorted(set(items["steering"].astype(str)) - set(order))
