@@ -192,8 +192,8 @@ def test_with_meister2024_compares_a_sweep_on_the_same_released_items(
     # one number checked against a direct computation: the release's GPT-4 verbalized persona answers to
     # those 6 items, scored as `distalign score` scores the release, averaged over the sweep's groups
     preds = import_release(release_dir)
-    mine = preds[(preds["model"] == "gpt-4") & (preds["method"] == "verbalize")
-                 & (preds["steering"] == "persona") & preds["item_id"].isin(set(items["item_id"]))]  # fmt: skip
+    pick = (preds["model"] == "gpt-4") & (preds["method"] == "verbalize") & (preds["steering"] == "persona")
+    mine = preds[pick & preds["item_id"].isin(set(items["item_id"]))]
     scored = score_rows(mine.reset_index(drop=True), {"opinionqa": load_survey("opinionqa", release_dir)})
     pairs = set(zip(items["item_id"], items["attribute"], items["group"], strict=True))
     tv = scored[
