@@ -34,6 +34,7 @@ from distalign.report.leaderboard import (
     human_baseline_rows,
     kss_table,
     leaderboard,
+    steering_label,
 )
 from distalign.survey.model import DATASETS, Survey
 
@@ -160,8 +161,9 @@ def _benchmark(
             board_sec,
             "published",
             f"Published values of the paper's models on all items of the release ({headline}; the "
-            "release's leaderboard; ± half of its 95% interval), for comparison with the same models "
-            "recomputed above on the items compared",
+            "release's leaderboard; ± half of its 95% interval; persona + few-shot without its own row: the "
+            "mean of the two published means), for comparison with the same models recomputed above on the "
+            "items compared",
             shown_pub,
             published,
         )
@@ -181,7 +183,7 @@ def _benchmark(
         board_sec,
         "kss",
         "Table 1b: knowledge-to-simulation gap TV(sequence) / TV(verbalize) - 1"
-        + (f", {kss['steering'].iloc[0].replace('_', '-')} steering" if len(kss) else "")
+        + (f", {steering_label(str(kss['steering'].iloc[0]))}" if len(kss) else "")
         + (f" (cells below {min_parsed:.0%} parsed left out)" if note else ""),
         tables.kss_frame(frame, min_parsed),
         kss,

@@ -130,7 +130,19 @@ def published_table(rows: Sequence[Mapping[str, Any]], published: pd.DataFrame) 
     sel, dataset, steering = aggregate_selection(frame)
     if sel.empty or published is None or published.empty:
         return pd.DataFrame()
-    pub = published[(published["kind"] == "model") & (published["steering"] == steering)]
+    pub = published[published["kind"] == "model"]
+    if steering == ALL_STEERING:  # the pooled modes: the mean of the two published means where not given
+        pooled = pub[pub["steering"].isin(["persona", "few_shot"])]
+        pooled = pooled.groupby(["kind", "model", "method", "dataset"], as_index=False).agg(
+            mean=("mean", "mean"), pm=("pm", lambda x: math.nan), k=("steering", "nunique")
+        )
+        pooled = pooled[pooled["k"] == 2].drop(columns="k").assign(steering=ALL_STEERING)
+        given = pub[pub["steering"] == ALL_STEERING]
+        keys = set(zip(given["model"], given["method"], given["dataset"], strict=True))
+        missing = [k not in keys for k in zip(pooled["model"], pooled["method"], pooled["dataset"], strict=True)]
+        pub = pd.concat([given, pooled[missing]], ignore_index=True)
+    else:
+        pub = pub[pub["steering"] == steering]
     if dataset in AGGREGATES:
         datasets = [d for d in frame["dataset"].astype(str).unique() if d not in AGGREGATES]
         pub = pub[pub["dataset"].isin(datasets)]
