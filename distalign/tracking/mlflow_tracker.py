@@ -344,10 +344,16 @@ class MLflowTracker:
             self.client.set_terminated(self.parent_run_id, status=status)
 
     def ui_command(self) -> str:
+        """How to see the sweep: the runs table of its experiment (MLflow 3.x shows its GenAI pages unless
+        the address asks for the model-training view)."""
+        page = f"#/experiments/{self.experiment_id}?workflowType=machine_learning"
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
             # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
-            return f"LITELLM_LOCAL_MODEL_COST_MAP=True mlflow ui --backend-store-uri {self.uri}"
-        return f"open {self.uri}"
+            return (
+                f"LITELLM_LOCAL_MODEL_COST_MAP=True mlflow ui --backend-store-uri {self.uri}  "
+                f"then open http://127.0.0.1:5000/{page}"
+            )
+        return f"open {self.uri.rstrip('/')}/{page}"
 
 
 def _provenance_tags() -> dict[str, str]:
