@@ -271,5 +271,6 @@ def _print_end(
     print(f"\nReport: {report}")
     print(f"MLflow: {tracker.uri}  (experiment {experiment!r}, parent run {tracker.parent_run_id})")
     print(f"Open it with:  {tracker.ui_command()}")
+    print(f"Runs table:    {tracker.runs_page()}")
     if outcome.failed:
         print(f"\n{len(outcome.failed)} cell(s) failed:", *outcome.failed, sep="\n  ", file=sys.stderr)

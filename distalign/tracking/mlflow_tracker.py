@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, identity_dict
 from distalign.scoring.results import parquet_safe
+from distalign.survey.paths import tool_command
 from distalign.tracking.calibrators import log_calibrators
 from distalign.tracking.figures import tv_histogram_svg
 from distalign.tracking.provenance import git_revision, package_versions
@@ -344,16 +345,21 @@ class MLflowTracker:
             self.client.set_terminated(self.parent_run_id, status=status)
 
     def ui_command(self) -> str:
-        """How to see the sweep: the runs table of its experiment (MLflow 3.x shows its GenAI pages unless
-        the address asks for the model-training view)."""
-        page = f"#/experiments/{self.experiment_id}?workflowType=machine_learning"
-        if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
-            # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
-            return (
-                f"LITELLM_LOCAL_MODEL_COST_MAP=True mlflow ui --backend-store-uri {self.uri}  "
-                f"then open http://127.0.0.1:5000/{page}"
-            )
-        return f"open {self.uri.rstrip('/')}/{page}"
+        """A command that opens this store in MLflow's UI from any shell (absolute store path, this
+        environment's ``mlflow``), or a server's address."""
+        if not (self.uri.startswith("sqlite:") or self.uri.startswith("file:")):
+            return self.uri
+        uri = self.uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):  # relative to the cwd
+            uri = f"sqlite:///{(Path.cwd() / uri[len('sqlite:///') :]).resolve()}"
+        # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
+        return f"LITELLM_LOCAL_MODEL_COST_MAP=True {tool_command('mlflow')} ui --backend-store-uri {uri}"
+
+    def runs_page(self) -> str:
+        """The address of the sweep's runs table in the UI (MLflow 3.x shows its GenAI pages unless the
+        address asks for the model-training view); local stores: the UI's default address."""
+        base = self.uri.rstrip("/") if self.uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{base}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
 
 
 def _provenance_tags() -> dict[str, str]:
