@@ -214,8 +214,8 @@ def _benchmark(
         r = _Section(
             "reliability",
             "Calibration of log-p (Meister et al. 2024, Figure 6)",
-            "Mean human probability against predicted option probability, in ten equal-width bins (each "
-            f"point's number: how many probabilities its bin holds; hollow: fewer than {F.SPARSE_BIN})"
+            "Mean human probability against predicted option probability, in ten equal-width bins (hollow: "
+            f"a bin of fewer than {F.SPARSE_BIN} probabilities; every bin's count is in the data CSV)"
             + (
                 ", before and after temperature scaling; ECE = expected calibration error (before → after)."
                 if both

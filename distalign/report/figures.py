@@ -416,8 +416,8 @@ CALIBRATION_LOOKS: dict[str, tuple[str, str, str]] = {
 @_styled
 def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = None) -> Figure:
     """Figure 6's shape: reliability diagrams of log-p (model rows x dataset columns), before (solid) and
-    after temperature scaling (dashed) where each exists, each bin's count beside its point (bins with
-    fewer than :data:`SPARSE_BIN` probabilities hollow), the expected calibration error in the panel
+    after temperature scaling (dashed) where each exists, bins with fewer than :data:`SPARSE_BIN`
+    probabilities hollow (each bin's count is in the figure's data), the expected calibration error in the panel
     title ("before → after" only where both curves are drawn). The legend names only what is drawn."""
     frame = pd.DataFrame(frame)
     if frame.empty:
@@ -454,9 +454,6 @@ def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = 
                         markerfacecolor=face)  # fmt: skip
                 ax.plot(xs[sparse], ys[sparse], ls="none", marker=marker, ms=3.5, color=colors[model],
                         markerfacecolor="none", alpha=0.6)  # fmt: skip
-                for x, y, n in zip(xs, ys, counts, strict=True):
-                    ax.annotate(str(n), (x, y), xytext=(2, 2 if name == "none" else -7),
-                                textcoords="offset points", fontsize=5, color="0.35")  # fmt: skip
                 eces[name] = f"{_ece(curve):.2f}"
             ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), aspect="equal")
             ax.set_xticks([0, 0.5, 1])
