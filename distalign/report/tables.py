@@ -139,7 +139,9 @@ def published_table(rows: Sequence[Mapping[str, Any]], published: pd.DataFrame) 
         pooled = pooled[pooled["k"] == 2].drop(columns="k").assign(steering=ALL_STEERING)
         given = pub[pub["steering"] == ALL_STEERING]
         keys = set(zip(given["model"], given["method"], given["dataset"], strict=True))
-        missing = [k not in keys for k in zip(pooled["model"], pooled["method"], pooled["dataset"], strict=True)]
+        missing = [
+            k not in keys for k in zip(pooled["model"], pooled["method"], pooled["dataset"], strict=True)
+        ]
         pub = pd.concat([given, pooled[missing]], ignore_index=True)
     else:
         pub = pub[pub["steering"] == steering]

@@ -53,7 +53,8 @@ def test_a_narrow_terminal_folds_cells_instead_of_cutting_them() -> None:
 def test_the_leaderboard_ends_with_one_line_naming_the_cells_mostly_filler() -> None:
     rows = [
         {"kind": "model", "model": "smollm2_135m", "method": method, "steering": "persona",
-         "dataset": "opinionqa", "mean": 0.337, "ci_low": 0.3, "ci_high": 0.37, "n": 36, "extraction_rate": rate}
+         "dataset": "opinionqa", "mean": 0.337, "ci_low": 0.3, "ci_high": 0.37, "n": 36,
+         "extraction_rate": rate}
         for method, rate in (("verbalize", 10 / 36), ("seq", 1.0))
     ]  # fmt: skip
     out = StringIO()
