@@ -59,6 +59,22 @@ def _show_only(argv: list[str]) -> list[str]:
     return argv
 
 
+def _refuse_pasted_keys(argv: list[str]) -> None:
+    """A key given where its variable's NAME belongs is refused before Hydra writes it into output folder
+    names and YAML files (a key set in a config file is refused by validation, after Hydra saved it)."""
+    from distalign.engines.secrets import key_refusal, looks_like_key
+
+    for arg in argv:
+        option, sep, value = arg.lstrip("+~").partition("=")
+        if (
+            sep
+            and option.split(".")[-1] == "api_key_env"
+            and any(looks_like_key(v) for v in value.split(","))
+        ):
+            print(f"distalign: {key_refusal(option)}", file=sys.stderr)
+            sys.exit(2)
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> object:
     from distalign.sweep import orchestrate
@@ -67,6 +83,7 @@ def main(cfg: DictConfig) -> object:
 
 
 if __name__ == "__main__":
+    _refuse_pasted_keys(sys.argv[1:])
     sys.argv[1:] = _show_only(sys.argv[1:])
     try:
         main()

@@ -208,3 +208,18 @@ def test_engine_batching_times_the_raw_forward_pass_in_the_same_run() -> None:
             out.stdout
         )
     assert re.search(r"raw forward  batch  1: +[\d.]+ prompts/s +\(\d+ GFLOP/s\)", out.stdout)
+
+
+@pytest.mark.slow
+def test_soak_runs_one_round_with_a_kill_and_checks_its_own_record(tmp_path: Path) -> None:
+    stdout = _bench(
+        tmp_path, "soak.py", "--rounds", "1", "--items", "2", "--kill-prob", "1", "--timeout", "900"
+    )
+    assert re.search(r"soak: 1 rounds x 4 concurrent drivers, \d+ drivers in all \((1|0) SIGKILLed", stdout)
+    for line in (
+        "answers lost: 0",
+        "parent runs left RUNNING: 0 of ",
+        "requests sent twice by the same command: 0",
+    ):
+        assert line in stdout, stdout
+    assert re.search(r"requests sent twice across different sweeps: \d+ of \d+", stdout)

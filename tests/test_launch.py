@@ -139,6 +139,7 @@ def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figur
         "model=smollm2_135m",
         "dataset=opinionqa,nyt_books",
         "method=logprobs",
+        "steering=kambhatla_base,kambhatla_sd",
         "dataset.data_dir=fixture",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -497,3 +498,37 @@ def test_an_interrupted_sweep_stops_cleanly(tmp_path: Path, when: str, signum: i
         if proc.poll() is None:
             proc.kill()
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_kambhatla2025_on_the_instant_engine_gives_every_table_and_figure_of_the_paper(
+    tmp_path: Path,
+) -> None:
+    """Every answer format of the supervision protocol (index answers, percentage lists, <ANS_START>
+    markers for CoT) is parsed, so the grid runs end to end, and the report holds the shapes of Tables 1,
+    2/4 (triples with their ANOVA), 3, 5 and 17 and Figures 2 and 3."""
+    proc = launch(
+        tmp_path,
+        "experiment=kambhatla2025",
+        "model=instant",
+        "dataset=opinionqa",
+        "method=verbalize,self_random,logprobs",
+        "dataset.data_dir=fixture",
+        "dataset.max_items=12",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    client, parents, children = runs(tmp_path, "kambhatla2025")
+    assert len(children) == 15 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.data.metrics["extraction_rate"] == 1.0 for c in children)
+    parent = parents[0].info.run_id
+    tables = {Path(a.path).name for a in client.list_artifacts(parent, "report/tables")}
+    wanted = ["calibration_table", "triple_anova", "triple_pairs", "group_effects", "few_example_groups",
+              "extraction_rates", "spread", "learning_curves"]  # fmt: skip
+    assert {f"{t}.csv" for t in wanted} <= tables, tables
+    local = client.download_artifacts(parent, "report/tables/triple_anova.csv", str(tmp_path))
+    anova = pd.read_csv(local)
+    # per method: base vs CoT, sd vs CoT and sd vs few-shot, each with the original and the calibrated
+    assert len(anova) == 9 and set(anova["variant"]) == {"CoT", "few-shot"}
+    assert set(anova["steering"]) == {"kambhatla_base", "kambhatla_sd"}
+    figures = {Path(a.path).name for a in client.list_artifacts(parent, "report/figures")}
+    assert {"spread.png", "learning_curves.png", "group_effects.png"} <= figures

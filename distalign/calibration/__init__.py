@@ -3,7 +3,7 @@ supervised regression calibration (Kambhatla et al. 2025), with their learning c
 per-group analyses. The sweep calls :func:`calibrate_items` once per cell and :func:`sweep_tables` once
 at the end; few-shot planning draws its examples with :func:`few_shot_sets`."""
 
-from distalign.calibration.compare import method_comparison
+from distalign.calibration.compare import method_comparison, triple_comparison
 from distalign.calibration.curves import SIZES, learning_curve
 from distalign.calibration.extraction import extraction_table
 from distalign.calibration.groups import gains_and_losses, group_effects
@@ -46,6 +46,7 @@ __all__ = [
     "leaderboard_items",
     "learning_curve",
     "method_comparison",
+    "triple_comparison",
     "ood_table",
     "split_questions",
     "sweep_tables",

@@ -61,3 +61,57 @@ def _labelled(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     parts = table["family"].str.split("\x1f", expand=True)
     parts.columns = cols
     return pd.concat([parts, table.drop(columns="family")], axis=1)
+
+
+#: steering suffixes of the supervision paper's prompt variations (Table 16) -> the triple's middle column
+VARIANTS: dict[str, str] = {"_cot": "CoT", "_few_shot": "few-shot"}
+TRIPLE_KEYS: tuple[str, ...] = ("calibration", "model", "dataset", "method", "steering")
+
+
+def triple_comparison(
+    items: pd.DataFrame, metric: str = "alignment", alpha: float = 0.05
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(anova, pairs)`` for each triple of Kambhatla et al.'s Tables 2 and 4: for one elicitation method
+    and prompt type, the original prompt, its CoT or few-shot variant (steering ``<steering>_cot`` /
+    ``<steering>_few_shot``) and the original calibrated, on the original's evaluation rows.
+
+    Each triple gets its own repeated-measures ANOVA and its own three paired t-tests, Bonferroni-corrected
+    within the triple (x3); a pair counts as ``significant`` only where that triple's ANOVA rejected.
+    The variant's raw score of a distribution is matched on (item, attribute, group); distributions that
+    lack any of the three scores are left out of that triple.
+    """
+    needed = ["method", "steering", "split", "item_id", metric, f"calibrated_{metric}"]
+    missing = [c for c in needed if c not in items.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}", where="calibrated items")
+    keys = [k for k in TRIPLE_KEYS if k in items.columns]
+    subject = [k for k in SUBJECT_KEYS if k in items.columns]
+    by_cell = dict(iter(items.groupby(keys, sort=True, dropna=False)))
+    anovas, pairs = [], []
+    for key, frame in by_cell.items():
+        ident = dict(zip(keys, key, strict=True))
+        for suffix, label in VARIANTS.items():
+            variant_key = tuple(ident[k] + suffix if k == "steering" else ident[k] for k in keys)
+            variant = by_cell.get(variant_key)
+            if variant is None:
+                continue
+            ev = frame[is_evaluated(frame["split"])]
+            own = ev.groupby(subject, dropna=False)[[metric, f"calibrated_{metric}"]].mean()
+            other = variant.groupby(subject, dropna=False)[metric].mean().rename("variant")
+            wide = own.join(other, how="left")
+            scores = {
+                "original": wide[metric].to_numpy(float),
+                label: wide["variant"].to_numpy(float),
+                "calibrated": wide[f"calibrated_{metric}"].to_numpy(float),
+            }
+            a, p = anova_then_paired({"triple": scores}, alpha=alpha)
+            head = {**{k: str(v) for k, v in ident.items()}, "variant": label}
+            anovas.append(a.drop(columns="family").assign(**head))
+            pairs.append(p.drop(columns="family").assign(**head))
+    cols = [*keys, "variant"]
+    if not anovas:
+        return pd.DataFrame(columns=cols), pd.DataFrame(columns=cols)
+    anova, pair = pd.concat(anovas, ignore_index=True), pd.concat(pairs, ignore_index=True)
+    return anova[cols + [c for c in anova.columns if c not in cols]], pair[
+        cols + [c for c in pair.columns if c not in cols]
+    ]

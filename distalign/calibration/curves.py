@@ -76,22 +76,15 @@ def learning_curve(
     if repeats < 1:
         raise InputError(f"repeats must be at least 1, got {repeats}", where="repeats")
     wanted = curve_families(families)
-    items = items.reset_index(drop=True)
-    data = padded(items)
+    # the full calibrator (a model selection over every candidate) is fitted only to know the chosen family:
+    # asked for, or to mark it among all four; a curve of named families skips it (``chosen`` is None)
+    need_full = CHOSEN in wanted or set(CANDIDATES) <= set(wanted)
+    data, pool, rows_of, dev, test, full, items = _prepare(
+        items, seed, candidates, features, fractions, need_full
+    )
     split = split_questions(question_keys(items), seed, fractions)
-    keys = item_keys(items)
-    pool = training_pool(keys, seed, fractions)
-    rows_of: dict[tuple[str, ...], list[int]] = {}
-    for i in np.flatnonzero(data.trainable & (split == "train")):
-        rows_of.setdefault(keys[i], []).append(int(i))
-    dev = np.flatnonzero(data.trainable & (split == "dev"))
-    test = np.flatnonzero(data.has_pred & (split == "test"))
-    if not rows_of or test.size == 0:
-        raise InputError("no parsed training or test rows for a learning curve", where="items")
-    train_all = np.concatenate([np.asarray(v) for v in rows_of.values()])
-    full = DistributionRegressor(tuple(candidates), features, seed)
-    full.fit(data.pred[train_all], data.human[train_all], data.pred[dev], data.human[dev])
-    fams = list(dict.fromkeys(full.chosen_ if f == CHOSEN else f for f in wanted))
+    chosen = full.chosen_ if full is not None else None
+    fams = list(dict.fromkeys(chosen if f == CHOSEN else f for f in wanted))
     tdata = data.take(test)
     raw_tv, raw_alignment = scores(tdata.pred, tdata)
     common = {
@@ -119,7 +112,7 @@ def learning_curve(
             out.append(
                 {
                     "family": family,
-                    "chosen": family == full.chosen_,
+                    "chosen": family == chosen if chosen is not None else None,
                     "n": n,
                     "repeats": repeats,
                     "fitted": len(runs),
@@ -129,6 +122,75 @@ def learning_curve(
                 }
             )
     return pd.DataFrame(out)
+
+
+def _prepare(
+    items: pd.DataFrame,
+    seed: int,
+    candidates: Sequence[str],
+    features: str,
+    fractions: Sequence[float],
+    need_full: bool = True,
+) -> tuple:
+    """The cell's fixed split, training pool, rows per training distribution, dev and test rows, and the
+    calibrator fitted on the whole train split (its family is ``chosen``)."""
+    items = items.reset_index(drop=True)
+    data = padded(items)
+    split = split_questions(question_keys(items), seed, fractions)
+    keys = item_keys(items)
+    pool = training_pool(keys, seed, fractions)
+    rows_of: dict[tuple[str, ...], list[int]] = {}
+    for i in np.flatnonzero(data.trainable & (split == "train")):
+        rows_of.setdefault(keys[i], []).append(int(i))
+    dev = np.flatnonzero(data.trainable & (split == "dev"))
+    test = np.flatnonzero(data.has_pred & (split == "test"))
+    if not rows_of or test.size == 0:
+        raise InputError("no parsed training or test rows for a learning curve", where="items")
+    full = None
+    if need_full:
+        train_all = np.concatenate([np.asarray(v) for v in rows_of.values()])
+        full = DistributionRegressor(tuple(candidates), features, seed)
+        full.fit(data.pred[train_all], data.human[train_all], data.pred[dev], data.human[dev])
+    return data, pool, rows_of, dev, test, full, items
+
+
+def few_example_groups(
+    items: pd.DataFrame,
+    n: int = 5,
+    repeats: int = REPEATS,
+    seed: int = 0,
+    candidates: Sequence[str] = CANDIDATES,
+    features: str = "plain",
+    fractions: Sequence[float] = SPLIT,
+) -> pd.DataFrame:
+    """Kambhatla et al.'s Table 5 for one cell: per demographic group, test alignment raw, calibrated on the
+    whole train split and calibrated on ``n`` training distributions (the chosen family, mean over the
+    ``repeats`` draws of the learning curve), with the changes; most degraded by the ``n``-example
+    calibrator first."""
+    data, pool, rows_of, dev, test, full, items = _prepare(items, seed, candidates, features, fractions)
+    tdata = data.take(test)
+    _, raw = scores(tdata.pred, tdata)
+    _, cal_full = scores(full.predict_proba(tdata.pred), tdata)
+    few = []
+    for r, drawn in enumerate(training_sets(pool, n, repeats, seed)):
+        picked = [i for k in drawn for i in rows_of.get(k, ())]
+        if picked:
+            model = DistributionRegressor((full.chosen_,), features, seed + r)
+            model.fit(data.pred[picked], data.human[picked], data.pred[dev], data.human[dev])
+            few.append(scores(model.predict_proba(tdata.pred), tdata)[1])
+    cal_few = np.nanmean(np.vstack(few), axis=0) if few else np.full(len(test), np.nan)
+    rows = items.iloc[test][["dataset", "attribute", "group"]].astype(str).reset_index(drop=True)
+    frame = rows.assign(raw=raw, full=cal_full, few=cal_few)
+    out = frame.groupby(["dataset", "attribute", "group"], sort=True).agg(
+        n_test=("raw", "size"), alignment_raw=("raw", "mean"), alignment_full=("full", "mean"),
+        alignment_few=("few", "mean"),
+    ).reset_index()  # fmt: skip
+    out["delta_full"] = out["alignment_full"] - out["alignment_raw"]
+    out["delta_few"] = out["alignment_few"] - out["alignment_raw"]
+    out.insert(3, "family", full.chosen_)
+    out.insert(4, "n_examples", n)
+    out.insert(5, "draws", len(few))
+    return out.sort_values("delta_few", kind="stable").reset_index(drop=True)
 
 
 def _mean(x: np.ndarray) -> float:

@@ -107,7 +107,14 @@ class DistributionRegressor(BaseEstimator):
             raise InputError("no training pairs", where="calibration train split")
         pipe = Pipeline([("reg", LinearRegression())])
         grid = candidate_grid(self.candidates, self.seed)
-        if X_dev is not None and y_dev is not None and np.isfinite(X_dev).any():
+        fast = Xf.shape[1] == 1 and set(self.candidates) <= set(_CLOSED_FORM)
+        if fast and X_dev is not None and y_dev is not None and np.isfinite(X_dev).any():
+            # one feature and linear models only: the grid scored in closed form (the same estimators'
+            # optima, without GridSearchCV's per-candidate overhead), the chosen one fitted by scikit-learn
+            Df, dvalid = option_features(X_dev, self.features)
+            dy = np.nan_to_num(np.asarray(y_dev, dtype=float))[dvalid]
+            best, self.dev_mse_ = _closed_form_search(grid, Xf[:, 0], yf, Df[:, 0], dy)
+        elif X_dev is not None and y_dev is not None and np.isfinite(X_dev).any():
             Df, dvalid = option_features(X_dev, self.features)
             dy = np.nan_to_num(np.asarray(y_dev, dtype=float))[dvalid]
             fold = np.r_[np.full(len(Xf), -1), np.zeros(len(Df), dtype=int)]
@@ -133,6 +140,42 @@ class DistributionRegressor(BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_proba(X)
+
+
+#: the families whose one-feature fit has a closed form (sklearn's objectives: Lasso's is scaled by 1/(2n),
+#: Ridge's is not)
+_CLOSED_FORM: tuple[str, ...] = ("linear", "lasso", "ridge")
+
+
+def _slope(name: str, alpha: float, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(slope, intercept)`` of a one-feature linear / lasso / ridge fit with an intercept."""
+    xc, yc = x - x.mean(), y - y.mean()
+    sxy, sxx = float(xc @ yc), float(xc @ xc)
+    if name == "lasso":
+        n = len(x)
+        w = np.sign(sxy) * max(abs(sxy) / n - alpha, 0.0) / (sxx / n) if sxx > 0 else 0.0
+    else:
+        denom = sxx + (alpha if name == "ridge" else 0.0)
+        w = sxy / denom if denom > 0 else 0.0
+    return float(w), float(y.mean() - w * x.mean())
+
+
+def _closed_form_search(
+    grid: list[dict[str, list[Any]]], x: np.ndarray, y: np.ndarray, xd: np.ndarray, yd: np.ndarray
+) -> tuple[dict[str, Any], float]:
+    """The grid's best configuration by dev MSE (the first on ties, as ``GridSearchCV``) and its MSE."""
+    best: tuple[float, dict[str, Any]] | None = None
+    for sub in grid:
+        reg = sub["reg"][0]
+        name = regressor_name(reg)
+        for alpha in sub.get("reg__alpha", [0.0]):
+            w, b = _slope(name, float(alpha), x, y)
+            mse = float(np.mean((yd - (w * xd + b)) ** 2))
+            params = {"reg": reg} | ({"reg__alpha": alpha} if "reg__alpha" in sub else {})
+            if best is None or mse < best[0]:
+                best = (mse, params)
+    assert best is not None
+    return best[1], best[0]
 
 
 def clone_params(params: dict[str, Any]) -> dict[str, Any]:

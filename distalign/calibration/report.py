@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from distalign.calibration.compare import method_comparison
-from distalign.calibration.curves import CHOSEN, SIZES, curve_families, learning_curve
+from distalign.calibration.compare import method_comparison, triple_comparison
+from distalign.calibration.curves import CHOSEN, SIZES, curve_families, few_example_groups, learning_curve
 from distalign.calibration.extraction import extraction_table
 from distalign.calibration.frame import is_evaluated
 from distalign.calibration.groups import group_effects
@@ -45,6 +45,9 @@ class ReportOptions:
     curve_sizes: tuple[int, ...] = SIZES
     curve_repeats: int = REPEATS
     ood: bool = False
+    #: learning curves are the costliest table (a calibrator per size and draw); off for callers that draw
+    #: them on their own (``distalign calibrate --curves``)
+    curves: bool = True
 
     @classmethod
     def from_config(cls, cfg: CalibrationConfig | None) -> ReportOptions:
@@ -96,6 +99,10 @@ def sweep_tables(
     anova, pairs = method_comparison(items)
     if len(anova):
         tables["method_anova"], tables["method_pairs"] = anova, pairs
+    step("prompt variation triples")
+    anova, pairs = triple_comparison(items)
+    if len(anova):
+        tables["triple_anova"], tables["triple_pairs"] = anova, pairs
     cal = (
         items["calibration"].astype(str)
         if "calibration" in items.columns
@@ -109,8 +116,8 @@ def sweep_tables(
     if effects:
         tables["group_effects"] = pd.concat(effects, ignore_index=True)
     regression = _regression_rows(items)
-    curves = []
-    for key, cell in regression.groupby(list(CELL_KEYS), sort=True):
+    curves, degraded = [], []
+    for key, cell in regression.groupby(list(CELL_KEYS), sort=True) if opts.curves else ():
         label = "/".join(map(str, key))
         step(f"learning curve {label}")
         try:
@@ -128,8 +135,17 @@ def sweep_tables(
             log.warning("no learning curve for %s: %s", label, exc)
             continue
         curves.append(curve.assign(**dict(zip(CELL_KEYS, key, strict=True))))
+        few = few_example_groups(
+            cell, repeats=opts.curve_repeats, seed=seed, candidates=opts.candidates,
+            features=opts.features, fractions=opts.fractions,
+        )  # fmt: skip
+        degraded.append(few.drop(columns="dataset").assign(**dict(zip(CELL_KEYS, key, strict=True))))
     if curves:
         tables["learning_curves"] = pd.concat(curves, ignore_index=True)
+    if degraded:  # Table 5: the groups the 5-example calibrator degrades most, per cell
+        worst = pd.concat(degraded, ignore_index=True).sort_values("delta_few", kind="stable")
+        cols = [*CELL_KEYS, *[c for c in worst.columns if c not in CELL_KEYS]]
+        tables["few_example_groups"] = worst.groupby(list(CELL_KEYS), sort=True).head(3)[cols]
     if opts.ood:
         step("out of domain")
         try:

@@ -1,4 +1,4 @@
-"""``distalign cache stats|export FILE|clear``: the response store from the command line."""
+"""``distalign cache stats|export FILE|clear|verify``: the response store from the command line."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from distalign.errors import InputError
 _STATS = "distalign cache stats --store .distalign/store"
 _EXPORT = "distalign cache export responses.jsonl"
 _CLEAR = ("distalign cache clear --model smollm2_135m", "distalign cache clear --yes")
+_VERIFY = "distalign cache verify --store .distalign/store"
 
 
 def register(subparsers: Any) -> None:
     cache = add_command(
-        subparsers, "cache", "inspect or clear the response store", (_STATS, _EXPORT, *_CLEAR)
+        subparsers, "cache", "inspect, check or clear the response store", (_STATS, _EXPORT, _VERIFY, *_CLEAR)
     )
     cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     store_help = "store folder (default: $DISTALIGN_STORE or ./.distalign/store)"
@@ -40,6 +41,16 @@ def register(subparsers: Any) -> None:
     )
     clear.add_argument("--store", type=Path, default=None, help=store_help)
     clear.set_defaults(func=_clear)
+
+    verify = add_command(
+        cache_sub,
+        "verify",
+        "check every shard in full; a damaged one is moved aside (what still reads is kept), an entry "
+        "that no longer decodes is deleted (it is requested again); exit 1 if any was found",
+        (_VERIFY,),
+    )
+    verify.add_argument("--store", type=Path, default=None, help=store_help)
+    verify.set_defaults(func=_verify)
 
 
 def _open_store(folder: Path | None) -> Any:
@@ -86,3 +97,29 @@ def _clear(args: argparse.Namespace) -> int:
     removed = store.clear(model=args.model)
     print(f"removed {removed} entries{scope}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    report = store.verify()
+    for entry in report:
+        name = Path(entry["shard"]).name
+        if entry["status"] == "ok":
+            print(f"ok        {name}: {entry['entries']} entries")
+        elif entry["status"] == "repaired":
+            print(
+                f"repaired  {name}: {entry['dropped']} entries did not decode and were deleted, "
+                f"{entry['entries']} kept"
+            )
+        elif entry["status"] == "damaged":
+            lost = "an unknown number" if entry.get("lost") is None else entry["lost"]
+            moved = Path(entry["moved_to"]).name if entry.get("moved_to") else "(moved by another process)"
+            print(
+                f"damaged   {name}: {entry['reason']}; moved aside as {moved}, "
+                f"{entry.get('recovered', 0)} entries recovered, {lost} lost"
+            )
+        else:
+            print(f"unreadable {name}: {entry.get('reason')}")
+    bad = sum(e["status"] != "ok" for e in report)
+    print(f"{len(report)} shards checked in {store.root}: {len(report) - bad} sound, {bad} with problems")
+    return 1 if bad else 0

@@ -26,15 +26,21 @@ from rich.table import Table
 
 from distalign.calibration.curves import CHOSEN, curve_families, learning_curve
 from distalign.calibration.extraction import extraction_table
+from distalign.calibration.figures import dataset_curves_figure
 from distalign.calibration.frame import cell_groups, is_evaluated, question_keys, split_label
 from distalign.calibration.ood import ood_table
 from distalign.calibration.regression import CANDIDATES
+from distalign.calibration.report import ReportOptions, sweep_tables
 from distalign.calibration.stage import apply_calibrator, calibrate_items
 from distalign.cli.outputs import check_output
 from distalign.cli.score import warnings_on_stderr
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
-from distalign.report.figures import learning_curves_figure, save_figure
+from distalign.report.figures import (
+    group_effects_figure,
+    save_figure,
+    spread_figure,
+)
 from distalign.report.leaderboard import leaderboard
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
@@ -52,6 +58,7 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "group",
 )
 CELL_KEYS: tuple[str, ...] = ("model", "dataset", "method", "steering")
+PROTOCOLS: tuple[str, ...] = ("kambhatla2025",)
 
 DESCRIPTION = """Calibrate the distributions of a predictions file against the human ones and report raw and
 calibrated scores on the same rows: those no calibrator trained on (a regression's test split, a
@@ -64,6 +71,7 @@ EXAMPLES = """examples:
   distalign calibrate preds.jsonl --method regression --unparsed exclude   # the supervision paper's protocol
   distalign calibrate preds.jsonl --method temperature --fit in_sample     # the benchmark paper's protocol
   distalign calibrate preds.jsonl --method regression --curves all --out calibrated/
+  distalign calibrate preds.jsonl --curves linear --out curves/   # the curves alone, one figure per dataset
   distalign calibrate preds.jsonl --ood --out ood/     # train on two datasets, test on the third
   distalign calibrate preds.jsonl --model-uri models:/m-0123abcd --tracking-uri sqlite:///mlflow.db"""
 
@@ -116,8 +124,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--unparsed",
         choices=UNPARSED_POLICIES,
-        default="uniform",
-        help="how unparsed answers score; 'exclude' discards them (the supervision paper's protocol)",
+        default=None,
+        help="how unparsed answers score: 'uniform' (the default, said when it happens) or 'exclude' "
+        "(discarded: the supervision paper's protocol, --protocol kambhatla2025)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=None,
+        help="kambhatla2025: the supervision paper's protocol (regression calibration; unparseable answers "
+        "discarded, never filled in with a uniform distribution); sets --method and --unparsed",
     )
     p.add_argument(
         "--strict",
@@ -137,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FAMILY",
         help="learning curves (regression): 'chosen' (the family the dev split chose), 'all', or any of "
-        f"{', '.join(CANDIDATES)}; written to --out",
+        f"{', '.join(CANDIDATES)}; written to --out; without --method only the curves are computed",
     )
     p.add_argument("--seed", type=int, default=0, help="split, sampling and bootstrap seed")
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
@@ -191,22 +207,38 @@ def _write_table(folder: Path, name: str, table: pd.DataFrame) -> list[str]:
     return [f"{name}.csv", f"{name}.json"]
 
 
+def _apply_protocol(args: argparse.Namespace) -> None:
+    """``--protocol kambhatla2025``: regression calibration with unparseable answers discarded."""
+    if args.protocol == "kambhatla2025":
+        if args.method not in (None, "regression") or args.unparsed not in (None, "exclude"):
+            raise InputError(
+                "the kambhatla2025 protocol is regression calibration with unparsed answers excluded",
+                where="--protocol",
+            )
+        if args.model_uri is None:
+            args.method = "regression"
+        args.unparsed = "exclude"
+    args.unparsed = args.unparsed or "uniform"
+
+
 def _check_args(args: argparse.Namespace) -> tuple[str, ...]:
     """Argument errors before any file is read; returns the curve families asked for."""
+    _apply_protocol(args)
     if args.method is not None and args.model_uri is not None:
         raise InputError(
             "give exactly one of --method (fit a calibrator) or --model-uri (apply one)", where="--method"
         )
-    if args.method is None and args.model_uri is None and not args.ood:
+    if args.method is None and args.model_uri is None and not args.ood and not args.curves:
         raise InputError(
-            "give exactly one of --method (fit a calibrator) or --model-uri (apply one), or --ood",
+            "give exactly one of --method (fit a calibrator) or --model-uri (apply one), or --ood or "
+            "--curves",
             where="--method",
         )
     check_output(args.out, "--out", folder=True)
     check_output(args.json, "--json")
     if not args.curves:
         return ()
-    if args.method != "regression":
+    if args.method not in (None, "regression") or args.model_uri is not None:
         raise InputError("learning curves are those of regression calibration", where="--curves")
     if args.out is None:
         raise InputError("learning curves are written to a folder: give --out", where="--curves")
@@ -225,6 +257,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
         items = items_from_scored(scored, surveys)
         rates = extraction_table(items)
+        _say_unparsed(items, args)
         written: list[str] = []
         if args.method is not None or args.model_uri is not None:
             written += _calibrate(args, items, surveys, rates, step)
@@ -239,6 +272,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for folder, names in _by_folder(written).items():
         Console().print(f"wrote {folder}/: {', '.join(names)}")
     return 0
+
+
+def _say_unparsed(items: pd.DataFrame, args: argparse.Namespace) -> None:
+    """One line on stderr on what happened to unparseable answers, when there were any."""
+    bad = int((items["status"] == "unparsed").sum()) if "status" in items.columns else 0
+    if not bad:
+        return
+    how = (
+        "discarded (not scored, never trained on; counted in the extraction rates)"
+        if args.unparsed == "exclude"
+        else "scored as uniform distributions (--unparsed exclude or --protocol kambhatla2025 discards them)"
+    )
+    protocol = f" under the {args.protocol} protocol" if args.protocol else ""
+    print(f"calibrate: {bad:,} unparseable answer row(s) {how}{protocol}", file=sys.stderr)
 
 
 def _by_folder(paths: list[str]) -> dict[str, list[str]]:
@@ -297,24 +344,47 @@ def _calibrate(
     if args.out is not None:
         summary = outcome.metrics | {"calibration": label, **outcome.params}
         written += [str(args.out / f) for f in _write_outputs(args.out, ev, rows, summary, rates)]
+        if label == "regression":
+            step("significance tests, group effects, spread")
+            written += _analyses(args.out, outcome.items.assign(calibration=label), args.seed)
     return written
+
+
+def _analyses(out: Path, items: pd.DataFrame, seed: int) -> list[str]:
+    """What the sweep report computes over calibrated cells (``sweep_tables`` without the learning
+    curves, which are --curves): the raw-vs-calibrated table with paired tests, Tables 2/4 (triples) and
+    the method comparison, per-group effects, Table 5, and Figure 2 (spread) with its table."""
+    tables = sweep_tables(items, seed=seed, options=ReportOptions(curves=False))
+    names = []
+    for name, table in tables.items():
+        names += _write_table(out, name, table)
+    if "spread" in tables:
+        save_figure(spread_figure(tables["spread"]), out / "spread.png")
+        names.append("spread.png")
+    if "group_effects" in tables:
+        save_figure(group_effects_figure(tables["group_effects"]), out / "group_effects.png")
+        names.append("group_effects.png")
+    return [str(out / n) for n in names]
 
 
 def _curves(
     args: argparse.Namespace, items: pd.DataFrame, families: tuple[str, ...], step: Callable[[str], None]
 ) -> list[str]:
-    curves, files = [], []
-    folder = args.out / "learning_curves"
+    """Every cell's learning curves in one table, drawn as one figure per dataset (panels per method and
+    prompt type, like the paper's Figure 3)."""
+    curves = []
     for key, rows in cell_groups(items, CELL_KEYS):
         step(f"learning curves ({', '.join(families)}): {key}")
         curve = learning_curve(items.iloc[rows], seed=args.seed, families=families or (CHOSEN,))
         cols = [c for c in CELL_KEYS if c in items.columns]
-        cell_curve = curve.assign(**{c: str(items[c].iat[rows[0]]) for c in cols})
-        curves.append(cell_curve)
-        png = folder / f"{key.replace('/', '_')}.png"
-        save_figure(learning_curves_figure(cell_curve), png)
-        files.append(str(png))
+        curves.append(curve.assign(**{c: str(items[c].iat[rows[0]]) for c in cols}))
     table = pd.concat(curves, ignore_index=True)
+    files = []
+    for dataset in sorted(table["dataset"].astype(str).unique()):
+        step(f"drawing the learning curves of {dataset}")
+        png = args.out / f"learning_curves_{dataset}.png"
+        save_figure(dataset_curves_figure(table, dataset), png)
+        files.append(str(png))
     return files + [str(args.out / f) for f in _write_table(args.out, "learning_curves", table)]
 
 

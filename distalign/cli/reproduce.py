@@ -14,6 +14,7 @@ from rich.table import Table
 from distalign.cli.helptext import add_command
 from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
+from distalign.errors import InputError
 from distalign.report.meister2024.reproduce import reproduce, summary, write_reproduction
 from distalign.report.render import print_whole
 
@@ -33,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("paper", choices=PAPERS, help="the paper to reproduce")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--out", type=Path, required=True, help="folder for the tables (CSV + Markdown)")
+    p.add_argument(
+        "--figure4-method",
+        default="seq",
+        help="the method Figure 4 plots (the paper's: seq); 'best' plots each model's best method",
+    )
     bootstrap_args(p)
     p.set_defaults(func=cmd_reproduce)
 
@@ -50,10 +56,24 @@ def _text(value: object) -> str:
     return "" if value is None or value != value else str(value)
 
 
+#: what --figure4-method accepts: the release's methods (and their temperature-scaled log-p), or best
+FIGURE4_CHOICES: tuple[str, ...] = ("seq", "verbalize", "logprobs", "logprobs+temperature", "best")
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     check_output(args.out, "--out", folder=True)
+    if args.figure4_method not in FIGURE4_CHOICES:
+        raise InputError(
+            f"unknown method {args.figure4_method!r} (known: {', '.join(FIGURE4_CHOICES)})",
+            where="--figure4-method",
+        )
     start = time.perf_counter()
-    rep = reproduce(args.data_dir, n_resamples=args.n_resamples, seed=args.seed)
+    rep = reproduce(
+        args.data_dir,
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        figure4_method=None if args.figure4_method == "best" else args.figure4_method,
+    )
     written = write_reproduction(rep, args.out)
     table = Table(title="Meister et al. (2024): reproduced vs published (full tables and notes in --out)")
     for c in ("table", "model", "method", "steering", "dataset", "reproduced", "published", "differs"):

@@ -33,6 +33,10 @@ from distalign.records.engine import (
 )
 
 _LETTER_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s", re.MULTILINE)
+#: Kambhatla et al.'s formats: an index in [1,l], a list of l percentages, and the CoT answer markers
+_INDEX_ASK = re.compile(r"single integer number in the inclusive range \[1,\s*(\d+)\]")
+_LIST_ASK = re.compile(r"Respond with a list of (\d+) numbers")
+_MARKERS_ASK = "<ANS_START>"
 #: below this many tokens a free generation answers with a single letter instead of a JSON object
 _SHORT_ANSWER_TOKENS = 17  # single-answer methods ask for up to 16 tokens (8 by default)
 
@@ -130,9 +134,30 @@ class InstantEngine:
             allowed = [a.strip() or a for a in params.allowed]
             return " ".join(rng.choices(allowed, k=max(params.max_tokens, 1)))
         user = next((m.content for m in reversed(req.messages) if m.role == "user"), text)
+        task = user.rsplit("Task:", 1)[-1]  # a few-shot prompt's own question comes after its examples
+        index, listed = _INDEX_ASK.search(task), _LIST_ASK.search(task)
+        if index or listed:
+            answer = InstantEngine._answer_kambhatla(rng, index, listed)
+            if _MARKERS_ASK in task:
+                return f"Step by step: the groups differ. <ANS_START>{answer}</ANS_END>"
+            return answer
         letters = list(dict.fromkeys(_LETTER_LINE.findall(user))) or ["A"]
         if params.max_tokens < _SHORT_ANSWER_TOKENS:
             return rng.choice(letters)
-        pct = [int(100 * p) for p in _dirichlet(rng, len(letters))]
-        pct[pct.index(max(pct))] += 100 - sum(pct)
+        pct = _percentages(rng, len(letters))
         return "{" + ", ".join(f'"{a}": {p}' for a, p in zip(letters, pct, strict=True)) + "}"
+
+    @staticmethod
+    def _answer_kambhatla(rng: random.Random, index: re.Match | None, listed: re.Match | None) -> str:
+        """The answer the supervision protocol's prompt asks for: an index 1..l or ``[p1, ..., pl]``."""
+        if index:
+            return str(rng.randint(1, max(int(index.group(1)), 1)))
+        assert listed is not None
+        return "[" + ", ".join(map(str, _percentages(rng, max(int(listed.group(1)), 1)))) + "]"
+
+
+def _percentages(rng: random.Random, k: int) -> list[int]:
+    """k whole percentages summing to 100."""
+    pct = [int(100 * p) for p in _dirichlet(rng, k)]
+    pct[pct.index(max(pct))] += 100 - sum(pct)
+    return pct

@@ -34,6 +34,7 @@ from tenacity.wait import wait_base, wait_random_exponential
 
 from distalign.engines.providers import capabilities_for, prefill_mode, provider_of, require
 from distalign.engines.ratelimit import RateLimiter, estimate_tokens, retry_after_seconds
+from distalign.engines.secrets import mask
 from distalign.errors import InputError
 from distalign.records.engine import (
     GenerateRequest,
@@ -499,10 +500,9 @@ class LiteLLMEngine:
     def _fail(self, exc: BaseException) -> str:
         kind, _ = _classify(exc)
         self._counts["failures"] += 1
-        message = " ".join(str(exc).split())[:400] or type(exc).__name__
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key:
-            message = message.replace(key, "***")
+        # masked whole before it is cut: a key echoed across the cut would otherwise survive in part
+        message = " ".join(mask(str(exc), extra=[key]).split())[:400] or type(exc).__name__
         return f"{kind}: {message}"
 
     # --- response parsing -------------------------------------------------------------------------

@@ -5,22 +5,33 @@ field, the key-schema version) and nothing about transport. Each writer process 
 SQLite file (``shard-<host>-<pid>.sqlite``, WAL mode), so concurrent writers never contend for one
 database lock (HELM's single cache file locked up under concurrency); readers look across all shards.
 Only successful results are stored: an error is retried by the next run.
+
+The store heals itself: each shard is checked (``PRAGMA quick_check``) the first time a process opens it;
+a damaged one is moved aside as ``<shard>.damaged-<time>``, what can still be read from it is copied into
+this process's shard, and one warning names the file and how many entries were lost (they are requested
+again). An entry whose text no longer decodes is deleted and treated as a miss. A write that fails raises
+``StoreError``, so a sweep stops before it pays for answers it cannot keep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from distalign.errors import InputError
 from distalign.records.engine import (
     GenerateRequest,
     GenerateResult,
@@ -47,6 +58,16 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, kind TEXT NOT NULL, result TEXT NOT NULL,
     request TEXT, created REAL NOT NULL)"""
 _CHUNK = 500  # keys per SELECT (SQLite's bound-parameter limit is 999 on old builds)
+#: free space a sweep needs in the store's file system before its first request
+MIN_FREE_BYTES = 64 * 2**20
+DAMAGED = ".damaged-"
+SPILL_PREFIX = "unsaved-"
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """The store cannot keep an answer (read-only, full, gone): the sweep must stop before sending more."""
 
 
 def default_store_root() -> Path:
@@ -165,29 +186,116 @@ class ResponseStore:
         self._lock = threading.Lock()
         self._pid = -1
         self._writer: sqlite3.Connection | None = None
+        self._checked: set[Path] = set()
 
     # ------------------------------------------------------------------------------------ reading
     def shards(self) -> list[Path]:
         return sorted(self.root.glob("shard-*.sqlite")) if self.root.is_dir() else []
 
     def _open(self, shard: Path) -> sqlite3.Connection | None:
+        """A connection to a sound shard; None for one that vanished, is busy or was found damaged (then it
+        is moved aside, see ``quarantine``)."""
         try:
             conn = sqlite3.connect(f"file:{shard}?mode=rw", uri=True, timeout=30)  # never creates
-            conn.execute("SELECT 1 FROM responses LIMIT 1")
-            return conn
         except sqlite3.Error:  # vanished (cleared) or unreadable: nothing to serve from it
             return None
+        try:
+            if shard not in self._checked:
+                rows = conn.execute("PRAGMA quick_check").fetchall()
+                if rows != [("ok",)]:
+                    problems = "\n".join(str(r[0]) for r in rows) or "quick_check gave no answer"
+                    raise sqlite3.DatabaseError(_reason(problems))
+            conn.execute("SELECT 1 FROM responses LIMIT 1")
+            self._checked.add(shard)
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            if _is_damage(exc, shard):
+                self.quarantine(shard, _reason(exc))
+            return None
+
+    def quarantine(self, shard: Path, reason: str) -> tuple[Path, int, int | None] | None:
+        """Moves a damaged shard aside as ``<shard>.damaged-<time>``, copies the entries that still read
+        back into this process's shard and warns once; returns (new name, recovered, lost or None when
+        unknown), or None when another process moved it first."""
+        if self._writer is not None and self._pid == os.getpid() and shard == self._own_path():
+            raise StoreError(f"{shard}: this process's own shard is damaged ({reason}); rerun the sweep")
+        aside = shard.with_name(f"{shard.name}{DAMAGED}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        try:
+            os.replace(shard, aside)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning(
+                "response store shard %s is damaged (%s) and cannot be moved aside: %s", shard, reason, exc
+            )
+            self._checked.add(shard)  # read around it from now on
+            return None
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.replace(f"{shard}{suffix}", f"{aside}{suffix}")
+        rows, total = _salvage(aside)
+        recovered = 0
+        if rows:
+            try:
+                with self._lock:
+                    conn = self._own_shard()
+                    with conn:
+                        conn.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+                recovered = len(rows)
+            except (sqlite3.Error, OSError):
+                recovered = 0
+        lost = None if total is None else max(total - recovered, 0)
+        lost_text = "an unknown number of entries" if lost is None else f"{lost} entries"
+        log.warning(
+            "response store shard %s is damaged (%s): moved aside as %s; %s lost, %d recovered "
+            "(lost answers are requested again)",
+            shard,
+            reason,
+            aside.name,
+            lost_text,
+            recovered,
+        )
+        return aside, recovered, lost
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> Iterable[tuple[Any, ...]]:
         params = list(params)
-        for shard in self.shards():
+        seen: set[Path] = set()
+        while pending := [s for s in self.shards() if s not in seen]:  # a repair may add a shard
+            yield from self._shard_rows(pending, seen, sql, params)
+
+    def _shard_rows(
+        self, shards: list[Path], seen: set[Path], sql: str, params: list[Any]
+    ) -> Iterable[tuple[Any, ...]]:
+        for shard in shards:
+            seen.add(shard)
             conn = self._open(shard)
             if conn is None:
                 continue
             try:
-                yield from conn.execute(sql, params).fetchall()
-            finally:
+                rows = [(shard, *row) for row in conn.execute(sql, params).fetchall()]
+            except sqlite3.Error as exc:  # a damaged page that quick_check did not reach
                 conn.close()
+                if _is_damage(exc, shard):
+                    self.quarantine(shard, _reason(exc))
+                continue
+            conn.close()
+            yield from rows
+
+    def _drop(self, shard: Path, key: str, reason: str) -> None:
+        """Deletes one entry that no longer decodes (a cut row), so that it is requested again."""
+        log.warning(
+            "response store %s: entry %s does not decode (%s); deleted, it is requested again",
+            shard,
+            key[:12],
+            reason,
+        )
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(shard, timeout=30)) as conn,
+        ):
+            with conn:
+                conn.execute("DELETE FROM responses WHERE key = ?", (key,))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Result]:
         wanted = list(dict.fromkeys(keys))
@@ -197,9 +305,57 @@ class ResponseStore:
             if not chunk:
                 continue
             marks = ",".join("?" * len(chunk))
-            for key, text in self._rows(f"SELECT key, result FROM responses WHERE key IN ({marks})", chunk):
-                found.setdefault(key, decode_result(text))
+            for shard, key, text in self._rows(
+                f"SELECT key, result FROM responses WHERE key IN ({marks})", chunk
+            ):
+                if key in found:
+                    continue
+                try:
+                    found[key] = decode_result(text)
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._drop(shard, key, f"{type(exc).__name__}: {exc}")
         return found
+
+    def verify(self) -> list[dict[str, Any]]:
+        """Checks every shard in full (``PRAGMA integrity_check`` and every entry decodes); damaged shards
+        are moved aside as in a sweep, undecodable entries deleted. One record per shard."""
+        report = []
+        for shard in self.shards():
+            self._checked.discard(shard)
+            entry: dict[str, Any] = {"shard": str(shard), "status": "ok", "entries": 0, "dropped": 0}
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{shard}?mode=rw", uri=True, timeout=30)
+                ) as conn:
+                    rows = conn.execute("PRAGMA integrity_check").fetchall()
+                    if rows != [("ok",)]:
+                        raise sqlite3.DatabaseError(
+                            str(rows[0][0]) if rows else "integrity_check gave no answer"
+                        )
+                    bad = []
+                    for key, text in conn.execute("SELECT key, result FROM responses"):
+                        entry["entries"] += 1
+                        try:
+                            decode_result(text)
+                        except (ValueError, KeyError, TypeError) as exc:
+                            bad.append((key, f"{type(exc).__name__}: {exc}"))
+                for key, reason in bad:
+                    self._drop(shard, key, reason)
+                entry["dropped"] = len(bad)
+                entry["entries"] -= len(bad)
+                if bad:
+                    entry["status"] = "repaired"
+                self._checked.add(shard)
+            except sqlite3.Error as exc:
+                if not _is_damage(exc, shard):
+                    entry.update(status="unreadable", reason=_reason(exc))
+                else:
+                    moved = self.quarantine(shard, _reason(exc))
+                    entry.update(status="damaged", reason=_reason(exc))
+                    if moved is not None:
+                        entry.update(moved_to=str(moved[0]), recovered=moved[1], lost=moved[2])
+            report.append(entry)
+        return report
 
     # ------------------------------------------------------------------------------------ writing
     def _own_shard(self) -> sqlite3.Connection:
@@ -208,7 +364,7 @@ class ResponseStore:
             return self._writer
         self.root.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
-        path = self.root / f"shard-{socket.gethostname()}-{pid}.sqlite"
+        path = self._own_path()
         if not path.exists():
             staging = path.with_name(f".{path.name}.tmp")
             conn = sqlite3.connect(staging)
@@ -221,7 +377,36 @@ class ResponseStore:
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute("PRAGMA synchronous=NORMAL")
         self._pid = pid
+        self._checked.add(path)
         return self._writer
+
+    def _own_path(self) -> Path:
+        return self.root / f"shard-{socket.gethostname()}-{os.getpid()}.sqlite"
+
+    def check_writable(self, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        """Before the first request: the store's folder can be created and written (this process's shard is
+        created and a write is tried) and its file system has ``min_free_bytes`` free; else an InputError."""
+        try:
+            with self._lock:
+                conn = self._own_shard()
+                with conn:  # a write transaction that changes nothing
+                    conn.execute("DELETE FROM responses WHERE key = ''")
+                self._load_spilled(conn)
+            free = shutil.disk_usage(self.root).free
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            self._writer = None
+            raise InputError(
+                f"the response store cannot be written ({_reason(exc)}): make it writable or point "
+                "sweep.store / DISTALIGN_STORE elsewhere",
+                file=self.root,
+            ) from None
+        if free < min_free_bytes:
+            raise InputError(
+                f"only {free / 2**20:.1f} MiB free for the response store (at least "
+                f"{min_free_bytes / 2**20:.0f} MiB needed before the first request): free space or point "
+                "sweep.store / DISTALIGN_STORE elsewhere",
+                file=self.root,
+            )
 
     def put_many(
         self,
@@ -242,16 +427,56 @@ class ResponseStore:
             rows.append((key, model, kind, encode_result(result), request_text, now))
         if not rows:
             return 0
-        with self._lock:
-            conn = self._own_shard()
-            with conn:
-                conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+        try:
+            with self._lock:
+                conn = self._own_shard()
+                with conn:
+                    conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except (sqlite3.Error, OSError) as exc:
+            kept = self._spill(rows)
+            where = (
+                f"the {len(rows)} answers just received are kept in {kept}"
+                + ("" if kept.parent == self.root else f" (move it into {self.root})")
+                + " and loaded by the next sweep"
+                if kept is not None
+                else f"the {len(rows)} answers just received could not be kept anywhere"
+            )
+            raise StoreError(
+                f"cannot write to the response store {self.root} ({_reason(exc)}); stopped before sending "
+                f"more requests: {where}; free space or make it writable, then rerun"
+            ) from None
         return len(rows)
+
+    def _spill(self, rows: list[tuple[Any, ...]]) -> Path | None:
+        """Answers the store could not take, as JSON lines in the store's folder, else the temp folder."""
+        name = f"{SPILL_PREFIX}{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.jsonl"
+        for folder in (self.root, Path(tempfile.gettempdir())):
+            path = folder / name
+            try:
+                with path.open("w", encoding="utf-8") as out:
+                    for row in rows:
+                        out.write(json.dumps(list(row), ensure_ascii=False) + "\n")
+                return path
+            except OSError:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return None
+
+    def _load_spilled(self, conn: sqlite3.Connection) -> None:
+        """Answers an earlier sweep could not store (``unsaved-*.jsonl``) go into this shard."""
+        for path in sorted(self.root.glob(f"{SPILL_PREFIX}*.jsonl")):
+            rows = [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+            with conn:
+                conn.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+            path.unlink()
+            log.warning(
+                "response store: loaded %d answers kept in %s by an earlier sweep", len(rows), path.name
+            )
 
     # ---------------------------------------------------------------------------------- inspection
     def stats(self) -> dict[str, Any]:
         keys: dict[str, str] = {}
-        for key, model in self._rows("SELECT key, model FROM responses"):
+        for _, key, model in self._rows("SELECT key, model FROM responses"):
             keys.setdefault(key, model)
         per_model: dict[str, int] = {}
         for model in keys.values():
@@ -274,18 +499,23 @@ class ResponseStore:
         seen: set[str] = set()
         sql = "SELECT key, model, kind, created, request, result FROM responses ORDER BY created"
         with Path(path).open("w", encoding="utf-8") as out:
-            for key, model, kind, created, request, result in self._rows(sql):
+            for shard, key, model, kind, created, request, result in self._rows(sql):
                 if key in seen:
                     continue
+                try:
+                    decode_result(result)
+                    record = {
+                        "key": key,
+                        "model": model,
+                        "kind": kind,
+                        "created": created,
+                        "request": None if request is None else json.loads(request),
+                        "result": json.loads(result),
+                    }
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._drop(shard, key, f"{type(exc).__name__}: {exc}")
+                    continue
                 seen.add(key)
-                record = {
-                    "key": key,
-                    "model": model,
-                    "kind": kind,
-                    "created": created,
-                    "request": None if request is None else json.loads(request),
-                    "result": json.loads(result),
-                }
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
         return len(seen)
 
@@ -307,3 +537,51 @@ class ResponseStore:
             finally:
                 conn.close()
         return removed
+
+
+def _reason(exc: BaseException | str) -> str:
+    """One line: SQLite's integrity reports list every problem, one per line; the first names the kind."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and "in database main" not in ln]
+    if not lines:
+        return type(exc).__name__ if isinstance(exc, BaseException) else "damaged"
+    more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
+    return lines[0] + more
+
+
+def _is_damage(exc: sqlite3.Error, shard: Path) -> bool:
+    """A fault of the file's content (not a lock, a vanished or an unreadable file)."""
+    if not shard.is_file():
+        return False
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError):
+        return "no such table" in text or "malformed" in text or "disk i/o" in text
+    return isinstance(exc, sqlite3.DatabaseError)
+
+
+def _salvage(path: Path) -> tuple[list[tuple[Any, ...]], int | None]:
+    """The entries of a damaged shard that still read back and decode, and how many it held (None when
+    its row count cannot be read)."""
+    rows: list[tuple[Any, ...]] = []
+    total: int | None = None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return rows, None
+    with contextlib.closing(conn):
+        with contextlib.suppress(sqlite3.Error):
+            total = int(conn.execute("SELECT count(*) FROM responses").fetchone()[0])
+        with contextlib.suppress(sqlite3.Error):
+            cursor = conn.execute("SELECT key, model, kind, result, request, created FROM responses")
+            while True:
+                batch = cursor.fetchmany(256)
+                if not batch:
+                    break
+                for row in batch:
+                    try:
+                        decode_result(row[3])
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    rows.append(row)
+    if total is not None and total < len(rows):
+        total = len(rows)
+    return rows, total

@@ -234,6 +234,12 @@ CALIBRATION_EXTRAS: dict[str, str] = {
     "extraction_rates": "Table 17: extraction rate per setting (answers that gave a distribution)",
     "method_anova": "Table 4: repeated-measures ANOVA across elicitation methods",
     "method_pairs": "Table 4: paired t-tests between methods (Bonferroni; counted where the ANOVA rejects)",
+    "triple_anova": "Tables 2/4: per elicitation method, original vs CoT or few-shot vs calibrated "
+    "(repeated-measures ANOVA per triple)",
+    "triple_pairs": "Tables 2/4: paired t-tests within each triple (Bonferroni x3 within the triple; counted "
+    "where its ANOVA rejects)",
+    "few_example_groups": "Table 5: the groups whose alignment a calibrator trained on 5 distributions "
+    "degrades most (mean over its draws), beside the one trained on the full train split",
     "out_of_domain": "Tables 11-12: out of domain (trained on the other datasets, tested on this one)",
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from distalign.engines.store import ResponseStore, StoreError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
 from distalign.records.results import SweepOutcome
@@ -31,11 +32,12 @@ from distalign.survey.model import Survey
 from distalign.survey.paths import FIXTURE_NOTE, is_fixture
 from distalign.sweep.cells import cell_hash
 from distalign.sweep.dryrun import describe
+from distalign.sweep.lock import SweepBusy, SweepLock, tracking_store_lock
 from distalign.sweep.plan import summarize
 from distalign.sweep.pool import check_ray_address
-from distalign.sweep.runner import run_sweep, sweep_folder, sweep_id
+from distalign.sweep.runner import run_sweep, store_root, sweep_folder, sweep_id
 from distalign.sweep.validate import Validated, validate_cells
-from distalign.tracking.mlflow_tracker import MLflowTracker
+from distalign.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ _COLLECTING = False
 _FAILED_CELLS: list[str] = []
 #: columns of the cells' items tables a report does not read (the raw responses are the bulk of them)
 SKIPPED_COLUMNS = ("responses",)
+#: exit status when another driver holds the sweep folder (EX_TEMPFAIL: try again later)
+BUSY_EXIT = 75
 
 
 @contextlib.contextmanager
@@ -148,20 +152,35 @@ def _run(validated: Validated, settings: SweepSettings) -> Outcome:
     cells = validated.cells
     hashes = [c.spec_hash for c in cells]
     folder = sweep_folder(settings, hashes)
+    lock = SweepLock(folder)
     try:
+        lock.acquire()  # one driver per sweep folder; the kernel releases it if this process dies
+        ResponseStore(store_root(settings)).check_writable()  # before any request is paid for
         check_ray_address(settings)  # before any run is created: an unreachable cluster fails in seconds
-        tracker = MLflowTracker(
-            settings.tracking_uri,
-            settings.experiment,
-            settings.name,
-            sweep_id(settings, hashes),
-            sweep_params={"cells": len(cells), "seed": settings.seed, "n_resamples": settings.n_resamples},
-        )
+        with tracking_store_lock(resolve_tracking_uri(settings.tracking_uri)):
+            tracker = MLflowTracker(
+                settings.tracking_uri,
+                settings.experiment,
+                settings.name,
+                sweep_id(settings, hashes),
+                sweep_params={
+                    "cells": len(cells),
+                    "seed": settings.seed,
+                    "n_resamples": settings.n_resamples,
+                },
+            )
+    except SweepBusy as exc:
+        raise _fail(str(exc), BUSY_EXIT) from None
     except InputError as exc:
+        lock.release()
         raise _fail(str(exc)) from None
     try:
         with _sigterm_as_interrupt():
             return _sweep(validated, settings, tracker, folder)
+    except StoreError as exc:  # answers could not be kept: stopped before sending more
+        with contextlib.suppress(Exception):
+            tracker.finish("FAILED")
+        raise _fail(str(exc), 1) from None
     except KeyboardInterrupt:
         # stopped at once: no new work is sent, Ray (when this sweep started it) is shut down by run_sweep
         # and the cells finished so far stay FINISHED; the parent run says the sweep was stopped
@@ -170,6 +189,8 @@ def _run(validated: Validated, settings: SweepSettings) -> Outcome:
         raise _fail(
             "interrupted; finished cells are kept: run the same command again to resume", 130
         ) from None
+    finally:
+        lock.release()
 
 
 def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker, folder: Path) -> Outcome:

@@ -33,6 +33,7 @@ from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
 from distalign.engines.providers import provider_of
 from distalign.engines.registry import make_engine
+from distalign.engines.secrets import mask
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.records.engine import GenerateResult, OptionLogprobResult
@@ -51,6 +52,7 @@ IN_FLIGHT_PER_ACTOR = 12
 
 def error_results(kind: str, n: int, error: str) -> list[Any]:
     cls = OptionLogprobResult if kind == "option_logprobs" else GenerateResult
+    error = mask(error)  # an exception's text may quote a key: masked before it is stored anywhere
     return [cls(error=error) for _ in range(n)]
 
 

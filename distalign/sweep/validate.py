@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from distalign.engines.registry import engine_capabilities
+from distalign.engines.secrets import key_refusal, looks_like_key
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.prompts.render import STEERINGS, RenderedPrompt
@@ -159,6 +160,8 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
             f"tensor_parallel_size GPUs)",
             where=where,
         )
+    if s.api_key_env and looks_like_key(s.api_key_env):  # from a config file: argv is checked in launch.py
+        raise InputError(key_refusal(f"model {model.name!r}: serving.api_key_env"))
     if require_keys and s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
         raise InputError(
             f"the API key variable {s.api_key_env} is not set in this environment; export it before "

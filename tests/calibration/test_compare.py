@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import calibrate_items, method_comparison, sweep_tables
+from distalign.calibration import calibrate_items, method_comparison, sweep_tables, triple_comparison
 from distalign.calibration.report import ReportOptions
 from distalign.metrics.significance import repeated_measures_anova
 from distalign.records.config import CalibrationConfig
@@ -72,3 +72,37 @@ def test_the_sweep_tables_add_method_tests_and_on_request_the_out_of_domain_tabl
     ood = with_ood["out_of_domain"]
     assert len(ood) == 6  # 3 methods x 2 targets
     assert set(ood["target"]) == {"a", "b"} and set(ood["sources"]) == {"a", "b"}
+
+
+def _steered(steering: dict[str, float]) -> pd.DataFrame:
+    """One elicitation method under several prompt variations (steering -> sharpness), each calibrated."""
+    parts = []
+    for name, t in steering.items():
+        items = synthetic_items(n_items=60, distort=lambda h, r, t=t: power(h, t, r, 0.05))
+        out = calibrate_items(items.assign(steering=name), REGRESSION)
+        parts.append(out.items.assign(calibration="regression"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_tables_2_and_4_test_each_triple_on_its_own() -> None:
+    """Original, CoT or few-shot, calibrated for one method: an ANOVA per triple, then its three paired
+    tests corrected within the triple only."""
+    items = _steered({"sd": 3.0, "sd_cot": 2.6, "sd_few_shot": 1.0, "base": 2.0})
+    anova, pairs = triple_comparison(items)
+    assert sorted(anova["variant"]) == ["CoT", "few-shot"] and set(anova["steering"]) == {"sd"}
+    assert (anova["conditions"] == anova["variant"].map(lambda v: f"original | {v} | calibrated")).all()
+    test = items[(items["steering"] == "sd") & (items["split"] == "test")]
+    assert (anova["n"] == len(test)).all()  # every test distribution of the original, in both triples
+    assert len(pairs) == 6
+    for _, triple in pairs.groupby("variant"):
+        np.testing.assert_allclose(triple["p_bonferroni"], np.minimum(triple["p"] * 3, 1.0))
+    few = pairs[pairs["variant"] == "few-shot"].set_index(["a", "b"])
+    assert few.loc[("original", "few-shot"), "significant"]  # sharpness 3 -> 1 moves alignment
+    cot = pairs[pairs["variant"] == "CoT"].set_index(["a", "b"])
+    assert cot.loc[("original", "calibrated"), "significant"]
+    wide = test.set_index(["item_id", "attribute", "group"])
+    assert cot.loc[("original", "calibrated"), "mean_a"] == pytest.approx(wide["alignment"].mean())
+    tables = sweep_tables(
+        items, options=ReportOptions(candidates=("linear",), curve_sizes=(5,), curve_repeats=1)
+    )
+    assert {"triple_anova", "triple_pairs"} <= set(tables)

@@ -102,3 +102,22 @@ def test_clear_of_an_unknown_model_names_the_models_in_the_store(store_dir: Path
     ):
         _run(["cache", "clear", "--model", "gamma", "--yes", "--store", str(store_dir)])
     assert ResponseStore(store_dir).stats()["entries"] == 3
+
+
+def test_verify_moves_a_damaged_shard_aside_and_stats_and_export_go_on(
+    store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (store_dir / "shard-elsewhere-9.sqlite").write_bytes(b"not a database " * 500)
+    assert _run(["cache", "stats", "--store", str(store_dir)]) == 0  # reads around it (and moves it aside)
+    assert json.loads(capsys.readouterr().out)["entries"] == 3
+    (store_dir / "shard-elsewhere-8.sqlite").write_bytes(b"not a database " * 500)
+    assert _run(["cache", "export", str(tmp_path / "all.jsonl"), "--store", str(store_dir)]) == 0
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 3
+    (store_dir / "shard-elsewhere-7.sqlite").write_bytes(b"not a database " * 500)
+    capsys.readouterr()
+    assert _run(["cache", "verify", "--store", str(store_dir)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("damaged") and "shard-elsewhere-7.sqlite" in line for line in out), out
+    assert out[-1].endswith("1 sound, 1 with problems"), out
+    assert _run(["cache", "verify", "--store", str(store_dir)]) == 0  # moved aside: the store is sound
+    assert len(list(store_dir.glob("*.damaged-*"))) == 3

@@ -195,7 +195,10 @@ def test_learning_curves_on_request(predictions: Path, tmp_path: Path) -> None:
     curves = pd.read_csv(out / "learning_curves.csv")
     assert set(curves["family"]) == {"ridge", "linear"} and set(curves["dataset"]) == set(DATASETS)
     assert (curves["repeats"] == 10).all() and curves["n"].max() <= 80  # capped at the training pool
-    assert len(list((out / "learning_curves").glob("*.png"))) == 2
+    # one figure per dataset, its panels the cells (the paper's Figure 3), not one file per cell
+    assert sorted(p.name for p in out.glob("learning_curves_*.png")) == [
+        f"learning_curves_{d}.png" for d in sorted(DATASETS)
+    ]
     with pytest.raises(InputError, match="--curves"):
         run(str(predictions), "--method", "temperature", "--curves", "all", "--out", str(out))
 
@@ -248,3 +251,30 @@ def test_huge_probabilities_calibrate_to_distributions(predictions: Path, tmp_pa
     assert run(str(huge), *argv) == 0
     written = pd.read_json(out / "predictions_calibrated.jsonl", lines=True)
     np.testing.assert_allclose([sum(p) for p in written["probs"]], 1.0, atol=1e-6)
+
+
+def test_the_supervision_protocol_discards_unparsed_answers_and_says_so(
+    three_datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--protocol kambhatla2025`` is regression calibration with unparseable answers discarded, and the
+    calibration writes what the sweep report computes: paired tests, group effects, Figure 2."""
+    out = tmp_path / "out"
+    code = run(str(three_datasets), "--protocol", "kambhatla2025", "--data-dir", "fixture", "--out", str(out),
+               "--n-resamples", "20")  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert re.search(r"[0-9,]+ unparseable answer row\(s\) discarded .* kambhatla2025 protocol", err), err
+    rates = pd.read_csv(out / "extraction_rates.csv")
+    assert (rates["extraction_rate"] < 1).any()
+    table = pd.read_csv(out / "calibration_table.csv")
+    assert {"alignment_raw", "alignment_calibrated", "alignment_p_bonferroni"} <= set(table.columns)
+    for name in ("group_effects.csv", "spread.csv", "spread.png", "group_effects.png"):
+        assert (out / name).is_file(), name
+    # the default still fills unparsed answers with uniform distributions, and now says so
+    assert (
+        run(str(three_datasets), "--method", "regression", "--data-dir", "fixture", "--n-resamples", "20")
+        == 0
+    )
+    assert "scored as uniform distributions" in capsys.readouterr().err
+    with pytest.raises(InputError, match="--protocol"):
+        run(str(three_datasets), "--protocol", "kambhatla2025", "--method", "temperature")

@@ -30,7 +30,7 @@ class Fault:
     retry_after: str | None = None
     delay_s: float = 0.0
     malformed: bool = False
-    body: str | None = None  # raw body to send instead of a completion
+    body: str | None = None  # raw body to send instead of a completion (or of the error, status != 200)
     gate: threading.Event | None = None  # answer only once this is set (or the stub stops)
 
     @staticmethod
@@ -259,7 +259,10 @@ class OpenAIStub:
                     if fault is not None and fault.status != 200:
                         extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
                         err = {"error": {"message": f"injected {fault.status}", "type": "stub", "code": None}}
-                        self._send(fault.status, json.dumps(err).encode(), extra)
+                        payload = (
+                            fault.body if fault.body is not None else json.dumps(err)
+                        )  # e.g. an echoed key
+                        self._send(fault.status, payload.encode(), extra)
                     elif fault is not None and (fault.malformed or fault.body is not None):
                         payload = fault.body if fault.body is not None else '{"id": "x", "choices": [{"in'
                         self._send(200, payload.encode())

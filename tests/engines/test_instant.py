@@ -82,3 +82,44 @@ def test_journal_counts_requests(tmp_path, monkeypatch) -> None:
     eng = InstantEngine(IDENT)
     eng.option_logprobs([_lp(), _lp("x\nA. 1\nB. 2")])
     assert len(journal.read_text().splitlines()) == 2 and eng.requests_seen == 2
+
+
+def _kambhatla_answers(spec, examples=()) -> tuple[list[str], tuple[str, ...]]:
+    """The instant engine's answers to the supervision paper's rendered prompts (every paraphrase)."""
+    from distalign.prompts.presets import load_templates
+    from distalign.prompts.render import PromptSpec, render_prompt
+    from distalign.survey.model import Item
+
+    item = Item("opinionqa", "q1", "Which priority?", ("Top", "Some", "None", "Refused"), (1, 2, 3, None))
+    prompt = render_prompt(
+        item, "SEX", "Female", examples, PromptSpec(*spec[:3], **spec[3]), load_templates("kambhatla2025")
+    )
+    eng = InstantEngine(IDENT)
+    params = SamplingParams(max_tokens=8, n=5)
+    texts = [
+        t
+        for v in prompt.variants
+        for t in eng.generate([GenerateRequest(messages=v, params=params)])[0].texts
+    ]
+    return texts, prompt.letters
+
+
+def test_supervision_index_prompts_get_an_index_in_range() -> None:
+    from distalign.methods.parsers import parse_letter
+
+    texts, letters = _kambhatla_answers(("supervision", "sd", "single", {}))
+    assert letters == ("1", "2", "3", "4") and {int(t) for t in texts} <= {1, 2, 3, 4}
+    assert all(parse_letter(t, letters).status == "ok" for t in texts)
+
+
+def test_supervision_list_and_cot_prompts_get_their_formats() -> None:
+    from distalign.methods.parsers import parse_letter, parse_verbalized
+
+    texts, letters = _kambhatla_answers(("supervision", "sd", "verbalize", {}))
+    for text in texts:
+        values = json.loads(text)
+        assert len(values) == 4 and sum(values) == 100
+        assert parse_verbalized(text, letters).status == "ok"
+    cot, letters = _kambhatla_answers(("supervision", "sd", "single", {"cot": True}))
+    assert all("<ANS_START>" in t and t.endswith("</ANS_END>") for t in cot)
+    assert all(parse_letter(t, letters).status == "ok" for t in cot)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
+import re
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from distalign.engines.store import ResponseStore, request_key
+from distalign.engines.store import ResponseStore, StoreError, request_key
+from distalign.errors import InputError
 from distalign.records.engine import (
     GenerateRequest,
     GenerateResult,
@@ -172,3 +178,87 @@ def test_forked_child_writes_its_own_shard(tmp_path: Path) -> None:
         "child",
         "parent2",
     }
+
+
+# --- a damaged, unwritable or full store ----------------------------------------------------------------
+def _filled(root: Path, count: int = 2000) -> Path:
+    """A store of one closed shard with ``count`` entries (large enough to span many pages)."""
+    writer = ResponseStore(root)
+    pairs = [(f"k{i}", OptionLogprobResult(logprobs=(-0.25,) * 30)) for i in range(count)]
+    writer.put_many(pairs, model="m")
+    assert writer._writer is not None
+    writer._writer.close()  # checkpoints the WAL into the file, as a finished sweep leaves it
+    (shard,) = writer.shards()
+    return shard.rename(shard.with_name("shard-elsewhere-1.sqlite"))  # another process's shard
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt_page", "not_a_database"])
+def test_a_damaged_shard_is_moved_aside_with_one_warning_and_reading_goes_on(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    shard = _filled(tmp_path)
+    if damage == "truncated":
+        os.truncate(shard, 10_000)
+    elif damage == "corrupt_page":
+        with shard.open("r+b") as f:
+            f.seek(4096 * (shard.stat().st_size // 4096 // 2) + 100)
+            f.write(b"\xff" * 3000)
+    else:
+        shard.write_bytes(b"garbage " * 2000)
+    reader = ResponseStore(tmp_path)
+    got = reader.get_many(f"k{i}" for i in range(2000))  # never raises
+    warned = [r.getMessage() for r in caplog.records if str(shard) in r.getMessage()]
+    assert len(warned) == 1 and "damaged" in warned[0] and "moved aside" in warned[0], warned
+    assert "\n" not in warned[0]
+    assert not shard.exists() and list(tmp_path.glob(f"{shard.name}.damaged-*"))
+    match = re.search(r"(\d+|an unknown number of) entries lost, (\d+) recovered", warned[0])
+    assert match and int(match.group(2)) == len(got), warned[0]
+    if match.group(1).isdigit():
+        assert int(match.group(1)) + len(got) == 2000
+    if damage == "corrupt_page":
+        assert 0 < len(got) < 2000  # the readable part was kept
+    assert ResponseStore(tmp_path).stats()["entries"] == len(got)  # recovered entries moved to a sound shard
+
+
+def test_an_entry_that_no_longer_decodes_is_deleted_and_missed(tmp_path: Path) -> None:
+    shard = _filled(tmp_path, 10)
+    with sqlite3.connect(shard) as conn:
+        conn.execute("UPDATE responses SET result = substr(result, 1, 30) WHERE key = 'k3'")
+    store = ResponseStore(tmp_path)
+    assert set(store.get_many(["k2", "k3"])) == {"k2"}
+    assert store.export(tmp_path / "all.jsonl") == 9
+    assert [e["status"] for e in store.verify()] == ["ok"]
+
+
+def test_verify_reports_each_shard(tmp_path: Path) -> None:
+    sound = _filled(tmp_path / "a", 5)
+    damaged = _filled(tmp_path / "b", 500)
+    os.replace(sound, tmp_path / "b" / "shard-sound-1.sqlite")  # the two shards of one store
+    with damaged.open("r+b") as f:
+        f.seek(4096 * 3)
+        f.write(b"\x00\xff" * 2048)
+    report = {Path(e["shard"]).name: e for e in ResponseStore(tmp_path / "b").verify()}
+    assert report["shard-sound-1.sqlite"]["status"] == "ok" and report["shard-sound-1.sqlite"]["entries"] == 5
+    assert report[damaged.name]["status"] == "damaged" and Path(report[damaged.name]["moved_to"]).exists()
+
+
+def test_a_failed_write_stops_with_one_line_and_keeps_the_answers(tmp_path: Path) -> None:
+    """The write fails (here: this process's shard cannot be opened): StoreError, and the answers are kept
+    in a file that the next sweep's start loads into the store."""
+    store = ResponseStore(tmp_path)
+    (tmp_path / f"shard-{socket.gethostname()}-{os.getpid()}.sqlite").mkdir(parents=True)
+    with pytest.raises(StoreError) as failed:
+        store.put_many([("a", GenerateResult(texts=("x",))), ("b", GenerateResult(texts=("y",)))], model="m")
+    message = str(failed.value)
+    assert "\n" not in message and str(tmp_path) in message and "2 answers" in message
+    assert list(tmp_path.glob("unsaved-*.jsonl"))
+    (tmp_path / f"shard-{socket.gethostname()}-{os.getpid()}.sqlite").rmdir()
+    fresh = ResponseStore(tmp_path)
+    fresh.check_writable(min_free_bytes=0)
+    assert set(fresh.get_many(["a", "b"])) == {"a", "b"} and not list(tmp_path.glob("unsaved-*"))
+
+
+def test_too_little_free_space_is_refused_before_the_first_request(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    with pytest.raises(InputError, match=r"MiB free for the response store"):
+        ResponseStore(tmp_path).check_writable(min_free_bytes=free * 2)

@@ -99,12 +99,23 @@ def best_methods(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {m: method for m, (_, method) in best.items()}
 
 
+#: the method the paper's Figure 4 plots
+FIGURE4_METHOD = "seq"
+
+
 def steering_frame(
-    model_rows: Sequence[Mapping[str, Any]], human_rows: Sequence[Mapping[str, Any]] = ()
+    model_rows: Sequence[Mapping[str, Any]],
+    human_rows: Sequence[Mapping[str, Any]] = (),
+    method: str | None = FIGURE4_METHOD,
 ) -> pd.DataFrame:
-    """Figure 4: leaderboard rows (``ROW_KEYS``) per steering mode x dataset, for each model's best method
-    and for the human annotators (kind ``human``, model ``human``)."""
-    best = best_methods(model_rows)
+    """Figure 4: leaderboard rows (``ROW_KEYS``) per steering mode x dataset, for one method (``seq``, as
+    published; a model without it is left out) or, with ``method=None``, each model's best method; and the
+    human annotators (kind ``human``, model ``human``)."""
+    best = (
+        best_methods(model_rows)
+        if method is None
+        else {r["model"]: method for r in model_rows if r["method"] == method}
+    )
     keep = [
         dict(r)
         for r in model_rows

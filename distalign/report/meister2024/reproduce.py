@@ -22,7 +22,13 @@ from distalign.report import style
 from distalign.report.figures import save_figure
 from distalign.report.leaderboard import ALL_STEERING, baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
-from distalign.report.meister2024.figure_data import coin_frame, reliability_frame, steering_frame
+from distalign.report.meister2024.coverage import coverage_markdown
+from distalign.report.meister2024.figure_data import (
+    FIGURE4_METHOD,
+    coin_frame,
+    reliability_frame,
+    steering_frame,
+)
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
 from distalign.report.meister2024.published import published, release_leaderboard
@@ -129,8 +135,14 @@ def _provenance(
     return of
 
 
-def reproduce(data_dir: str | Path | None = None, n_resamples: int = 1000, seed: int = 0) -> Reproduction:
-    """All tables and figure frames from the release in ``data_dir``."""
+def reproduce(
+    data_dir: str | Path | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    figure4_method: str | None = FIGURE4_METHOD,
+) -> Reproduction:
+    """All tables and figure frames from the release in ``data_dir``; Figure 4 plots ``figure4_method``
+    (the paper's Sequence by default; None: each model's best method)."""
     root = resolve_data_dir(data_dir)
     clock: dict[str, float] = {}
     t = time.perf_counter()
@@ -172,7 +184,7 @@ def reproduce(data_dir: str | Path | None = None, n_resamples: int = 1000, seed:
     out |= {f"table_{d}": per_dataset[per_dataset["dataset"] == d].reset_index(drop=True) for d in DATASETS}
     figures = {
         "figure2_coin": coin_frame(root),
-        "figure4_steering": steering_frame(rows, human_rows),
+        "figure4_steering": steering_frame(rows, human_rows, figure4_method),
         "figure6_reliability": reliability_frame(scored),
     }
     lap("tables")
@@ -208,7 +220,7 @@ def write_reproduction(rep: Reproduction, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    pages = []
+    pages = [coverage_markdown()]
     for name, frame in rep.tables.items():
         frame.to_csv(out / f"{name}.csv", index=False)
         md = tables.markdown(frame, TITLES.get(name, name), _intro(name))

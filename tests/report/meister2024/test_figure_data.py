@@ -67,10 +67,18 @@ def test_reliability_frame(logp_scored: pd.DataFrame) -> None:
 def test_steering_frame_picks_each_models_best_method(logp_scored: pd.DataFrame) -> None:
     rows = leaderboard(logp_scored, n_resamples=50)
     human = [{**r, "model": "someone", "method": "estimate"} for r in rows if r["method"] == "logprobs"]
-    frame = steering_frame(rows, human)
+    frame = steering_frame(rows, human, method=None)
     assert tuple(frame.columns) == ROW_KEYS
     models = frame[frame["kind"] == "model"]
     assert set(models["method"]) == {"logprobs+temperature"}  # lower TV than raw log-p for GPT-4
     assert set(models["steering"]) == {"none", "persona", "few_shot"}
     assert set(frame[frame["kind"] == "human"]["model"]) == {"human"}
     assert not frame["dataset"].isin(["three", "all"]).any()
+
+
+def test_steering_frame_plots_one_method_as_published(logp_scored: pd.DataFrame) -> None:
+    """The paper's Figure 4 plots Sequence; any method can be asked for, and a model without it is absent."""
+    rows = leaderboard(logp_scored, n_resamples=50)
+    assert steering_frame(rows).empty == (not any(r["method"] == "seq" for r in rows))
+    frame = steering_frame(rows, method="logprobs")
+    assert set(frame[frame["kind"] == "model"]["method"]) == {"logprobs"}
