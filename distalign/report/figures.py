@@ -418,7 +418,8 @@ def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = 
     """Figure 6's shape: reliability diagrams of log-p (model rows x dataset columns), before (solid) and
     after temperature scaling (dashed) where each exists, bins with fewer than :data:`SPARSE_BIN`
     probabilities hollow (each bin's count is in the figure's data), the expected calibration error in
-    the panel title ("before → after" only where both curves are drawn). The legend names only what is drawn."""
+    the panel title ("before → after" only where both curves are drawn). The legend names only what is
+    drawn."""
     frame = pd.DataFrame(frame)
     if frame.empty:
         return _empty("no log-p cells")
