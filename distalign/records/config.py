@@ -112,6 +112,9 @@ class SweepSettings:
     seed: int = 0
     n_resamples: int = 1000
     unparsed: str = "uniform"  # uniform | exclude | worst
+    #: a cell that parsed fewer than this share of its answers is marked as mostly filler in every table,
+    #: figure and the MLflow description, and left out of the knowledge-to-simulation gap
+    min_parsed: float = 0.9
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
 

@@ -23,7 +23,7 @@ from distalign.engines.store import ResponseStore, StoreError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
 from distalign.report.document import ReportFiles, write_report
-from distalign.report.leaderboard import aggregate_name, kss_table
+from distalign.report.leaderboard import aggregate_name, headline_steering, kss_table
 from distalign.report.render import print_leaderboard
 from distalign.report.tables import leaderboard_markdown
 from distalign.scoring import results as cell_files
@@ -314,7 +314,7 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
         tracker.log_leaderboard(rows)
         tracker.log_folder(report.out, "report")
         note = f"\n\n_Data: {FIXTURE_NOTE}._\n" if invented else ""
-        tracker.set_description(leaderboard_markdown(rows) + note)
+        tracker.set_description(leaderboard_markdown(rows, settings.min_parsed) + note)
     else:
         lines = failure_lines(summarise(sweep.results), n_cells)
         tracker.set_description("_No cell finished._\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
@@ -322,20 +322,25 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     step, metrics = sweep_metrics(tracker.previous_metrics, sweep.totals, len(finished), len(outcome.failed))
     tracker.log_parent_metrics(metrics, step=step)
     tracker.finish("FAILED" if outcome.failed else "FINISHED")
-    _print_end(outcome, rows, tracker, report_html, invented, summarise(sweep.results), n_cells)
+    _print_end(
+        outcome, rows, tracker, report_html, invented, summarise(sweep.results), n_cells, settings.min_parsed
+    )
     return outcome
 
 
 def _unsupported_rows(validated: Validated, datasets: Sequence[str]) -> list[dict[str, Any]]:
     """The paper's empty cells ("—"): a model x method the model cannot serve, on the aggregate row."""
     seen = dict.fromkeys((c.model.name, c.method.name) for c, _ in validated.unsupported)
+    modes = [c.config.steering.name for c in validated.cells] + [
+        c.steering.name for c, _ in validated.unsupported
+    ]
     nan = float("nan")
     return [
         {
             "kind": "model",
             "model": model,
             "method": method,
-            "steering": "all",
+            "steering": headline_steering(modes),
             "dataset": aggregate_name(datasets),
             "mean": nan,
             "ci_low": nan,
@@ -363,6 +368,7 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
         n_resamples=settings.n_resamples,
         seed=settings.seed,
         empty_rows=_unsupported_rows(validated, list(surveys)),
+        min_parsed=settings.min_parsed,
         calibration=next(
             (c.config.calibration for c in validated.cells if c.config.calibration.name == "regression"), None
         ),
@@ -377,9 +383,10 @@ def _print_end(
     invented: bool,
     failures: list[FailureKind],
     n_cells: int,
+    min_parsed: float,
 ) -> None:
     if rows:
-        print_leaderboard(rows, kss_table(rows))
+        print_leaderboard(rows, kss_table(rows, min_parsed=min_parsed), min_parsed=min_parsed)
     if invented:
         print(f"\nData: {FIXTURE_NOTE}.")
     experiment = tracker.client.get_experiment(tracker.experiment_id).name
@@ -387,5 +394,6 @@ def _print_end(
         print(f"\nReport: {report}")
     print(f"MLflow: {tracker.uri}  (experiment {experiment!r}, parent run {tracker.parent_run_id})")
     print(f"Open it with:  {tracker.ui_command()}")
+    print(f"Runs table:    {tracker.runs_page()}")
     if failures:
         print("", *failure_lines(failures, n_cells), sep="\n", file=sys.stderr)

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from distalign.errors import InputError
-from distalign.records.config import CellConfig, cell_run_name, identity_dict
+from distalign.records.config import CellConfig, identity_dict
 from distalign.scoring.results import parquet_safe
 from distalign.survey.paths import tool_command
 from distalign.tracking.calibrators import log_calibrators
@@ -49,6 +49,8 @@ TAG_SPEC = "distalign.spec_hash"
 TAG_SWEEP = "distalign.sweep_id"
 TAG_KIND = "distalign.kind"
 ITEMS_ARTIFACT = "items.parquet"
+#: MLflow 3 opens an experiment on its GenAI page unless this tag says it is a (classic) ML experiment
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 TV_FIGURE = "tv_hist.svg"
 
 
@@ -81,6 +83,15 @@ def cell_params(cell: CellConfig, content: Mapping[str, str]) -> dict[str, str]:
     ident = flatten(identity_dict(cell, content))
     ident.update({"dataset.data_dir": cell.dataset.data_dir, "dataset.path": cell.dataset.path})
     ident["steering.templates"] = cell.steering.templates
+    # a group's ``name`` that repeats another of its fields (``steering.steering``) is one param, not two
+    for group in ("model", "dataset", "steering", "method", "calibration"):
+        name = ident.get(f"{group}.name")
+        same = [
+            k for k, v in ident.items() if k.startswith(f"{group}.") and k != f"{group}.name" and v == name
+        ]
+        for k in same:
+            if k.rsplit(".", 1)[-1] == group:
+                ident.pop(k)
     s = cell.model.serving
     serving = {
         "serving.engine": s.engine,
@@ -91,6 +102,15 @@ def cell_params(cell: CellConfig, content: Mapping[str, str]) -> dict[str, str]:
         "serving.api_key_env": s.api_key_env,
     }
     return {k: ("" if v is None else str(v))[:6000] for k, v in {**ident, **serving}.items()}
+
+
+def run_name(cell: CellConfig) -> str:
+    """A child run's name, the parts that usually differ between the cells of a sweep first (method,
+    steering), so that names differ within what MLflow's runs table shows of them."""
+    parts = [cell.method.name, cell.steering.name, cell.model.name, cell.dataset.name]
+    if cell.calibration.name != "none":
+        parts.insert(1, cell.calibration.name)
+    return " · ".join(parts)
 
 
 class CellLog:
@@ -123,7 +143,7 @@ class CellLog:
         }
         if result.error:
             tags["distalign.error"] = str(result.error)[:5000]
-        run = self.client.create_run(self.experiment_id, run_name=cell_run_name(cell), tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=run_name(cell), tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         metrics = [
@@ -203,12 +223,17 @@ class MLflowTracker:
 
     # -- set-up -------------------------------------------------------------------------------------------
     def _experiment(self, name: str) -> str:
+        """The experiment's id (created when missing), tagged as an ML experiment so that MLflow opens it
+        on its runs table."""
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
+            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return exp.experiment_id
         kwargs: dict[str, Any] = {}
         if _is_local(self.uri):
             kwargs["artifact_location"] = (Path.cwd() / "mlruns").resolve().as_uri()
+        kwargs["tags"] = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
         try:
             return self.client.create_experiment(name, **kwargs)
         except Exception:  # created concurrently by another driver: use theirs
@@ -347,6 +372,12 @@ class MLflowTracker:
         # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
         return f"LITELLM_LOCAL_MODEL_COST_MAP=True {tool_command('mlflow')} ui --backend-store-uri {uri}"
 
+    def runs_page(self) -> str:
+        """The address of the sweep's runs table in the UI (MLflow 3.x shows its GenAI pages unless the
+        address asks for the model-training view); local stores: the UI's default address."""
+        base = self.uri.rstrip("/") if self.uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{base}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
+
 
 def _provenance_tags() -> dict[str, str]:
     return {
@@ -363,4 +394,4 @@ def _finite(v: Any) -> bool:
     return f == f and f not in (float("inf"), float("-inf"))
 
 
-__all__ = ["MLflowTracker", "resolve_tracking_uri", "RunStatus", "RunTag"]
+__all__ = ["MLflowTracker", "resolve_tracking_uri", "run_name", "RunStatus", "RunTag"]
