@@ -73,8 +73,9 @@ def _default_data_dir() -> str:
 def _conf(group: str, name: str, schema: type) -> Any:
     from omegaconf import OmegaConf
 
-    node = OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+    from distalign.records.config import from_config
+
+    return from_config(schema, OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml"))
 
 
 def grid(
