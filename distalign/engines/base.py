@@ -8,32 +8,17 @@ Requests and results are the frozen records of ``distalign.records.engine``; a b
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from distalign.errors import InputError
-from distalign.records.engine import (
-    Capabilities,
-    GenerateRequest,
-    GenerateResult,
-    ModelIdentity,
-    OptionLogprobRequest,
-    OptionLogprobResult,
-)
+from distalign.records.engine import Capabilities, Engine, ModelIdentity
+
+__all__ = ["Engine", "EngineSpec", "local_capabilities", "no_gpus", "with_overrides"]
 
 if TYPE_CHECKING:  # the config schema imports omegaconf, which an engine alone does not need
     from distalign.records.config import ModelConfig
-
-
-@runtime_checkable
-class Engine(Protocol):
-    identity: ModelIdentity
-    capabilities: Capabilities
-
-    def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]: ...
-
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]: ...
 
 
 def no_gpus(settings: Any) -> tuple[float, str]:
