@@ -21,7 +21,6 @@ import signal
 import socket
 import threading
 import time
-import unittest.mock
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +28,12 @@ from typing import Any
 
 import grpc
 import ray
-from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
 from distalign.engines.registry import make_engine, pool_traits
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.records.engine import GenerateResult, OptionLogprobResult
+from distalign.sweep import ray_internals
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +175,7 @@ def ray_address(settings: SweepSettings) -> str | None:
 def _auto_address() -> str:
     """What ``address="auto"`` joins: the cluster last started on this machine with ``ray start``."""
     try:
-        from ray._private.services import canonicalize_bootstrap_address_or_die
-    except ImportError:  # a Ray without it: ray.init reports the problem itself
-        return ""
-    try:
-        return str(canonicalize_bootstrap_address_or_die("auto"))
+        return ray_internals.auto_address() or ""
     except (ConnectionError, ValueError) as exc:
         raise InputError(
             f"ray_address=auto found no running Ray cluster on this machine ({exc}); start one with "
@@ -234,8 +229,7 @@ def _gcs_answer(target: str, host: str, port: int, timeout_s: float) -> str | No
         if target.startswith("ray://"):
             grpc.channel_ready_future(channel).result(timeout=timeout_s)
             return None
-        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
-        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
+        ray_internals.gcs_answers(channel, timeout_s)
         return None
     except grpc.FutureTimeoutError:
         return f"it accepts connections but gave no gRPC answer within {timeout_s:g} s"
@@ -289,7 +283,7 @@ def _signals_held() -> Iterator[list[int]]:
 
     previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with unittest.mock.patch.object(ray._private.utils, "set_sigterm_handler", lambda handler: None):
+        with ray_internals.sigterm_handler_off():
             yield received
     finally:
         for signum, handler in previous.items():
