@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -375,11 +374,10 @@ class _Sampler:
         return [int(t) for t in picks.tolist()]
 
 
-def _logsumexp(values: Sequence[float]) -> float:
-    top = max(values)
-    if top == -math.inf:
-        return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
+def _logsumexp(values: list[float]) -> float:
+    from scipy.special import logsumexp  # here: the GPU image's check imports this module without scipy
+
+    return float(logsumexp(values))
 
 
 def _validate(p: SamplingParams) -> None:

@@ -22,7 +22,6 @@ import asyncio
 import atexit
 import functools
 import logging
-import math
 import os
 import re
 import threading
@@ -31,6 +30,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from scipy.special import logsumexp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
 
@@ -152,15 +152,8 @@ def match_candidates(
     out: list[float | None] = []
     for cand in candidates:
         hits = [lp for tok, lp in best.items() if tok.strip() == cand.strip()]
-        out.append(None if not hits else float(_logsumexp(hits)))
+        out.append(None if not hits else float(logsumexp(hits)))
     return tuple(out)
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    top = max(values)
-    if top == float("-inf"):
-        return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def _field(obj: Any, name: str) -> Any:

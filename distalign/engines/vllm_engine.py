@@ -32,12 +32,13 @@ is answered with an error, never with an unseeded sample stored under a seeded c
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from scipy.special import logsumexp
 
 from distalign.engines.base import EngineSpec, local_capabilities
 from distalign.engines.chat import (
@@ -171,9 +172,9 @@ class VLLMEngine:
                 results[i] = OptionLogprobResult(error=out)
                 continue
             step = (out.outputs[0].logprobs or [{}])[0]
-            values = tuple(
-                _logsumexp([step[t].logprob for t in spellings if t in step]) for spellings in cand
-            )
+            # an option's log-prob is the total over its spellings ("A", " A"), as the hf engine reports it
+            found = [[step[t].logprob for t in spellings if t in step] for spellings in cand]
+            values = tuple(float(logsumexp(v)) if v else None for v in found)
             results[i] = OptionLogprobResult(logprobs=values, usage=Usage(prompt_tokens=len(ids)))
         return [r if r is not None else OptionLogprobResult(error="not processed") for r in results]
 
@@ -298,14 +299,6 @@ def _validate(p: SamplingParams) -> None:
         raise ValueError(f"need n >= 1 and 0 <= min_tokens <= max_tokens >= 1, got {p}")
     if not 0 <= p.temperature <= 2 or not 0 < p.top_p <= 1:
         raise ValueError(f"need 0 <= temperature <= 2 and 0 < top_p <= 1, got {p}")
-
-
-def _logsumexp(values: Sequence[float]) -> float | None:
-    """An option's log-prob is the total over its spellings ("A", " A"), as the ``hf`` engine reports it."""
-    if not values:
-        return None
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values)) if top > -math.inf else top
 
 
 def _rejected_request(exc: Exception) -> bool:
