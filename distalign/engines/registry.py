@@ -30,15 +30,16 @@ from distalign.records.config import ModelConfig, ServingField
 from distalign.records.engine import Capabilities, ModelIdentity
 
 DEFAULT_WEIGHTS = "default"
-_HERE = Path(__file__).resolve().parent
 _DECLARES = re.compile(r"^ENGINE = EngineSpec\(", re.MULTILINE)
 
 
 @functools.cache
 def builtin_engines() -> dict[str, EngineSpec]:
-    """The engines shipped in this package: every module here that declares ``ENGINE``."""
+    """The engines of this package: every module of ``distalign.engines`` that declares ``ENGINE`` (found
+    by that line, so the package's other modules, torch among their imports, are not imported)."""
     specs = {}
-    for path in sorted(_HERE.glob("*.py")):
+    folders = [Path(p) for p in importlib.import_module(__package__).__path__]
+    for path in sorted(p for folder in folders for p in folder.glob("*.py")):
         if _DECLARES.search(path.read_text(encoding="utf-8")):
             spec = importlib.import_module(f"{__package__}.{path.stem}").ENGINE
             specs[spec.name] = spec
