@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -317,12 +318,15 @@ def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) 
 class Pool:
     key: str
     models: list[ModelConfig]
+    #: an API account's pool (many calls in flight on one actor) rather than local actors
+    api: bool = False
     actors: list[Any] = field(default_factory=list)
     in_flight: list[int] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def capacity(self) -> int:
-        if pool_traits(self.models[0]).api:
+        """Batches in flight at once (asked per batch sent: worked out once, after the actors start)."""
+        if self.api:
             return max(2, _concurrency(self.models))
         return IN_FLIGHT_PER_ACTOR * len(self.actors)
 
@@ -346,8 +350,8 @@ class EnginePools:
 
     def _start(self, key: str) -> Pool:
         ms = self.groups[key]
-        pool = Pool(key, ms)
         traits = pool_traits(ms[0])
+        pool = Pool(key, ms, traits.api)
         cls = ray.remote(AsyncEngineActor if traits.api else EngineActor)
         for i in range(traits.replicas):
             name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{self.run_id}"
