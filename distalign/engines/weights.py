@@ -1,7 +1,8 @@
 """Local model weights are checked before a sweep starts, in seconds, instead of by an engine actor after
 a minute of hub retries.
 
-Accepted for the hf and vllm engines: the packaged default model, a folder that exists, or a hub name
+Accepted for engines that load weights themselves (``EngineSpec.local_weights``): the packaged default
+model, a folder that exists, or a hub name
 already in the local Hugging Face cache. Any other hub name is accepted only when hub access is allowed —
 ``HF_HUB_OFFLINE`` unset or false when the process started, the Hugging Face default — and then only if the
 hub says the model exists (one request, 10 s at most). With ``HF_HUB_OFFLINE=1`` nothing is downloaded, so a
@@ -13,11 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from distalign.engines.registry import engine_spec
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
 
-#: engines that load weights themselves (API engines name a provider's model instead)
-LOCAL_ENGINES = ("hf", "vllm")
 DEFAULT_WEIGHTS = "default"
 HUB_TIMEOUT_S = 10.0
 _FALSE = ("", "0", "false", "no", "off")
@@ -75,7 +75,7 @@ def _check_on_hub(repo: str, revision: str | None, where: str) -> None:
 
 def check_weights(model: ModelConfig) -> None:
     """Raise ``InputError`` (one line) when a local engine's weights cannot be found."""
-    if model.serving.engine not in LOCAL_ENGINES or model.weights == DEFAULT_WEIGHTS:
+    if not engine_spec(model).local_weights or model.weights == DEFAULT_WEIGHTS:
         return
     where = f"model {model.name!r}: weights"
     weights = str(model.weights)

@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from distalign.engines.registry import serving_params
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, identity_dict
 from distalign.scoring.results import parquet_safe
@@ -92,15 +93,7 @@ def cell_params(cell: CellConfig, content: Mapping[str, str]) -> dict[str, str]:
         for k in same:
             if k.rsplit(".", 1)[-1] == group:
                 ident.pop(k)
-    s = cell.model.serving
-    serving = {
-        "serving.engine": s.engine,
-        "serving.device": s.device,
-        "serving.dtype": s.dtype,
-        "serving.tensor_parallel_size": s.tensor_parallel_size,
-        "serving.api_base": s.api_base,
-        "serving.api_key_env": s.api_key_env,
-    }
+    serving = serving_params(cell.model)
     return {k: ("" if v is None else str(v))[:6000] for k, v in {**ident, **serving}.items()}
 
 
