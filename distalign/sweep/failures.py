@@ -45,9 +45,10 @@ def _first_line(error: str) -> str:
 
 def hint_for(error: str, cell: Any = None) -> str:
     serving = getattr(getattr(cell, "model", None), "serving", None)
+    own = getattr(serving, "settings", None) or {}  # an engine's own keys (api_key_env, api_base, ...)
     names = {
-        "key": getattr(serving, "api_key_env", None) or "the API key",
-        "base": getattr(serving, "api_base", None) or "the configured address",
+        "key": own.get("api_key_env") or "the API key",
+        "base": own.get("api_base") or "the configured address",
         "weights": getattr(getattr(cell, "model", None), "weights", None) or "?",
     }
     low = error.lower()
@@ -67,7 +68,10 @@ def summarise(results: Iterable[Any]) -> list[FailureKind]:
         model = r.cell.model
         key = f"{model.name}|{_VOLATILE.sub('…', message)}"
         kind = kinds.setdefault(
-            key, FailureKind(message, hint_for(message, r.cell), model.name, model.serving.api_base)
+            key,
+            FailureKind(
+                message, hint_for(message, r.cell), model.name, model.serving.settings.get("api_base")
+            ),
         )
         kind.cells.append(r.spec_hash)
     return sorted(kinds.values(), key=lambda k: -len(k.cells))

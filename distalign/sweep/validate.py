@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from distalign.engines.registry import check_serving as check_engine_serving
-from distalign.engines.registry import engine_capabilities
+from distalign.engines.registry import engine_capabilities, engine_settings
 from distalign.engines.secrets import key_refusal, looks_like_key
 from distalign.engines.weights import check_weights
 from distalign.errors import InputError
@@ -101,8 +101,8 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
     """The engine's own checks (through the registry), then what holds for every engine: no key pasted
     where a variable name belongs, and local weights that exist (seconds here, where an engine actor would
     retry the hub for a minute)."""
-    s = model.serving
-    if s.api_key_env and looks_like_key(s.api_key_env):  # from a config file: argv is checked in launch.py
+    key_env = getattr(engine_settings(model), "api_key_env", None)
+    if key_env and looks_like_key(key_env):  # from a config file: argv is checked in launch.py
         raise InputError(key_refusal(f"model {model.name!r}: serving.api_key_env"))
     check_engine_serving(model, require_keys)
     if require_keys:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distalign.records.config import ModelConfig, ServingConfig
+from distalign.records.config import ModelConfig, serving
 from distalign.records.results import CellResult
 from distalign.sweep.failures import failure_lines, summarise
 from tests.sweep.conftest import make_cell
@@ -16,9 +16,7 @@ def test_cells_failing_the_same_way_are_one_line_naming_what_to_check() -> None:
     api = ModelConfig(
         name="gpt4",
         weights="openai/gpt-4",
-        serving=ServingConfig(
-            engine="litellm", api_base="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY"
-        ),
+        serving=serving("litellm", api_base="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY"),
     )
     results = [
         _failed("a" * 16, "6 of 6 requests failed (first: AuthenticationError - 401 Unauthorized)", api),
