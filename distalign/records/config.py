@@ -48,6 +48,13 @@ class ServingConfig:
     output_cost_per_token: float | None = None
     #: explicit capability overrides, e.g. {"option_logprobs": false}
     capabilities: dict[str, bool] = field(default_factory=dict)
+    #: litellm: sync (one call per request) | batch (the provider's batch API: half the price, within 24 h;
+    #: OpenAI-compatible and Anthropic providers)
+    mode: str = "sync"
+    #: batch mode: seconds between polls of a provider batch
+    batch_poll_s: float = 30.0
+    #: batch mode: how often the lines of a batch that failed, expired or was cancelled are re-submitted
+    batch_retries: int = 2
 
 
 @dataclass
@@ -114,6 +121,9 @@ class SweepSettings:
     unparsed: str = "uniform"  # uniform | exclude | worst
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
+    #: batch mode: wait for provider batches (false: submit, record in the sweep folder and exit; a rerun
+    #: of the same command collects them)
+    batch_wait: bool = True
 
 
 @dataclass

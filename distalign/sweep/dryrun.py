@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from distalign.engines.batch.clients import model_batch_price
 from distalign.sweep.plan import PlanSummary
+
+
+def batch_prices(summary: PlanSummary) -> list[str]:
+    """One line per API model: its synchronous and its batch price (``serving.mode`` says which is used)."""
+    lines = []
+    for model, m in summary.per_model.items():
+        config = summary.models[model]
+        if config.serving.engine != "litellm":
+            continue
+        sync = summary.cost(model)
+        price = model_batch_price(config)
+        batch = None if price is None else m.prompt_tokens * price.input_per_token + m.completion_tokens * price.output_per_token
+        note = " (estimate: half the sync price)" if price is not None and price.estimated else ""
+        used = "batch" if config.serving.mode == "batch" else "sync"
+        lines.append(
+            f"{model}: sync {'unknown' if sync is None else f'${sync:.2f}'} | batch "
+            f"{'unknown' if batch is None else f'${batch:.2f}'}{note} | this sweep uses {used}"
+        )
+    return lines
 
 
 def describe(summary: PlanSummary) -> str:
@@ -35,6 +55,9 @@ def describe(summary: PlanSummary) -> str:
         )
         + "  (tokens estimated at 4 characters each; output at max_tokens)"
     )
+    prices = batch_prices(summary)
+    if prices:
+        lines += ["", "price per API model (synchronous API vs provider batch API):", *prices]
     for name, shash, error in summary.failed:
         lines.append(f"FAILED {name} {shash}: {error}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from distalign.engines.batch.clients import BatchError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
 from distalign.records.results import SweepOutcome
@@ -184,6 +185,20 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     except InputError as exc:  # found once connected (e.g. the cluster lacks GPUs): nothing was run
         tracker.finish("FAILED")
         raise _fail(f"configuration error: {exc}") from None
+    except BatchError as exc:  # a provider refused a batch: its reason, nothing else was sent
+        tracker.finish("FAILED")
+        raise _fail(str(exc), 1) from None
+    batch_tags = {f"batch_ids.{m}": ",".join(s["batch_ids"]) for m, s in sweep.engine_stats.items() if "batch_ids" in s}
+    if batch_tags:
+        tracker.log_parent_tags(batch_tags)
+    pending = int(sweep.totals.get("batches_pending", 0))
+    if pending:
+        # sweep.batch_wait=false: the batches are recorded in the sweep folder; the same command collects them
+        tracker.log_parent_metrics(_totals(sweep))
+        tracker.finish("FINISHED")
+        print(f"{pending} batches pending; rerun to collect")
+        outcome.summaries.update({r.spec_hash: {"status": r.status} for r in sweep.results})
+        return outcome
     for res in sweep.results:
         outcome.summaries[res.spec_hash] = {"status": res.status, **(res.metrics or {})}
         if res.status != "finished":

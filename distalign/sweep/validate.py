@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from distalign.engines.batch import check_batch_serving
 from distalign.engines.registry import engine_capabilities
 from distalign.errors import InputError
 from distalign.methods.base import Method
@@ -30,6 +31,7 @@ from distalign.sweep.cells import CALIBRATIONS, Cell, cell_method, resolve
 _PROBE_LETTERS = ("A", "B", "C")
 _PROBE_LABELS = ("Yes", "No", "Refused")
 UNSUPPORTED_POLICIES = ("skip", "error")
+SERVING_MODES = ("sync", "batch")
 
 #: the serving fields each engine reads; any other field set away from its default does nothing there
 _COMMON = (
@@ -62,6 +64,9 @@ SERVING_FIELDS: dict[str, tuple[str, ...]] = {
         "max_concurrency",
         "max_retries",
         "timeout_s",
+        "mode",
+        "batch_poll_s",
+        "batch_retries",
     ),
     "instant": (*_COMMON, "replicas", "num_cpus"),
 }
@@ -159,6 +164,10 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
             f"tensor_parallel_size GPUs)",
             where=where,
         )
+    if s.mode not in SERVING_MODES:
+        raise InputError(f"mode must be one of {', '.join(SERVING_MODES)}, got {s.mode!r}", where=f"{where}.mode")
+    if s.mode == "batch":
+        check_batch_serving(model)
     if require_keys and s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
         raise InputError(
             f"the API key variable {s.api_key_env} is not set in this environment; export it before "
@@ -224,7 +233,7 @@ def check_settings(settings: SweepSettings) -> None:
         raise bad("unsupported", f"must be one of {', '.join(UNSUPPORTED_POLICIES)}")
     if settings.num_cpus is not None and (not _is_int(settings.num_cpus) or settings.num_cpus < 1):
         raise bad("num_cpus", "must be a whole number of at least 1, or null (all of this machine's)")
-    for key in ("dry_run", "progress"):
+    for key in ("dry_run", "progress", "batch_wait"):
         if not isinstance(getattr(settings, key), bool):
             raise bad(key, "must be true or false")
 
