@@ -52,6 +52,7 @@ class BatchReport:
     batch_ids: dict[str, list[str]] = field(default_factory=dict)  # model -> every batch id of the sweep
     cost_usd: float = 0.0
     requests: dict[str, dict[str, Request]] = field(default_factory=dict)  # model -> key -> request
+    collected_keys: set[str] = field(default_factory=set)  # keys whose results this run collected
 
     def error_results(self) -> dict[str, Any]:
         """Error results for the keys whose retries are spent (the driver serves them like store hits)."""
@@ -165,6 +166,7 @@ class BatchRunner:
         self.report.cost_usd += entry.cost_usd
         for key, _ in ok:
             todo.pop(key, None)
+            self.report.collected_keys.add(key)
         self.ledger.save()  # after the store write: a kill in between collects the batch again, harmlessly
 
     def _submit(self, model: str, todo: dict[str, Request], busy: set[str]) -> None:
@@ -174,7 +176,10 @@ class BatchRunner:
             keys = [k for k, _ in group]
             batch_id = client.submit([line for _, line in group])
             rounds = max((self.ledger.attempts.get(k, 0) for k in keys), default=0)
-            self.ledger.add(BatchEntry(batch_id, model, client.provider, keys, rounds, submitted_at=time.time()))
+            s = self.models[model].serving
+            entry = BatchEntry(batch_id, model, client.provider, keys, rounds, submitted_at=time.time())
+            entry.weights, entry.api_base, entry.api_key_env = self.models[model].weights, s.api_base, s.api_key_env
+            self.ledger.add(entry)
             busy.update(keys)
             self.report.submitted += 1
             self.report.lines_sent += len(keys)

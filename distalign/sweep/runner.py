@@ -175,6 +175,7 @@ class _Driver:
         self.examples = Examples()
         self.progress: SweepProgress | None = None
         self.batch_size = {m: max(1, c.serving.batch_size) for m, c in engines.models.items()}
+        self.batch_sent: set[str] = set()  # keys answered by provider batches in this run (batch mode)
 
     # -- cells -------------------------------------------------------------------------------------------
     def record(self, result: CellResult) -> None:
@@ -249,7 +250,12 @@ class _Driver:
         for uid in ready:
             self.complete(uid)
         if hits:
-            self.answer(list(hits), list(hits.values()), sent=False)
+            # answers a provider batch brought into the store during this run count as sent by it
+            now = [k for k in hits if k in self.batch_sent]
+            if now:
+                self.answer(now, [hits[k] for k in now], sent=True)
+            old = [k for k in hits if k not in self.batch_sent]
+            self.answer(old, [hits[k] for k in old], sent=False)
         self.maybe_finish(index)
 
     def complete(self, uid: int) -> None:
@@ -496,6 +502,7 @@ def run_sweep(
                 batches = run_batches(todo, settings, store, root, progress)
                 if batches.gave_up:
                     driver.store = _WithErrors(store, batches.error_results())  # type: ignore[assignment]
+                driver.batch_sent = batches.collected_keys
                 driver.run([c for c in todo if c.config.model.name not in batches.pending_models])
         finally:
             engines.shutdown()
@@ -515,7 +522,7 @@ def run_sweep(
         "failed": float(len(failures)),
         "requests_before_dedup": float(t.requests_before_dedup),
         "requests": float(t.requests),
-        "requests_sent": float(t.sent),
+        "requests_sent": float(t.sent + batches.collected),
         "cache_hits": float(t.cache_hits),
         "validate_s": t_validated - t0,
         "plan_s": t.plan_s,

@@ -34,6 +34,11 @@ class BatchEntry:
     collected: int = 0  # lines answered into the store
     failed: int = 0  # lines that failed (re-submitted or, once retries are spent, error rows)
     cost_usd: float = 0.0
+    #: where the batch lives, so ``distalign batches`` reaches it without the sweep's config (the name of
+    #: the key's environment variable, never the key)
+    weights: str = ""
+    api_base: str | None = None
+    api_key_env: str | None = None
 
 
 @dataclass
