@@ -200,6 +200,12 @@ class BatchRunner:
     def run(self, cells: Sequence[Cell]) -> BatchReport:
         todo = _misses(cells, self.store)
         self.report.requests = todo
+        # a new run gives the lines that failed for good in an earlier one a new try, as a synchronous rerun
+        # re-sends the failed requests of a cell
+        for reqs in todo.values():
+            for key in reqs.keys() & self.ledger.gave_up.keys():
+                del self.ledger.gave_up[key]
+                self.ledger.attempts.pop(key, None)
         rest = {m: dict(reqs) for m, reqs in todo.items()}  # what still needs an answer
         while True:
             for entry in self.ledger.pending():

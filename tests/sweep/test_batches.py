@@ -108,13 +108,19 @@ def test_expired_and_partly_failed_batches_resubmit_only_the_lines_that_failed(t
     assert all(r.metrics["extraction_rate"] == 1.0 for r in outcome.results)
 
 
-def test_a_line_failing_beyond_the_retries_becomes_an_error_row(tmp_path: Path, batch_stub: BatchStub) -> None:
+def test_a_line_failing_beyond_the_retries_is_an_error_row_and_a_rerun_sends_only_it(
+    tmp_path: Path, batch_stub: BatchStub
+) -> None:
     batch_stub.line_faults = {"": 1}  # the first line fails; with no retries it stays failed
     outcome = _run(tmp_path, batch_stub, methods=("logprobs",), batch_retries=0)
-    assert outcome.totals["finished"] == outcome.totals["cells"], outcome.failures
     assert set(batch_stub.lines.values()) == {1} and outcome.totals["batch_lines_failed"] == 1
-    rates = sorted(r.metrics["extraction_rate"] for r in outcome.results)
-    assert rates[0] < 1.0 and rates[-1] == 1.0
+    (failed,) = [r for r in outcome.results if r.status == "failed"]
+    assert failed.metrics["failed_requests"] == 1 and failed.metrics["extraction_rate"] < 1.0
+    assert "injected server error" in (failed.error or "")
+    failed_key = next(iter(batch_stub.lines))  # the first line of the first file
+    rerun = _run(tmp_path, batch_stub, methods=("logprobs",), batch_retries=0)
+    assert rerun.totals["finished"] == 1 and rerun.totals["batch_lines_sent"] == 1
+    assert batch_stub.lines[failed_key] == 2 and sum(batch_stub.lines.values()) == len(batch_stub.lines) + 1
 
 
 def test_retries_are_bounded_and_a_cell_whose_every_line_failed_names_why(tmp_path: Path, batch_stub: BatchStub) -> None:
