@@ -40,7 +40,7 @@ def _ledger(folder: Path) -> Ledger:
 
 
 def _client(entry: BatchEntry) -> Any:
-    from distalign.engines.batch import batch_client
+    from distalign.engines.batch.clients import batch_client
     from distalign.records.config import ModelConfig, ServingConfig
 
     serving = ServingConfig(engine="litellm", mode="batch", api_base=entry.api_base, api_key_env=entry.api_key_env)

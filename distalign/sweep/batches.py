@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distalign.engines.batch import BatchClient, batch_client
-from distalign.engines.batch.clients import BatchError
+from distalign.engines.batch.base import BatchClient, BatchError, error_result
 from distalign.engines.batch.ledger import BatchEntry, Ledger
-from distalign.engines.batch.lines import error_result
 from distalign.engines.store import ResponseStore
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.sweep.cells import Cell
@@ -112,6 +110,8 @@ class BatchRunner:
     ) -> None:
         self.models, self.settings, self.store = models, settings, store
         self.ledger = Ledger.load(folder)
+        from distalign.engines.batch.clients import batch_client  # imports litellm: only in batch mode
+
         self.clients: dict[str, BatchClient] = {m: batch_client(cfg) for m, cfg in models.items()}
         self.progress, self.sleep = progress, sleep
         self.report = BatchReport()

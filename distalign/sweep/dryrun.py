@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from distalign.engines.batch.clients import model_batch_price
 from distalign.sweep.plan import PlanSummary
 
 
 def batch_prices(summary: PlanSummary) -> list[str]:
     """One line per API model: its synchronous and its batch price (``serving.mode`` says which is used)."""
+    from distalign.engines.batch.clients import model_batch_price  # imports litellm: API models only
+
     lines = []
     for model, m in summary.per_model.items():
         config = summary.models[model]

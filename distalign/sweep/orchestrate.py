@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from distalign.engines.batch.clients import BatchError
+from distalign.engines.batch.base import BatchError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
 from distalign.records.results import SweepOutcome

@@ -12,7 +12,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from distalign.engines.batch import check_batch_serving
 from distalign.engines.registry import engine_capabilities
 from distalign.errors import InputError
 from distalign.methods.base import Method
@@ -167,6 +166,8 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
     if s.mode not in SERVING_MODES:
         raise InputError(f"mode must be one of {', '.join(SERVING_MODES)}, got {s.mode!r}", where=f"{where}.mode")
     if s.mode == "batch":
+        from distalign.engines.batch.clients import check_batch_serving  # imports litellm: only when used
+
         check_batch_serving(model)
     if require_keys and s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
         raise InputError(

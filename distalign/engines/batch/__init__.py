@@ -2,13 +2,9 @@
 half the price and outside the synchronous rate limits.
 
 ``lines`` turns requests into provider batch lines and result lines back into results (the same request
-bodies and the same parsing as the synchronous litellm engine); ``openai`` and ``anthropic`` are the two
-clients; ``ledger`` is the sweep folder's record of submitted batches that makes a sweep resumable across
+bodies and the same parsing as the synchronous litellm engine); ``openai_batches`` and ``anthropic_batches`` are
+the two clients (``clients`` picks one per model, ``base`` is what they share); ``ledger`` is the sweep folder's record of submitted batches that makes a sweep resumable across
 driver exits; ``prices`` prices batch mode for the dry run.
+
+Nothing is imported here: the clients import litellm, which a sweep without batch-mode models never loads.
 """
-
-from __future__ import annotations
-
-from distalign.engines.batch.clients import BATCH_PROVIDERS, BatchClient, batch_client, check_batch_serving
-
-__all__ = ["BATCH_PROVIDERS", "BatchClient", "batch_client", "check_batch_serving"]

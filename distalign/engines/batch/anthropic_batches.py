@@ -6,8 +6,18 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from distalign.engines.batch.clients import BATCH_PROVIDERS, BatchError, BatchState, api_key, as_dict, reason_of
-from distalign.engines.batch.lines import LineCodec, Request, Result, error_result
+from distalign.engines.batch.base import (
+    BATCH_PROVIDERS,
+    BatchError,
+    BatchState,
+    Request,
+    Result,
+    api_key,
+    as_dict,
+    error_result,
+    reason_of,
+)
+from distalign.engines.batch.lines import LineCodec
 from distalign.records.config import ModelConfig
 
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from distalign.engines.batch.base import Request, Result, error_result
 from distalign.engines.batch.prices import BatchPrice
 from distalign.engines.litellm_engine import TOP_LOGPROBS, LiteLLMEngine, match_candidates
 from distalign.engines.providers import require
@@ -23,15 +24,6 @@ from distalign.records.engine import (
     Usage,
 )
 
-Request = OptionLogprobRequest | GenerateRequest
-Result = OptionLogprobResult | GenerateResult
-
-
-def error_result(request: Request, message: str) -> Result:
-    """A final failure as data (counted in the extraction rate like any failed request)."""
-    if isinstance(request, OptionLogprobRequest):
-        return OptionLogprobResult(error=message)
-    return GenerateResult(error=message)
 
 
 class LineCodec:

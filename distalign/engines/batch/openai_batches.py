@@ -8,8 +8,18 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from distalign.engines.batch.clients import BatchError, BatchState, api_key, as_dict, reason_of
-from distalign.engines.batch.lines import LineCodec, Request, Result, error_result
+from distalign.engines.batch.base import (
+    BATCH_PROVIDERS,
+    BatchError,
+    BatchState,
+    Request,
+    Result,
+    api_key,
+    as_dict,
+    error_result,
+    reason_of,
+)
+from distalign.engines.batch.lines import LineCodec
 from distalign.records.config import ModelConfig
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at run time
@@ -22,7 +32,7 @@ class OpenAIBatches:
     provider = "openai"
 
     def __init__(self, model: ModelConfig, codec: LineCodec) -> None:
-        from distalign.engines.batch.clients import BATCH_PROVIDERS
+        from distalign.engines.batch.base import BATCH_PROVIDERS
 
         self.model, self.codec = model, codec
         self.max_requests, self.max_bytes = BATCH_PROVIDERS["openai"]
