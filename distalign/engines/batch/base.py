@@ -13,14 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from typing import TYPE_CHECKING
-
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
 from distalign.records.engine import GenerateRequest, GenerateResult, OptionLogprobRequest, OptionLogprobResult
-
-if TYPE_CHECKING:  # the codec imports litellm: a sweep without batch-mode models never loads it
-    from distalign.engines.batch.lines import LineCodec
 
 Request = OptionLogprobRequest | GenerateRequest
 Result = OptionLogprobResult | GenerateResult
@@ -59,7 +54,7 @@ class BatchClient(Protocol):
     provider: str
     max_requests: int
     max_bytes: int
-    codec: LineCodec
+    codec: Any  # lines.LineCodec (not imported here: it loads litellm)
 
     def line(self, key: str, request: Request) -> bytes: ...
 
