@@ -67,7 +67,9 @@ def grid(data_dir: str, api_base: str, max_items: int | None) -> list[CellConfig
     model = ModelConfig(
         name="gpt4",
         weights="openai/gpt-4-0613",
-        serving=ServingConfig(engine="litellm", api_base=api_base, api_key_env="OPENAI_API_KEY", mode="batch", batch_poll_s=0.2),
+        serving=ServingConfig(
+            engine="litellm", api_base=api_base, api_key_env="OPENAI_API_KEY", mode="batch", batch_poll_s=0.2
+        ),
     )
     return [
         CellConfig(
@@ -95,7 +97,9 @@ def main() -> int:
     base_url = queue.get(timeout=60)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = SweepSettings(store=f"{tmp}/store", output_dir=f"{tmp}/sweeps", progress=False, n_resamples=200)
+            settings = SweepSettings(
+                store=f"{tmp}/store", output_dir=f"{tmp}/sweeps", progress=False, n_resamples=200
+            )
             configs = grid(args.data_dir, base_url, args.max_items)
             cells = validate_cells([as_cell(c) for c in configs]).cells
             store = ResponseStore(settings.store)
@@ -107,21 +111,35 @@ def main() -> int:
             wanted = {k for reqs in report.requests.values() for k in reqs}
             lost = len(wanted) - len(ResponseStore(settings.store).get_many(list(wanted)))
             stub = _stats(base_url)
-            print(f"data: {args.data_dir}  cells: {len(cells)}  cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.2f}")
-            print(f"requests: {len(wanted)}  batches: {report.submitted}  lines sent: {stub['lines']}  collected: {report.collected}")
-            print(f"batch phase: wall {wall:.1f} s  cpu {cpu:.1f} s  peak memory {peak:.0f} MB (at start {rss0:.0f} MB)")
-            print(f"lines lost: {lost}  lines sent twice: {stub['twice']}  synchronous calls: {stub['sync_calls']}")
+            print(
+                f"data: {args.data_dir}  cells: {len(cells)}  cores: {os.cpu_count()}  "
+                f"load: {os.getloadavg()[0]:.2f}"
+            )
+            print(
+                f"requests: {len(wanted)}  batches: {report.submitted}  lines sent: {stub['lines']}  "
+                f"collected: {report.collected}"
+            )
+            print(
+                f"batch phase: wall {wall:.1f} s  cpu {cpu:.1f} s  peak memory {peak:.0f} MB "
+                f"(at start {rss0:.0f} MB)"
+            )
+            print(
+                f"lines lost: {lost}  lines sent twice: {stub['twice']}  "
+                f"synchronous calls: {stub['sync_calls']}"
+            )
             t = time.perf_counter()
             out = run_sweep(configs, settings, NullTracker(), folder=Path(tmp) / "sweeps" / "bench")
             rest = time.perf_counter() - t
             after = _stats(base_url)
             print(
-                f"rest of the sweep (from the store): {rest:.1f} s, {int(out.totals['finished'])}/{int(out.totals['cells'])} "
+                f"rest of the sweep (from the store): {rest:.1f} s, "
+                f"{int(out.totals['finished'])}/{int(out.totals['cells'])} "
                 f"cells finished, lines sent by it: {after['lines'] - stub['lines']}"
             )
             ok = wall <= TARGET_S and peak <= TARGET_MB and lost == 0 and stub["twice"] == 0
             print(
-                f"verdict: batch phase {wall:.1f} s (target <= {TARGET_S:.0f}), {peak:.0f} MB (target <= {TARGET_MB:.0f}), "
+                f"verdict: batch phase {wall:.1f} s (target <= {TARGET_S:.0f}), "
+                f"{peak:.0f} MB (target <= {TARGET_MB:.0f}), "
                 f"lost {lost}, twice {stub['twice']}: {'PASS' if ok else 'FAIL'}"
             )
             return 0 if ok else 1

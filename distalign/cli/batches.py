@@ -21,7 +21,9 @@ _CANCEL = "distalign batches cancel .distalign/sweeps/meister2024-0123456789abcd
 
 
 def register(subparsers: Any) -> None:
-    batches = add_command(subparsers, "batches", "list or cancel a sweep's provider batches", (_STATUS, _CANCEL))
+    batches = add_command(
+        subparsers, "batches", "list or cancel a sweep's provider batches", (_STATUS, _CANCEL)
+    )
     sub = batches.add_subparsers(dest="batches_command", required=True, metavar="ACTION")
     status = add_command(sub, "status", "the batches of a sweep folder and their state", (_STATUS,))
     status.add_argument("folder", type=Path, help="the sweep folder (printed when the sweep starts)")
@@ -35,7 +37,9 @@ def register(subparsers: Any) -> None:
 
 def _ledger(folder: Path) -> Ledger:
     if not (folder / LEDGER).is_file():
-        raise InputError("no provider batches recorded here (not a sweep folder of a batch-mode sweep)", file=folder)
+        raise InputError(
+            "no provider batches recorded here (not a sweep folder of a batch-mode sweep)", file=folder
+        )
     return Ledger.load(folder)
 
 
@@ -43,7 +47,9 @@ def _client(entry: BatchEntry) -> Any:
     from distalign.engines.batch.clients import batch_client
     from distalign.records.config import ModelConfig, ServingConfig
 
-    serving = ServingConfig(engine="litellm", mode="batch", api_base=entry.api_base, api_key_env=entry.api_key_env)
+    serving = ServingConfig(
+        engine="litellm", mode="batch", api_base=entry.api_base, api_key_env=entry.api_key_env
+    )
     return batch_client(ModelConfig(name=entry.model, weights=entry.weights, serving=serving))
 
 
@@ -72,7 +78,10 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'batch id':<28} {'model':<16} {'requests':>8} {'state':<10} {'provider':<12} {'collected':>9} {'failed':>6}")
+    print(
+        f"{'batch id':<28} {'model':<16} {'requests':>8} {'state':<10} {'provider':<12} "
+        f"{'collected':>9} {'failed':>6}"
+    )
     for r in rows:
         print(
             f"{r['batch_id']:<28} {r['model']:<16} {r['requests']:>8} {r['state']:<10} "
@@ -91,5 +100,7 @@ def _cancel(args: argparse.Namespace) -> int:
         b.provider_status = "cancelling"
         print(f"cancelled {b.batch_id} ({b.model}, {len(b.keys)} requests)")
     ledger.save()
-    print(f"{len(pending)} batches cancelled; rerun the sweep to collect what finished and re-submit the rest")
+    print(
+        f"{len(pending)} batches cancelled; rerun the sweep to collect what finished and re-submit the rest"
+    )
     return 0

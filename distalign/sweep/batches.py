@@ -62,13 +62,17 @@ class BatchReport:
         return out
 
 
-def split_lines(lines: Iterator[tuple[str, bytes]], max_requests: int, max_bytes: int) -> Iterator[list[tuple[str, bytes]]]:
+def split_lines(
+    lines: Iterator[tuple[str, bytes]], max_requests: int, max_bytes: int
+) -> Iterator[list[tuple[str, bytes]]]:
     """Groups of (key, line) within a provider's limits on requests and bytes per batch."""
     group: list[tuple[str, bytes]] = []
     size = 0
     for key, line in lines:
         if len(line) > max_bytes:
-            raise BatchError(f"request {key} alone is {len(line)} bytes, over the provider's {max_bytes} per batch")
+            raise BatchError(
+                f"request {key} alone is {len(line)} bytes, over the provider's {max_bytes} per batch"
+            )
         if group and (len(group) >= max_requests or size + len(line) > max_bytes):
             yield group
             group, size = [], 0
@@ -171,14 +175,20 @@ class BatchRunner:
 
     def _submit(self, model: str, todo: dict[str, Request], busy: set[str]) -> None:
         client = self.clients[model]
-        fresh = ((k, client.line(k, r)) for k, r in todo.items() if k not in busy and k not in self.ledger.gave_up)
+        fresh = (
+            (k, client.line(k, r)) for k, r in todo.items() if k not in busy and k not in self.ledger.gave_up
+        )
         for group in split_lines(fresh, client.max_requests, client.max_bytes):
             keys = [k for k, _ in group]
             batch_id = client.submit([line for _, line in group])
             rounds = max((self.ledger.attempts.get(k, 0) for k in keys), default=0)
             s = self.models[model].serving
             entry = BatchEntry(batch_id, model, client.provider, keys, rounds, submitted_at=time.time())
-            entry.weights, entry.api_base, entry.api_key_env = self.models[model].weights, s.api_base, s.api_key_env
+            entry.weights, entry.api_base, entry.api_key_env = (
+                self.models[model].weights,
+                s.api_base,
+                s.api_key_env,
+            )
             self.ledger.add(entry)
             busy.update(keys)
             self.report.submitted += 1
@@ -224,7 +234,9 @@ class BatchRunner:
                 self.report.pending_models = {b.model for b in pending}
                 break
             self.sleep(min(self.models[b.model].serving.batch_poll_s for b in pending))
-        self.report.gave_up = {k: v for k, v in self.ledger.gave_up.items() if any(k in r for r in todo.values())}
+        self.report.gave_up = {
+            k: v for k, v in self.ledger.gave_up.items() if any(k in r for r in todo.values())
+        }
         for b in self.ledger.batches:
             if b.model in self.models:
                 self.report.batch_ids.setdefault(b.model, []).append(b.batch_id)

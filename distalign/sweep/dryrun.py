@@ -16,7 +16,11 @@ def batch_prices(summary: PlanSummary) -> list[str]:
             continue
         sync = summary.cost(model)
         price = model_batch_price(config)
-        batch = None if price is None else m.prompt_tokens * price.input_per_token + m.completion_tokens * price.output_per_token
+        batch = (
+            None
+            if price is None
+            else m.prompt_tokens * price.input_per_token + m.completion_tokens * price.output_per_token
+        )
         note = " (estimate: half the sync price)" if price is not None and price.estimated else ""
         used = "batch" if config.serving.mode == "batch" else "sync"
         lines.append(

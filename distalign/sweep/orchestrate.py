@@ -188,7 +188,9 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     except BatchError as exc:  # a provider refused a batch: its reason, nothing else was sent
         tracker.finish("FAILED")
         raise _fail(str(exc), 1) from None
-    batch_tags = {f"batch_ids.{m}": ",".join(s["batch_ids"]) for m, s in sweep.engine_stats.items() if "batch_ids" in s}
+    batch_tags = {
+        f"batch_ids.{m}": ",".join(s["batch_ids"]) for m, s in sweep.engine_stats.items() if "batch_ids" in s
+    }
     if batch_tags:
         tracker.log_parent_tags(batch_tags)
     pending = int(sweep.totals.get("batches_pending", 0))

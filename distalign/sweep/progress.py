@@ -26,7 +26,9 @@ class SweepProgress:
         self.cache_hits = 0
         self.tokens = 0
         self.cost_usd = 0.0
-        self.batch_counts: dict[str, int] | None = None  # batch mode: submitted, in progress, completed, collected
+        self.batch_counts: dict[str, int] | None = (
+            None  # batch mode: submitted, in progress, completed, collected
+        )
         self._t0 = time.perf_counter()
         self._last_log = self._t0
         self._live = None

@@ -164,7 +164,9 @@ def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
             where=where,
         )
     if s.mode not in SERVING_MODES:
-        raise InputError(f"mode must be one of {', '.join(SERVING_MODES)}, got {s.mode!r}", where=f"{where}.mode")
+        raise InputError(
+            f"mode must be one of {', '.join(SERVING_MODES)}, got {s.mode!r}", where=f"{where}.mode"
+        )
     if s.mode == "batch":
         from distalign.engines.batch.clients import check_batch_serving  # imports litellm: only when used
 

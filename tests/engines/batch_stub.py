@@ -58,7 +58,12 @@ def completion(body: dict[str, Any], ident: str) -> dict[str, Any]:
     prompt_tokens = len(_prompt(body).split())
     choices = []
     for i, text in enumerate(texts):
-        choice: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+        choice: dict[str, Any] = {
+            "index": i,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
         if body.get("logprobs"):
             top = answer_logprobs(body)[: int(body.get("top_logprobs") or 0)]
             choice["logprobs"] = {
@@ -78,7 +83,11 @@ def completion(body: dict[str, Any], ident: str) -> dict[str, Any]:
         "created": 0,
         "model": body.get("model", "stub"),
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(texts), "total_tokens": prompt_tokens + len(texts)},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(texts),
+            "total_tokens": prompt_tokens + len(texts),
+        },
     }
 
 
@@ -153,16 +162,55 @@ class BatchStub:
             params = line["body"] if b.kind == "openai" else line["params"]
             if self._line_fault(_prompt(params)):
                 if b.kind == "openai":
-                    b.errors.append({"id": f"r{i}", "custom_id": cid, "response": {"status_code": 500, "request_id": "x", "body": {"error": {"message": "injected server error", "type": "server_error"}}}, "error": None})
+                    b.errors.append(
+                        {
+                            "id": f"r{i}",
+                            "custom_id": cid,
+                            "response": {
+                                "status_code": 500,
+                                "request_id": "x",
+                                "body": {
+                                    "error": {"message": "injected server error", "type": "server_error"}
+                                },
+                            },
+                            "error": None,
+                        }
+                    )
                 else:
-                    b.output.append({"custom_id": cid, "result": {"type": "errored", "error": {"type": "error", "error": {"type": "api_error", "message": "injected"}}}})
+                    b.output.append(
+                        {
+                            "custom_id": cid,
+                            "result": {
+                                "type": "errored",
+                                "error": {
+                                    "type": "error",
+                                    "error": {"type": "api_error", "message": "injected"},
+                                },
+                            },
+                        }
+                    )
                 continue
             if b.kind == "openai":
-                b.output.append({"id": f"r{i}", "custom_id": cid, "response": {"status_code": 200, "request_id": "x", "body": completion(params, f"c{i}")}, "error": None})
+                b.output.append(
+                    {
+                        "id": f"r{i}",
+                        "custom_id": cid,
+                        "response": {
+                            "status_code": 200,
+                            "request_id": "x",
+                            "body": completion(params, f"c{i}"),
+                        },
+                        "error": None,
+                    }
+                )
             else:
-                b.output.append({"custom_id": cid, "result": {"type": "succeeded", "message": message(params, f"m{i}")}})
+                b.output.append(
+                    {"custom_id": cid, "result": {"type": "succeeded", "message": message(params, f"m{i}")}}
+                )
         if b.expire_after is not None and b.kind == "anthropic":
-            b.output += [{"custom_id": ln["custom_id"], "result": {"type": "expired"}} for ln in b.lines[limit:]]
+            b.output += [
+                {"custom_id": ln["custom_id"], "result": {"type": "expired"}} for ln in b.lines[limit:]
+            ]
         b.status = "expired" if b.expire_after is not None else "completed"
         if b.kind == "openai":
             for name, rows in (("output_file_id", b.output), ("error_file_id", b.errors)):
@@ -172,7 +220,11 @@ class BatchStub:
                     setattr(b, name, fid)
 
     def _poll(self, b: _Batch) -> None:
-        if b.status == "in_progress" and self.hold.is_set() and time.monotonic() - b.created >= self.latency_s:
+        if (
+            b.status == "in_progress"
+            and self.hold.is_set()
+            and time.monotonic() - b.created >= self.latency_s
+        ):
             self._finish(b)
 
     def _openai_view(self, b: _Batch) -> dict[str, Any]:
@@ -181,7 +233,9 @@ class BatchStub:
             "id": b.id,
             "object": "batch",
             "endpoint": "/v1/chat/completions",
-            "errors": {"object": "list", "data": [{"code": "failed", "message": b.fail_reason}]} if b.fail_reason else None,
+            "errors": {"object": "list", "data": [{"code": "failed", "message": b.fail_reason}]}
+            if b.fail_reason
+            else None,
             "input_file_id": b.input_file_id,
             "completion_window": "24h",
             "status": b.status,
@@ -198,7 +252,9 @@ class BatchStub:
         return {
             "id": b.id,
             "type": "message_batch",
-            "processing_status": "ended" if ended else ("canceling" if b.status == "canceling" else "in_progress"),
+            "processing_status": "ended"
+            if ended
+            else ("canceling" if b.status == "canceling" else "in_progress"),
             "request_counts": {
                 "processing": 0 if ended else len(b.lines),
                 "succeeded": kinds["succeeded"],
@@ -260,7 +316,16 @@ class BatchStub:
                 with stub._lock:
                     if path == "/stats":  # for a benchmark running the stub in another process
                         total = sum(stub.lines.values())
-                        return self._send(200, {"lines": total, "unique": len(stub.lines), "twice": stub.sent_twice(), "batches": len(stub.batches), "sync_calls": stub.sync_calls})
+                        return self._send(
+                            200,
+                            {
+                                "lines": total,
+                                "unique": len(stub.lines),
+                                "twice": stub.sent_twice(),
+                                "batches": len(stub.batches),
+                                "sync_calls": stub.sync_calls,
+                            },
+                        )
                     if path.startswith("/v1/files/") and path.endswith("/content"):
                         return self._send(200, None, stub.files[parts[3]])
                     if path.startswith("/v1/batches/"):
@@ -269,7 +334,9 @@ class BatchStub:
                         return self._send(200, stub._openai_view(b))
                     if path.startswith("/v1/messages/batches/") and path.endswith("/results"):
                         b = stub.batches[parts[4]]
-                        return self._send(200, None, b"".join(json.dumps(o).encode() + b"\n" for o in b.output))
+                        return self._send(
+                            200, None, b"".join(json.dumps(o).encode() + b"\n" for o in b.output)
+                        )
                     if path.startswith("/v1/messages/batches/"):
                         b = stub.batches[parts[4]]
                         stub._poll(b)
@@ -286,10 +353,23 @@ class BatchStub:
                     with stub._lock:
                         fid = f"file-in-{len(stub.files)}"
                         stub.files[fid] = content
-                    return self._send(200, {"id": fid, "object": "file", "bytes": len(content), "created_at": 0, "filename": "batch.jsonl", "purpose": "batch", "status": "processed"})
+                    return self._send(
+                        200,
+                        {
+                            "id": fid,
+                            "object": "file",
+                            "bytes": len(content),
+                            "created_at": 0,
+                            "filename": "batch.jsonl",
+                            "purpose": "batch",
+                            "status": "processed",
+                        },
+                    )
                 body = json.loads(raw or b"{}")
                 if path == "/v1/batches":
-                    lines = [json.loads(x) for x in stub.files[body["input_file_id"]].splitlines() if x.strip()]
+                    lines = [
+                        json.loads(x) for x in stub.files[body["input_file_id"]].splitlines() if x.strip()
+                    ]
                     b = stub._create("openai", lines, body["input_file_id"])
                     return self._send(200, stub._openai_view(b))
                 if path == "/v1/messages/batches":
@@ -301,8 +381,15 @@ class BatchStub:
                         if b.status == "in_progress":
                             b.status = "cancelled"
                             if b.kind == "anthropic":
-                                b.output = [{"custom_id": ln["custom_id"], "result": {"type": "canceled"}} for ln in b.lines]
-                        view = stub._openai_view(b) if b.kind == "openai" else stub._anthropic_view(b, self._base())
+                                b.output = [
+                                    {"custom_id": ln["custom_id"], "result": {"type": "canceled"}}
+                                    for ln in b.lines
+                                ]
+                        view = (
+                            stub._openai_view(b)
+                            if b.kind == "openai"
+                            else stub._anthropic_view(b, self._base())
+                        )
                     return self._send(200, view)
                 with stub._lock:
                     stub.sync_calls += 1
@@ -312,7 +399,9 @@ class BatchStub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -21,7 +21,9 @@ KEY = "sk-distalign-batch-test-9d2f6a"
 METHODS = ("logprobs", "verbalize", "seq")
 
 
-def api_model(stub: BatchStub, name: str = "gpt4", weights: str = "openai/gpt-4-0613", **serving: object) -> ModelConfig:
+def api_model(
+    stub: BatchStub, name: str = "gpt4", weights: str = "openai/gpt-4-0613", **serving: object
+) -> ModelConfig:
     kw: dict[str, object] = {
         "engine": "litellm",
         "api_base": stub.base_url,
@@ -39,11 +41,19 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-SCORES = ("tv_mean", "tv_ci_low", "tv_ci_high", "alignment_mean", "extraction_rate", "prompt_tokens", "completion_tokens")
+SCORES = (
+    "tv_mean",
+    "tv_ci_low",
+    "tv_ci_high",
+    "alignment_mean",
+    "extraction_rate",
+    "prompt_tokens",
+    "completion_tokens",
+)
 
 
 def _scores(outcome) -> dict[str, dict[str, float]]:
-    """Each cell's scores (not its timings, sent/cached counts or cost: the batch price is not the sync one)."""
+    """Each cell's scores (not its timings, sent/cached counts or cost: batch prices differ from sync)."""
     return {r.spec_hash: {k: r.metrics[k] for k in SCORES if k in r.metrics} for r in outcome.results}
 
 
@@ -67,21 +77,28 @@ def test_a_grid_through_batches_then_a_rerun_sends_nothing(tmp_path: Path, batch
     first = _run(tmp_path, batch_stub)
     assert first.totals["finished"] == first.totals["cells"] == len(METHODS) * 2
     assert batch_stub.sync_calls == 0 and batch_stub.sent_twice() == 0
-    assert len(batch_stub.lines) == first.totals["batch_lines_sent"] == first.totals["batch_results_collected"]
+    assert (
+        len(batch_stub.lines) == first.totals["batch_lines_sent"] == first.totals["batch_results_collected"]
+    )
     ledger = Ledger.load(first.folder)
     assert [b.state for b in ledger.batches] == ["collected"] and ledger.batches[0].cost_usd > 0
     assert all(r.metrics["cost_usd"] > 0 for r in first.results if "cost_usd" in r.metrics)
     assert all(r.metrics["requests_sent"] == r.metrics["requests"] for r in first.results)
     lines, batches = sum(batch_stub.lines.values()), len(batch_stub.batches)
     # a second run of the same grid in a fresh sweep folder: every request comes from the store
-    again = run_sweep(grid(methods=METHODS, model=api_model(batch_stub), max_items=3),
-                      settings(tmp_path / "store", output_dir=str(tmp_path / "other")), MemoryTracker())
+    again = run_sweep(
+        grid(methods=METHODS, model=api_model(batch_stub), max_items=3),
+        settings(tmp_path / "store", output_dir=str(tmp_path / "other")),
+        MemoryTracker(),
+    )
     assert again.totals["finished"] == again.totals["cells"]
     assert (sum(batch_stub.lines.values()), len(batch_stub.batches)) == (lines, batches)
     assert _scores(again) == _scores(first)
 
 
-def test_batch_wait_false_submits_records_and_exits_then_a_rerun_collects(tmp_path: Path, batch_stub: BatchStub) -> None:
+def test_batch_wait_false_submits_records_and_exits_then_a_rerun_collects(
+    tmp_path: Path, batch_stub: BatchStub
+) -> None:
     batch_stub.hold.clear()  # the provider has not finished yet
     first = _run(tmp_path, batch_stub, batch_wait=False)
     assert first.totals["batches_pending"] == 1 and first.results == []
@@ -96,7 +113,9 @@ def test_batch_wait_false_submits_records_and_exits_then_a_rerun_collects(tmp_pa
     assert second.totals["batches_submitted"] == 0
 
 
-def test_expired_and_partly_failed_batches_resubmit_only_the_lines_that_failed(tmp_path: Path, batch_stub: BatchStub) -> None:
+def test_expired_and_partly_failed_batches_resubmit_only_the_lines_that_failed(
+    tmp_path: Path, batch_stub: BatchStub
+) -> None:
     batch_stub.expire_next = [5]  # the first batch expires after answering 5 lines
     batch_stub.line_faults = {"": 2}  # and 2 of those fail
     outcome = _run(tmp_path, batch_stub, methods=("logprobs",))
@@ -123,7 +142,9 @@ def test_a_line_failing_beyond_the_retries_is_an_error_row_and_a_rerun_sends_onl
     assert batch_stub.lines[failed_key] == 2 and sum(batch_stub.lines.values()) == len(batch_stub.lines) + 1
 
 
-def test_retries_are_bounded_and_a_cell_whose_every_line_failed_names_why(tmp_path: Path, batch_stub: BatchStub) -> None:
+def test_retries_are_bounded_and_a_cell_whose_every_line_failed_names_why(
+    tmp_path: Path, batch_stub: BatchStub
+) -> None:
     batch_stub.line_faults = {"": 10**6}
     outcome = _run(tmp_path, batch_stub, methods=("logprobs",), batch_retries=1)
     assert set(batch_stub.lines.values()) == {2}  # the first try and one retry, no more
@@ -131,12 +152,16 @@ def test_retries_are_bounded_and_a_cell_whose_every_line_failed_names_why(tmp_pa
     assert len(outcome.failures) == 2 and all("injected server error" in e for _, e in outcome.failures)
 
 
-def test_a_batch_that_fails_whole_names_the_providers_reason(tmp_path: Path, batch_stub: BatchStub, capsys) -> None:
+def test_a_batch_that_fails_whole_names_the_providers_reason(
+    tmp_path: Path, batch_stub: BatchStub, capsys
+) -> None:
     batch_stub.fail_next = ["input file line 3: invalid JSON"]
     outcome = _run(tmp_path, batch_stub, methods=("logprobs",), batch_retries=0)
     assert "input file line 3: invalid JSON" in capsys.readouterr().out
     ledger = Ledger.load(outcome.folder)
-    assert ledger.batches[0].state == "failed" and ledger.batches[0].reason == "input file line 3: invalid JSON"
+    assert (
+        ledger.batches[0].state == "failed" and ledger.batches[0].reason == "input file line 3: invalid JSON"
+    )
     assert all("invalid JSON" in e for e in ledger.gave_up.values())
 
 
@@ -147,7 +172,10 @@ def test_anthropic_message_batches(tmp_path: Path, batch_stub: BatchStub) -> Non
     assert outcome.totals["finished"] == outcome.totals["cells"] == 4
     assert batch_stub.sent_twice() == 0 and batch_stub.sync_calls == 0
     assert [b.provider for b in Ledger.load(outcome.folder).batches] == ["anthropic"]
-    auth = [h.get("x-api-key") or h.get("Authorization") or h.get("authorization") for h in batch_stub.headers_seen]
+    auth = [
+        h.get("x-api-key") or h.get("Authorization") or h.get("authorization")
+        for h in batch_stub.headers_seen
+    ]
     assert auth and all(a is not None and KEY in a for a in auth)
 
 

@@ -24,13 +24,23 @@ KEYS = {"OPENAI_API_KEY": "sk-test-openai-5e1d", "ANTHROPIC_API_KEY": "sk-test-a
 
 
 def _grid(stub: BatchStub, mode: str) -> list:
-    serving = [f"model.serving.api_base={stub.base_url}", f"model.serving.mode={mode}", "model.serving.batch_poll_s=0.05"]
+    serving = [
+        f"model.serving.api_base={stub.base_url}",
+        f"model.serving.mode={mode}",
+        "model.serving.batch_poll_s=0.05",
+    ]
     return _cells({"gpt4": serving, "claude_3_opus": serving})
 
 
 def _rows(outcome: orchestrate.Outcome) -> dict[tuple, tuple]:
     return {
-        (r["model"], r["method"], r["steering"], r["dataset"]): (r["mean"], r["ci_low"], r["ci_high"], r["n"], r["extraction_rate"])
+        (r["model"], r["method"], r["steering"], r["dataset"]): (
+            r["mean"],
+            r["ci_low"],
+            r["ci_high"],
+            r["n"],
+            r["extraction_rate"],
+        )
         for r in outcome.leaderboard
         if r.get("kind") == "model" and r["mean"] == r["mean"]
     }
@@ -46,7 +56,9 @@ def test_the_benchmarks_api_grid_through_batches_equals_the_synchronous_grid(
         monkeypatch.chdir(tmp_path / "batch" if (tmp_path / "batch").mkdir() is None else None)
         monkeypatch.setenv("DISTALIGN_STORE", str(tmp_path / "batch" / "store"))
         batch = orchestrate.run(_grid(stub, "batch"))
-        assert set(s["status"] for s in batch.summaries.values()) == {"finished"} and len(batch.summaries) == 45
+        assert (
+            set(s["status"] for s in batch.summaries.values()) == {"finished"} and len(batch.summaries) == 45
+        )
         assert stub.sync_calls == 0 and stub.sent_twice() == 0
         lines = sum(stub.lines.values())
         again = orchestrate.run(_grid(stub, "batch"))  # the same command again: nothing is sent
@@ -68,10 +80,13 @@ def _launch(cwd: Path, stub: BatchStub, *extra: str) -> subprocess.Popen:
     env.update(KEYS, DISTALIGN_STORE=str(cwd / "store"), PYTHONUNBUFFERED="1")
     args = [
         sys.executable, str(REPO / "launch.py"), "-m", "experiment=demo", "model=gpt4",
-        f"model.serving.api_base={stub.base_url}", "model.serving.mode=batch", "model.serving.batch_poll_s=0.05",
+        f"model.serving.api_base={stub.base_url}", "model.serving.mode=batch",
+        "model.serving.batch_poll_s=0.05",
         "method=logprobs,verbalize", "dataset.max_items=3", "sweep.progress=false", *extra,
     ]  # fmt: skip
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_a_driver_killed_after_submitting_collects_on_rerun_without_sending_twice(tmp_path: Path) -> None:

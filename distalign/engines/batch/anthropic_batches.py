@@ -55,7 +55,9 @@ class AnthropicBatches:
             return BatchState("ended", status, counts=counts)
         return BatchState("in_progress", status, counts=counts)
 
-    def results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[tuple[str, Result | None, str]]:
+    def results(
+        self, batch_id: str, requests: dict[str, Request]
+    ) -> Iterator[tuple[str, Result | None, str]]:
         for entry in self._client().messages.batches.results(batch_id):
             e = as_dict(entry)
             key = str(e.get("custom_id"))

@@ -15,7 +15,12 @@ from typing import Any, Protocol
 
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
-from distalign.records.engine import GenerateRequest, GenerateResult, OptionLogprobRequest, OptionLogprobResult
+from distalign.records.engine import (
+    GenerateRequest,
+    GenerateResult,
+    OptionLogprobRequest,
+    OptionLogprobResult,
+)
 
 Request = OptionLogprobRequest | GenerateRequest
 Result = OptionLogprobResult | GenerateResult
@@ -62,7 +67,9 @@ class BatchClient(Protocol):
 
     def state(self, batch_id: str) -> BatchState: ...
 
-    def results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[tuple[str, Result | None, str]]:
+    def results(
+        self, batch_id: str, requests: dict[str, Request]
+    ) -> Iterator[tuple[str, Result | None, str]]:
         """(key, result or None when the line failed and may be re-sent, reason) per line answered."""
         ...
 
@@ -75,7 +82,9 @@ def api_key(model: ModelConfig) -> str | None:
         return None
     key = os.environ.get(env)
     if not key:
-        raise InputError(f"environment variable {env} is not set", where=f"model {model.name!r}: serving.api_key_env")
+        raise InputError(
+            f"environment variable {env} is not set", where=f"model {model.name!r}: serving.api_key_env"
+        )
     return key
 
 

@@ -18,14 +18,23 @@ from distalign.engines.providers import bundled_prices, provider_of
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
 
-__all__ = ["BATCH_PROVIDERS", "BatchClient", "BatchError", "batch_client", "check_batch_serving", "model_batch_price"]
+__all__ = [
+    "BATCH_PROVIDERS",
+    "BatchClient",
+    "BatchError",
+    "batch_client",
+    "check_batch_serving",
+    "model_batch_price",
+]
 
 
 def check_batch_serving(model: ModelConfig) -> None:
     """Batch mode is for litellm models of a provider with a batch API (InputError otherwise)."""
     where = f"model {model.name!r}: serving.mode"
     if model.serving.engine != "litellm":
-        raise InputError(f"batch mode needs an API model (engine litellm), not {model.serving.engine!r}", where=where)
+        raise InputError(
+            f"batch mode needs an API model (engine litellm), not {model.serving.engine!r}", where=where
+        )
     provider = provider_of(model.weights)
     if provider not in BATCH_PROVIDERS:
         raise InputError(
@@ -34,15 +43,23 @@ def check_batch_serving(model: ModelConfig) -> None:
             where=where,
         )
     if model.serving.batch_poll_s <= 0:
-        raise InputError(f"must be positive, got {model.serving.batch_poll_s}", where=f"{where[:-5]}.batch_poll_s")
+        raise InputError(
+            f"must be positive, got {model.serving.batch_poll_s}", where=f"{where[:-5]}.batch_poll_s"
+        )
     if model.serving.batch_retries < 0:
-        raise InputError(f"must not be negative, got {model.serving.batch_retries}", where=f"{where[:-5]}.batch_retries")
+        raise InputError(
+            f"must not be negative, got {model.serving.batch_retries}", where=f"{where[:-5]}.batch_retries"
+        )
 
 
 def model_batch_price(model: ModelConfig) -> BatchPrice | None:
     s = model.serving
     configured = s.input_cost_per_token is not None or s.output_cost_per_token is not None
-    sync = (s.input_cost_per_token or 0.0, s.output_cost_per_token or 0.0) if configured else bundled_prices(model.weights)
+    sync = (
+        (s.input_cost_per_token or 0.0, s.output_cost_per_token or 0.0)
+        if configured
+        else bundled_prices(model.weights)
+    )
     return batch_price(model.weights, sync, configured)
 
 
@@ -51,9 +68,9 @@ def batch_client(model: ModelConfig) -> BatchClient:
     from distalign.engines.registry import model_identity
 
     check_batch_serving(model)
-    codec = LineCodec(model_identity(model), dict(model.serving.capabilities) or None, model_batch_price(model))
+    codec = LineCodec(
+        model_identity(model), dict(model.serving.capabilities) or None, model_batch_price(model)
+    )
     if codec.provider == "anthropic":
         return AnthropicBatches(model, codec)
     return OpenAIBatches(model, codec)
-
-

@@ -65,7 +65,11 @@ class Ledger:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"batches": [asdict(b) for b in self.batches], "attempts": self.attempts, "gave_up": self.gave_up}
+        data = {
+            "batches": [asdict(b) for b in self.batches],
+            "attempts": self.attempts,
+            "gave_up": self.gave_up,
+        }
         fd, tmp = tempfile.mkstemp(prefix=".batches-", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w") as f:

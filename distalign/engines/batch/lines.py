@@ -16,7 +16,6 @@ from distalign.engines.batch.prices import BatchPrice
 from distalign.engines.litellm_engine import TOP_LOGPROBS, LiteLLMEngine, match_candidates
 from distalign.engines.providers import require
 from distalign.records.engine import (
-    GenerateRequest,
     GenerateResult,
     ModelIdentity,
     OptionLogprobRequest,
@@ -25,12 +24,13 @@ from distalign.records.engine import (
 )
 
 
-
 class LineCodec:
     """Builds the request body of one provider and reads its answers. ``engine`` is a (never called)
     synchronous engine of the same model: its message building and parsing are reused as they are."""
 
-    def __init__(self, identity: ModelIdentity, capabilities: Mapping[str, Any] | None, price: BatchPrice | None):
+    def __init__(
+        self, identity: ModelIdentity, capabilities: Mapping[str, Any] | None, price: BatchPrice | None
+    ):
         self.engine = LiteLLMEngine(identity, capabilities=capabilities)
         self.provider = self.engine.provider
         self.model = identity.weights.split("/", 1)[1] if "/" in identity.weights else identity.weights
@@ -43,7 +43,13 @@ class LineCodec:
             require(weights, caps, option_logprobs=True)
         else:
             p = request.params
-            require(weights, caps, n=p.n, seed=p.seed is not None, allowed_tokens=p.allowed is not None or p.min_tokens > 0)
+            require(
+                weights,
+                caps,
+                n=p.n,
+                seed=p.seed is not None,
+                allowed_tokens=p.allowed is not None or p.min_tokens > 0,
+            )
 
     # --- request bodies -----------------------------------------------------------------------------
     def chat_body(self, request: Request) -> dict[str, Any]:
@@ -68,7 +74,12 @@ class LineCodec:
         return body
 
     def openai_line(self, key: str, request: Request) -> bytes:
-        line = {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": self.chat_body(request)}
+        line = {
+            "custom_id": key,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": self.chat_body(request),
+        }
         return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
     def anthropic_line(self, key: str, request: Request) -> bytes:
@@ -90,7 +101,11 @@ class LineCodec:
 
     # --- answers ------------------------------------------------------------------------------------
     def _usage(self, prompt: int, completion: int) -> Usage:
-        cost = 0.0 if self.price is None else prompt * self.price.input_per_token + completion * self.price.output_per_token
+        cost = (
+            0.0
+            if self.price is None
+            else prompt * self.price.input_per_token + completion * self.price.output_per_token
+        )
         return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
 
     def from_completion(self, request: Request, body: Mapping[str, Any]) -> Result:
@@ -111,7 +126,9 @@ class LineCodec:
         """An Anthropic message -> a result (generation only: Anthropic returns no log-probs)."""
         usage = message.get("usage") or {}
         u = self._usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
-        text = "".join(str(b.get("text", "")) for b in message.get("content") or [] if b.get("type") == "text")
+        text = "".join(
+            str(b.get("text", "")) for b in message.get("content") or [] if b.get("type") == "text"
+        )
         if isinstance(request, OptionLogprobRequest):
             return error_result(request, "malformed: Anthropic returns no log-probs")
         return GenerateResult(texts=(text,), usage=u)

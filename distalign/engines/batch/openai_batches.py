@@ -32,7 +32,6 @@ class OpenAIBatches:
     provider = "openai"
 
     def __init__(self, model: ModelConfig, codec: LineCodec) -> None:
-        from distalign.engines.batch.base import BATCH_PROVIDERS
 
         self.model, self.codec = model, codec
         self.max_requests, self.max_bytes = BATCH_PROVIDERS["openai"]
@@ -85,7 +84,9 @@ class OpenAIBatches:
             if raw.strip():
                 yield json.loads(raw)
 
-    def results(self, batch_id: str, requests: dict[str, Request]) -> Iterator[tuple[str, Result | None, str]]:
+    def results(
+        self, batch_id: str, requests: dict[str, Request]
+    ) -> Iterator[tuple[str, Result | None, str]]:
         import litellm
 
         b = as_dict(litellm.retrieve_batch(batch_id=batch_id, **self._kwargs()))

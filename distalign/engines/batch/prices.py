@@ -37,7 +37,9 @@ def batch_price(model: str, sync: tuple[float, float] | None, configured: bool =
         entry = _entry(model) or {}
         listed_in = entry.get("input_cost_per_token_batches")
         if listed_in is not None:
-            return BatchPrice(float(listed_in), float(entry.get("output_cost_per_token_batches") or 0.0), False)
+            return BatchPrice(
+                float(listed_in), float(entry.get("output_cost_per_token_batches") or 0.0), False
+            )
     if sync is None:
         return None
     return BatchPrice(sync[0] * BATCH_DISCOUNT, sync[1] * BATCH_DISCOUNT, True)
