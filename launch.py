@@ -28,7 +28,7 @@ try:
     import hydra
     from omegaconf import DictConfig
 
-    from distalign.records.config import register_configs
+    from distalign.engines.registry import register_configs
 
     register_configs()
 except KeyboardInterrupt:

@@ -35,9 +35,9 @@ from distalign.records.config import (  # noqa: E402
     DatasetConfig,
     MethodConfig,
     ModelConfig,
-    ServingConfig,
     SteeringConfig,
     SweepSettings,
+    serving,
 )
 from distalign.sweep.batches import run_batches  # noqa: E402
 from distalign.sweep.cells import as_cell  # noqa: E402
@@ -67,8 +67,8 @@ def grid(data_dir: str, api_base: str, max_items: int | None) -> list[CellConfig
     model = ModelConfig(
         name="gpt4",
         weights="openai/gpt-4-0613",
-        serving=ServingConfig(
-            engine="litellm", api_base=api_base, api_key_env="OPENAI_API_KEY", mode="batch", batch_poll_s=0.2
+        serving=serving(
+            "litellm", api_base=api_base, api_key_env="OPENAI_API_KEY", mode="batch", batch_poll_s=0.2
         ),
     )
     return [

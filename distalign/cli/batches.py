@@ -45,12 +45,10 @@ def _ledger(folder: Path) -> Ledger:
 
 def _client(entry: BatchEntry) -> Any:
     from distalign.engines.batch.clients import batch_client
-    from distalign.records.config import ModelConfig, ServingConfig
+    from distalign.records.config import ModelConfig, serving
 
-    serving = ServingConfig(
-        engine="litellm", mode="batch", api_base=entry.api_base, api_key_env=entry.api_key_env
-    )
-    return batch_client(ModelConfig(name=entry.model, weights=entry.weights, serving=serving))
+    s = serving(entry.engine, mode="batch", api_base=entry.api_base, api_key_env=entry.api_key_env)
+    return batch_client(ModelConfig(name=entry.model, weights=entry.weights, serving=s))
 
 
 def _status(args: argparse.Namespace) -> int:

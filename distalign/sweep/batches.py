@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distalign.engines.batch.base import BatchClient, BatchError, error_result
+from distalign.engines.batch.base import BatchClient, BatchError, error_result, is_batch, settings_of
 from distalign.engines.batch.ledger import BatchEntry, Ledger
 from distalign.engines.store import ResponseStore
 from distalign.records.config import ModelConfig, SweepSettings
@@ -31,10 +31,6 @@ log = logging.getLogger("distalign.sweep")
 
 #: store look-ups per query while finding the misses
 LOOKUP_CHUNK = 4096
-
-
-def is_batch(model: ModelConfig) -> bool:
-    return model.serving.mode == "batch"
 
 
 @dataclass
@@ -117,6 +113,7 @@ class BatchRunner:
         from distalign.engines.batch.clients import batch_client  # imports litellm: only in batch mode
 
         self.clients: dict[str, BatchClient] = {m: batch_client(cfg) for m, cfg in models.items()}
+        self.settings_of = {m: settings_of(cfg) for m, cfg in models.items()}
         self.progress, self.sleep = progress, sleep
         self.report = BatchReport()
 
@@ -130,7 +127,7 @@ class BatchRunner:
     def _collect(self, entry: BatchEntry, todo: dict[str, Request]) -> None:
         """Poll one submitted batch; once it has ended, write its results to the store."""
         client = self.clients[entry.model]
-        retries = self.models[entry.model].serving.batch_retries
+        retries = self.settings_of[entry.model].batch_retries
         state = client.state(entry.batch_id)
         entry.provider_status = state.provider_status
         if state.status == "in_progress":
@@ -182,13 +179,14 @@ class BatchRunner:
             keys = [k for k, _ in group]
             batch_id = client.submit([line for _, line in group])
             rounds = max((self.ledger.attempts.get(k, 0) for k in keys), default=0)
-            s = self.models[model].serving
+            s = self.settings_of[model]
             entry = BatchEntry(batch_id, model, client.provider, keys, rounds, submitted_at=time.time())
             entry.weights, entry.api_base, entry.api_key_env = (
                 self.models[model].weights,
                 s.api_base,
                 s.api_key_env,
             )
+            entry.engine = self.models[model].serving.engine
             self.ledger.add(entry)
             busy.update(keys)
             self.report.submitted += 1
@@ -233,7 +231,7 @@ class BatchRunner:
                 self.report.pending = len(pending)
                 self.report.pending_models = {b.model for b in pending}
                 break
-            self.sleep(min(self.models[b.model].serving.batch_poll_s for b in pending))
+            self.sleep(min(self.settings_of[b.model].batch_poll_s for b in pending))
         self.report.gave_up = {
             k: v for k, v in self.ledger.gave_up.items() if any(k in r for r in todo.values())
         }

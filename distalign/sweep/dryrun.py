@@ -7,12 +7,14 @@ from distalign.sweep.plan import PlanSummary
 
 def batch_prices(summary: PlanSummary) -> list[str]:
     """One line per API model: its synchronous and its batch price (``serving.mode`` says which is used)."""
+    from distalign.engines.batch.base import is_batch
     from distalign.engines.batch.clients import model_batch_price  # imports litellm: API models only
+    from distalign.engines.registry import pool_traits
 
     lines = []
     for model, m in summary.per_model.items():
         config = summary.models[model]
-        if config.serving.engine != "litellm":
+        if not pool_traits(config).api:
             continue
         sync = summary.cost(model)
         price = model_batch_price(config)
@@ -22,7 +24,7 @@ def batch_prices(summary: PlanSummary) -> list[str]:
             else m.prompt_tokens * price.input_per_token + m.completion_tokens * price.output_per_token
         )
         note = " (estimate: half the sync price)" if price is not None and price.estimated else ""
-        used = "batch" if config.serving.mode == "batch" else "sync"
+        used = "batch" if is_batch(config) else "sync"
         lines.append(
             f"{model}: sync {'unknown' if sync is None else f'${sync:.2f}'} | batch "
             f"{'unknown' if batch is None else f'${batch:.2f}'}{note} | this sweep uses {used}"

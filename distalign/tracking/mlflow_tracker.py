@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from distalign.engines.registry import serving_params
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, cell_run_name, identity_dict
 from distalign.scoring.results import parquet_safe
@@ -78,15 +79,7 @@ def cell_params(cell: CellConfig, content: Mapping[str, str]) -> dict[str, str]:
     ident = flatten(identity_dict(cell, content))
     ident.update({"dataset.data_dir": cell.dataset.data_dir, "dataset.path": cell.dataset.path})
     ident["steering.templates"] = cell.steering.templates
-    s = cell.model.serving
-    serving = {
-        "serving.engine": s.engine,
-        "serving.device": s.device,
-        "serving.dtype": s.dtype,
-        "serving.tensor_parallel_size": s.tensor_parallel_size,
-        "serving.api_base": s.api_base,
-        "serving.api_key_env": s.api_key_env,
-    }
+    serving = serving_params(cell.model)
     return {k: ("" if v is None else str(v))[:6000] for k, v in {**ident, **serving}.items()}
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from distalign.cli import main as cli
 from distalign.engines.batch.ledger import LEDGER, Ledger
-from distalign.records.config import ModelConfig, ServingConfig
+from distalign.records.config import ModelConfig, serving
 from distalign.sweep.batches import split_lines
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.trackers import MemoryTracker
@@ -22,17 +22,16 @@ METHODS = ("logprobs", "verbalize", "seq")
 
 
 def api_model(
-    stub: BatchStub, name: str = "gpt4", weights: str = "openai/gpt-4-0613", **serving: object
+    stub: BatchStub, name: str = "gpt4", weights: str = "openai/gpt-4-0613", **keys: object
 ) -> ModelConfig:
     kw: dict[str, object] = {
-        "engine": "litellm",
         "api_base": stub.base_url,
         "api_key_env": "DISTALIGN_BATCH_KEY",
         "mode": "batch",
         "batch_poll_s": 0.02,
-        **serving,
+        **keys,
     }
-    return ModelConfig(name=name, weights=weights, serving=ServingConfig(**kw))  # type: ignore[arg-type]
+    return ModelConfig(name=name, weights=weights, serving=serving("litellm", **kw))
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from distalign.engines.batch.base import (
     as_dict,
     error_result,
     reason_of,
+    settings_of,
 )
 from distalign.engines.batch.lines import LineCodec
 from distalign.records.config import ModelConfig
@@ -31,7 +32,7 @@ class AnthropicBatches:
     def _client(self) -> Any:
         import anthropic
 
-        base = self.model.serving.api_base
+        base = settings_of(self.model).api_base
         if base is not None:
             base = base.rstrip("/")
             base = base[: -len("/v1")] if base.endswith("/v1") else base  # the SDK adds /v1 itself

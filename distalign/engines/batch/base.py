@@ -76,8 +76,22 @@ class BatchClient(Protocol):
     def cancel(self, batch_id: str) -> None: ...
 
 
+def settings_of(model: ModelConfig) -> Any:
+    """The model's engine settings, typed (api_base, api_key_env, mode, batch_poll_s, batch_retries)."""
+    from distalign.engines.registry import engine_settings
+
+    return engine_settings(model)
+
+
+def is_batch(model: ModelConfig) -> bool:
+    """Whether the model's engine declares batch mode for this config (``model.serving.mode=batch``)."""
+    from distalign.engines.registry import engine_settings, engine_spec
+
+    return engine_spec(model).batch(model, engine_settings(model))
+
+
 def api_key(model: ModelConfig) -> str | None:
-    env = model.serving.api_key_env
+    env = settings_of(model).api_key_env
     if not env:
         return None
     key = os.environ.get(env)
@@ -91,7 +105,8 @@ def api_key(model: ModelConfig) -> str | None:
 def reason_of(exc: BaseException, model: ModelConfig) -> str:
     """A provider error as one line, with the key (if it appears) masked."""
     message = " ".join(str(exc).split())[:400] or type(exc).__name__
-    key = os.environ.get(model.serving.api_key_env) if model.serving.api_key_env else None
+    env = settings_of(model).api_key_env
+    key = os.environ.get(env) if env else None
     return message.replace(key, "***") if key else message
 
 

@@ -10,7 +10,7 @@ download Anthropic's results, while the SDK speaks the Message Batches API as it
 from __future__ import annotations
 
 from distalign.engines.batch.anthropic_batches import AnthropicBatches
-from distalign.engines.batch.base import BATCH_PROVIDERS, BatchClient, BatchError
+from distalign.engines.batch.base import BATCH_PROVIDERS, BatchClient, BatchError, is_batch
 from distalign.engines.batch.lines import LineCodec
 from distalign.engines.batch.openai_batches import OpenAIBatches
 from distalign.engines.batch.prices import BatchPrice, batch_price
@@ -29,26 +29,14 @@ __all__ = [
 
 
 def check_batch_serving(model: ModelConfig) -> None:
-    """Batch mode is for litellm models of a provider with a batch API (InputError otherwise)."""
-    where = f"model {model.name!r}: serving.mode"
-    if model.serving.engine != "litellm":
-        raise InputError(
-            f"batch mode needs an API model (engine litellm), not {model.serving.engine!r}", where=where
-        )
+    """Batch mode is for models of a provider with a batch API (InputError otherwise); the litellm engine
+    calls this when its settings say ``mode: batch``."""
     provider = provider_of(model.weights)
     if provider not in BATCH_PROVIDERS:
         raise InputError(
             f"provider {provider!r} has no batch API here; batch mode supports {', '.join(BATCH_PROVIDERS)} "
             "(an OpenAI-compatible server with the Files and Batches API: 'openai/...' with api_base)",
-            where=where,
-        )
-    if model.serving.batch_poll_s <= 0:
-        raise InputError(
-            f"must be positive, got {model.serving.batch_poll_s}", where=f"{where[:-5]}.batch_poll_s"
-        )
-    if model.serving.batch_retries < 0:
-        raise InputError(
-            f"must not be negative, got {model.serving.batch_retries}", where=f"{where[:-5]}.batch_retries"
+            where=f"model {model.name!r}: serving.mode",
         )
 
 
@@ -67,6 +55,10 @@ def batch_client(model: ModelConfig) -> BatchClient:
     """The batch client of a model in batch mode."""
     from distalign.engines.registry import model_identity
 
+    if not is_batch(model):
+        raise InputError(
+            "not in batch mode (serving.mode=batch)", where=f"model {model.name!r}: serving.mode"
+        )
     check_batch_serving(model)
     codec = LineCodec(
         model_identity(model), dict(model.serving.capabilities) or None, model_batch_price(model)

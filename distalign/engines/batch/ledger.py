@@ -37,6 +37,7 @@ class BatchEntry:
     #: where the batch lives, so ``distalign batches`` reaches it without the sweep's config (the name of
     #: the key's environment variable, never the key)
     weights: str = ""
+    engine: str = "litellm"
     api_base: str | None = None
     api_key_env: str | None = None
 

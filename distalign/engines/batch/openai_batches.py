@@ -18,6 +18,7 @@ from distalign.engines.batch.base import (
     as_dict,
     error_result,
     reason_of,
+    settings_of,
 )
 from distalign.engines.batch.lines import LineCodec
 from distalign.records.config import ModelConfig
@@ -38,8 +39,9 @@ class OpenAIBatches:
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"custom_llm_provider": "openai"}
-        if self.model.serving.api_base:
-            kwargs["api_base"] = self.model.serving.api_base
+        api_base = settings_of(self.model).api_base
+        if api_base:
+            kwargs["api_base"] = api_base
         key = api_key(self.model)
         if key is not None:
             kwargs["api_key"] = key
