@@ -623,7 +623,7 @@ def _build(model: ModelConfig, s: LiteLLMSettings, identity: ModelIdentity) -> L
 def _check(model: ModelConfig, s: LiteLLMSettings, require_keys: bool) -> None:
     check_settings(s, f"model {model.name!r}: serving")
     if s.mode == "batch":
-        from distalign.engines.batch.clients import check_batch_serving  # the batch clients: only when used
+        from distalign.engines.batch.base import check_batch_serving
 
         check_batch_serving(model)
     if require_keys and s.api_key_env and not os.environ.get(s.api_key_env):

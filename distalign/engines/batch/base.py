@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from distalign.engines.providers import provider_of
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
 from distalign.records.engine import (
@@ -88,6 +89,18 @@ def is_batch(model: ModelConfig) -> bool:
     from distalign.engines.registry import engine_settings, engine_spec
 
     return engine_spec(model).batch(model, engine_settings(model))
+
+
+def check_batch_serving(model: ModelConfig) -> None:
+    """Batch mode is for models of a provider with a batch API (InputError otherwise); the litellm engine
+    calls this when its settings say ``mode: batch``."""
+    provider = provider_of(model.weights)
+    if provider not in BATCH_PROVIDERS:
+        raise InputError(
+            f"provider {provider!r} has no batch API here; batch mode supports {', '.join(BATCH_PROVIDERS)} "
+            "(an OpenAI-compatible server with the Files and Batches API: 'openai/...' with api_base)",
+            where=f"model {model.name!r}: serving.mode",
+        )
 
 
 def api_key(model: ModelConfig) -> str | None:

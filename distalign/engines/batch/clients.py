@@ -10,11 +10,17 @@ download Anthropic's results, while the SDK speaks the Message Batches API as it
 from __future__ import annotations
 
 from distalign.engines.batch.anthropic_batches import AnthropicBatches
-from distalign.engines.batch.base import BATCH_PROVIDERS, BatchClient, BatchError, is_batch
+from distalign.engines.batch.base import (
+    BATCH_PROVIDERS,
+    BatchClient,
+    BatchError,
+    check_batch_serving,
+    is_batch,
+)
 from distalign.engines.batch.lines import LineCodec
 from distalign.engines.batch.openai_batches import OpenAIBatches
 from distalign.engines.batch.prices import BatchPrice, batch_price
-from distalign.engines.providers import bundled_prices, provider_of
+from distalign.engines.providers import bundled_prices
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig
 
@@ -26,18 +32,6 @@ __all__ = [
     "check_batch_serving",
     "model_batch_price",
 ]
-
-
-def check_batch_serving(model: ModelConfig) -> None:
-    """Batch mode is for models of a provider with a batch API (InputError otherwise); the litellm engine
-    calls this when its settings say ``mode: batch``."""
-    provider = provider_of(model.weights)
-    if provider not in BATCH_PROVIDERS:
-        raise InputError(
-            f"provider {provider!r} has no batch API here; batch mode supports {', '.join(BATCH_PROVIDERS)} "
-            "(an OpenAI-compatible server with the Files and Batches API: 'openai/...' with api_base)",
-            where=f"model {model.name!r}: serving.mode",
-        )
 
 
 def model_batch_price(model: ModelConfig) -> BatchPrice | None:
