@@ -94,7 +94,7 @@ def main() -> int:
     queue: mp.Queue = ctx.Queue()
     server = ctx.Process(target=_serve, args=(queue,), daemon=True)
     server.start()
-    base_url = queue.get(timeout=60)
+    base_url = queue.get(timeout=600)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = SweepSettings(
