@@ -208,3 +208,10 @@ def test_engine_batching_times_the_raw_forward_pass_in_the_same_run() -> None:
             out.stdout
         )
     assert re.search(r"raw forward  batch  1: +[\d.]+ prompts/s +\(\d+ GFLOP/s\)", out.stdout)
+
+
+@pytest.mark.slow
+def test_batch_api_sends_every_line_once_and_loses_none(tmp_path: Path) -> None:
+    stdout = _bench(tmp_path, "batch_api.py", "--data-dir", "fixture", "--max-items", "2")
+    assert re.search(r"lines lost: 0  lines sent twice: 0  synchronous calls: 0", stdout), stdout
+    assert re.search(r"(\d+)/\1 cells finished, lines sent by it: 0", stdout), stdout
