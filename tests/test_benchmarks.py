@@ -223,3 +223,10 @@ def test_soak_runs_one_round_with_a_kill_and_checks_its_own_record(tmp_path: Pat
     ):
         assert line in stdout, stdout
     assert re.search(r"requests sent twice across different sweeps: \d+ of \d+", stdout)
+
+
+@pytest.mark.slow
+def test_batch_api_sends_every_line_once_and_loses_none(tmp_path: Path) -> None:
+    stdout = _bench(tmp_path, "batch_api.py", "--data-dir", "fixture", "--max-items", "2")
+    assert re.search(r"lines lost: 0  lines sent twice: 0  synchronous calls: 0", stdout), stdout
+    assert re.search(r"(\d+)/\1 cells finished, lines sent by it: 0", stdout), stdout

@@ -84,7 +84,7 @@ def _check_launch(args: list[str]) -> None:
     """Hydra composes the overrides (the first value of each comma list): groups, options and keys exist."""
     from hydra import compose, initialize_config_dir
 
-    from distalign.records.config import register_configs
+    from distalign.engines.registry import register_configs
 
     register_configs()
     overrides = [a.split(",")[0] if "=" in a else a for a in args if not a.startswith("-")]

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("distalign.cli.calibrate", "temperature or regression calibration of a predictions file"),
     "cache": ("distalign.cli.cache", "inspect or clear the response store"),
     "model": ("distalign.cli.model", "prepare local models"),
+    "batches": ("distalign.cli.batches", "list or cancel a sweep's provider batches (batch mode)"),
     "toy": ("distalign.cli.toy", "the biased-coin toy problem (the benchmark's Figure 2)"),
     "import": (
         "distalign.cli.import_meister",

@@ -75,5 +75,8 @@ class EngineSpec:
     check: Callable[[ModelConfig, Any, bool], None] | None = None
     #: the price per (input, output) token when the config sets none; None: unknown
     prices: Callable[[ModelConfig], tuple[float, float] | None] = lambda model: (0.0, 0.0)
+    #: (model, settings) -> whether its requests go through the provider's batch API
+    #: (``distalign/engines/batch/``) instead of the engine pool
+    batch: Callable[[ModelConfig, Any], bool] = lambda model, settings: False
     #: ``weights: default`` names the packaged model (a local engine loads it from a prepared folder)
     local_weights: bool = False

@@ -65,6 +65,16 @@ class LiteLLMSettings:
     max_concurrency: int = 8
     max_retries: int = 4
     timeout_s: float = 60.0
+    #: sync (one call per request) | batch (the provider's batch API: about half the price, within 24 h;
+    #: OpenAI-compatible and Anthropic providers; see distalign/engines/batch/)
+    mode: str = "sync"
+    #: batch mode: seconds between polls of a provider batch
+    batch_poll_s: float = 30.0
+    #: batch mode: how often the lines of a batch that failed, expired or was cancelled are re-submitted
+    batch_retries: int = 2
+
+
+SERVING_MODES = ("sync", "batch")
 
 
 def check_settings(s: LiteLLMSettings, where: str) -> None:
@@ -78,6 +88,12 @@ def check_settings(s: LiteLLMSettings, where: str) -> None:
         raise InputError(f"must be at least 1, got {s.max_concurrency}", where=f"{where}.max_concurrency")
     if s.max_retries < 0:
         raise InputError(f"must not be negative, got {s.max_retries}", where=f"{where}.max_retries")
+    if s.mode not in SERVING_MODES:
+        raise InputError(f"must be one of {', '.join(SERVING_MODES)}, got {s.mode!r}", where=f"{where}.mode")
+    if s.batch_poll_s <= 0:
+        raise InputError(f"must be positive, got {s.batch_poll_s}", where=f"{where}.batch_poll_s")
+    if s.batch_retries < 0:
+        raise InputError(f"must not be negative, got {s.batch_retries}", where=f"{where}.batch_retries")
 
 
 @functools.cache
@@ -599,6 +615,10 @@ def _build(model: ModelConfig, s: LiteLLMSettings, identity: ModelIdentity) -> L
 
 def _check(model: ModelConfig, s: LiteLLMSettings, require_keys: bool) -> None:
     check_settings(s, f"model {model.name!r}: serving")
+    if s.mode == "batch":
+        from distalign.engines.batch.base import check_batch_serving
+
+        check_batch_serving(model)
     if require_keys and s.api_key_env and not os.environ.get(s.api_key_env):
         raise InputError(
             f"the API key variable {s.api_key_env} is not set in this environment; export it before "
@@ -618,5 +638,6 @@ ENGINE = EngineSpec(
     concurrency=lambda s: s.max_concurrency,
     secrets=lambda s: (s.api_key_env,) if s.api_key_env else (),
     check=_check,
+    batch=lambda model, s: s.mode == "batch",
     prices=lambda model: bundled_prices(model.weights),
 )

@@ -119,6 +119,9 @@ class SweepSettings:
     min_parsed: float = 0.9
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
+    #: batch mode: wait for provider batches (false: submit, record in the sweep folder and exit; a rerun
+    #: of the same command collects them)
+    batch_wait: bool = True
 
 
 @dataclass

@@ -28,6 +28,33 @@ def cost_line(summary: PlanSummary) -> str:
     )
 
 
+def batch_prices(summary: PlanSummary) -> list[str]:
+    """One line per API model: its synchronous and its batch price (``serving.mode`` says which is used)."""
+    from distalign.engines.batch.base import is_batch
+    from distalign.engines.batch.clients import model_batch_price  # imports litellm: API models only
+    from distalign.engines.registry import pool_traits
+
+    lines = []
+    for model, m in summary.per_model.items():
+        config = summary.models[model]
+        if not pool_traits(config).api:
+            continue
+        sync = summary.cost(model)
+        price = model_batch_price(config)
+        batch = (
+            None
+            if price is None
+            else m.prompt_tokens * price.input_per_token + m.completion_tokens * price.output_per_token
+        )
+        note = " (estimate: half the sync price)" if price is not None and price.estimated else ""
+        used = "batch" if is_batch(config) else "sync"
+        lines.append(
+            f"{model}: sync {'unknown' if sync is None else _usd(sync)} | batch "
+            f"{'unknown' if batch is None else _usd(batch)}{note} | this sweep uses {used}"
+        )
+    return lines
+
+
 def describe(summary: PlanSummary) -> str:
     saved = summary.requests_before_dedup - summary.requests
     lines = [
@@ -48,6 +75,9 @@ def describe(summary: PlanSummary) -> str:
         )
     lines.append("")
     lines.append(cost_line(summary))
+    prices = batch_prices(summary)
+    if prices:
+        lines += ["", "price per API model (synchronous API vs provider batch API):", *prices]
     for name, shash, error in summary.failed:
         lines.append(f"FAILED {name} {shash}: {error}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from distalign.engines.batch.base import BatchError
 from distalign.engines.store import ResponseStore, StoreError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
@@ -295,7 +296,26 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     if len(done_before) < n_cells:
         tracker.reopen()  # real work starts: a FINISHED parent is reopened only now
     outcome = Outcome(tracking_uri=tracker.uri, parent_run_id=tracker.parent_run_id, folder=str(folder))
-    sweep = run_sweep([c.config for c in cells], settings, tracker, folder, keep_items=False)
+    try:
+        sweep = run_sweep([c.config for c in cells], settings, tracker, folder, keep_items=False)
+    except BatchError as exc:  # a provider refused a batch: its reason, nothing else was sent
+        _close(tracker, "FAILED")
+        raise _fail(str(exc), 1) from None
+    batch_tags = {
+        f"batch_ids.{m}": ",".join(s["batch_ids"]) for m, s in sweep.engine_stats.items() if "batch_ids" in s
+    }
+    if batch_tags:
+        tracker.log_parent_tags(batch_tags)
+    pending = int(sweep.totals.get("batches_pending", 0))
+    if pending:
+        # sweep.batch_wait=false: the batches are recorded in the sweep folder; the same command collects them
+        finished_now = cell_files.finished_cells(folder) & set(hashes)
+        step, metrics = sweep_metrics(tracker.previous_metrics, sweep.totals, len(finished_now), 0)
+        tracker.log_parent_metrics(metrics, step=step)
+        tracker.finish("FINISHED")
+        print(f"{pending} batches pending; rerun to collect")
+        outcome.summaries.update({r.spec_hash: {"status": r.status} for r in sweep.results})
+        return outcome
     for res in sweep.results:
         outcome.summaries[res.spec_hash] = {"status": res.status, **(res.metrics or {})}
         if res.status != "finished":

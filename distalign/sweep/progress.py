@@ -31,6 +31,9 @@ class SweepProgress:
         self.cache_hits = 0
         self.tokens = 0
         self.cost_usd = 0.0
+        self.batch_counts: dict[str, int] | None = (
+            None  # batch mode: submitted, in progress, completed, collected
+        )
         self._t0 = time.perf_counter()
         self._last_log = self._t0
         self._live = None
@@ -75,6 +78,20 @@ class SweepProgress:
         self.cost_usd += cost_usd
         self._refresh()
 
+    def batches(self, submitted: int, in_progress: int, completed: int, collected: int) -> None:
+        """Batch mode: provider batches of the sweep so far and the requests collected from them."""
+        self.batch_counts = {
+            "submitted": submitted,
+            "in progress": in_progress,
+            "completed": completed,
+            "requests collected": collected,
+        }
+        self._refresh(force=True)
+
+    def _batch_text(self) -> str:
+        c = self.batch_counts or {}
+        return ", ".join(f"{k} {v}" for k, v in c.items())
+
     def cell(self, failed: bool) -> None:
         self.cells_done += 1
         self.failures += int(failed)
@@ -89,6 +106,7 @@ class SweepProgress:
             f"cells {self.cells_done}/{self.cells_total} | requests {self.answered}/{self.requests_total} "
             f"({self.answered / dt:.0f}/s) | tokens {self.tokens} ({self.tokens / dt:.0f}/s) | "
             f"cost ${self.cost_usd:.4f} | cache hits {self.cache_hits} | failures {self.failures}"
+            + (f" | batches: {self._batch_text()}" if self.batch_counts is not None else "")
         )
 
     def _render(self) -> object:
@@ -105,6 +123,7 @@ class SweepProgress:
             ("cost so far", f"${self.cost_usd:.4f}"),
             ("cache hits", str(self.cache_hits)),
             ("failures", str(self.failures)),
+            *([("batches", self._batch_text())] if self.batch_counts is not None else []),
         ):
             table.add_row(name, value)
         return table

@@ -32,6 +32,7 @@ from distalign.records.config import CellConfig, SweepSettings
 from distalign.records.engine import OptionLogprobRequest
 from distalign.records.results import CellResult, SweepOutcome
 from distalign.scoring import results as cell_files
+from distalign.sweep.batches import BatchReport, run_batches
 from distalign.sweep.capacity import check_gpu_capacity
 from distalign.sweep.cells import Cell, as_cell
 from distalign.sweep.cellscore import KeyStats, UnitRow, parse_unit, score_cell
@@ -179,6 +180,7 @@ class _Driver:
         self.examples = Examples()
         self.progress: SweepProgress | None = None
         self.batch_size = {m: max(1, c.serving.batch_size) for m, c in engines.models.items()}
+        self.batch_sent: set[str] = set()  # keys answered by provider batches in this run (batch mode)
 
     # -- cells -------------------------------------------------------------------------------------------
     def record(self, result: CellResult) -> None:
@@ -253,7 +255,12 @@ class _Driver:
         for uid in ready:
             self.complete(uid)
         if hits:
-            self.answer(list(hits), list(hits.values()), sent=False)
+            # answers a provider batch brought into the store during this run count as sent by it
+            now = [k for k in hits if k in self.batch_sent]
+            if now:
+                self.answer(now, [hits[k] for k in now], sent=True)
+            old = [k for k in hits if k not in self.batch_sent]
+            self.answer(old, [hits[k] for k in old], sent=False)
         self.maybe_finish(index)
 
     def complete(self, uid: int) -> None:
@@ -436,6 +443,23 @@ class _Driver:
             self.totals.engine_stats = self.engines._pools.stats()
 
 
+class _WithErrors:
+    """The store, plus the final error results of batch lines whose retries are spent (served as hits)."""
+
+    def __init__(self, store: ResponseStore, errors: dict[str, Any]) -> None:
+        self.store, self.errors = store, errors
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        hits = self.store.get_many(keys)
+        for key in keys:
+            if key not in hits and key in self.errors:
+                hits[key] = self.errors[key]
+        return hits
+
+    def put_many(self, *args: Any, **kwargs: Any) -> Any:
+        return self.store.put_many(*args, **kwargs)
+
+
 def _flush_quietly(tracker: Tracker) -> None:
     try:
         tracker.flush()
@@ -474,12 +498,18 @@ def run_sweep(
     store = ResponseStore(store_root(settings))
     engines = _Engines(settings, {c.config.model.name: c.config.model for c in todo})
     driver = _Driver(settings, tracker, store, root, engines, keep_items)
+    batches = BatchReport()
     try:
         try:
             with SweepProgress(len(todo), 0, enabled=settings.progress) as progress:
                 driver.progress = progress
                 engines.on_start = progress.starting
-                driver.run(todo)
+                # batch-mode models: their misses go through provider batches into the store first
+                batches = run_batches(todo, settings, store, root, progress)
+                if batches.gave_up:
+                    driver.store = _WithErrors(store, batches.error_results())  # type: ignore[assignment]
+                driver.batch_sent = batches.collected_keys
+                driver.run([c for c in todo if c.config.model.name not in batches.pending_models])
         finally:
             engines.shutdown()
     except BaseException:
@@ -498,7 +528,7 @@ def run_sweep(
         "failed": float(len(failures)),
         "requests_before_dedup": float(t.requests_before_dedup),
         "requests": float(t.requests),
-        "requests_sent": float(t.sent),
+        "requests_sent": float(t.sent + batches.collected),
         "cache_hits": float(t.cache_hits),
         "validate_s": t_validated - t0,
         "plan_s": t.plan_s,
@@ -506,7 +536,19 @@ def run_sweep(
         "engine_time_s": t.engine_s,
         "wall_time_s": time.perf_counter() - t0,
     }
-    return SweepOutcome(results, totals, failures, t.engine_stats, folder=str(root))
+    engine_stats = dict(t.engine_stats)
+    if batches.batch_ids:
+        totals.update(
+            batches_pending=float(batches.pending),
+            batches_submitted=float(batches.submitted),
+            batch_lines_sent=float(batches.lines_sent),
+            batch_results_collected=float(batches.collected),
+            batch_lines_failed=float(len(batches.gave_up)),
+            batch_cost_usd=batches.cost_usd,
+        )
+        for model, ids in batches.batch_ids.items():
+            engine_stats.setdefault(model, {})["batch_ids"] = ids
+    return SweepOutcome(results, totals, failures, engine_stats, folder=str(root))
 
 
 __all__ = ["InputError", "run_sweep", "store_root", "sweep_folder", "sweep_id"]

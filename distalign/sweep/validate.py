@@ -166,7 +166,7 @@ def check_settings(settings: SweepSettings) -> None:
         raise bad("unsupported", f"must be one of {', '.join(UNSUPPORTED_POLICIES)}")
     if settings.num_cpus is not None and (not _is_int(settings.num_cpus) or settings.num_cpus < 1):
         raise bad("num_cpus", "must be a whole number of at least 1, or null (all of this machine's)")
-    for key in ("dry_run", "progress"):
+    for key in ("dry_run", "progress", "batch_wait"):
         if not isinstance(getattr(settings, key), bool):
             raise bad(key, "must be true or false")
 

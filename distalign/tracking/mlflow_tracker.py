@@ -345,6 +345,11 @@ class MLflowTracker:
             if self.previous_status != "RUNNING":
                 self.client.update_run(self.parent_run_id, status="RUNNING")
 
+    def log_parent_tags(self, tags: Mapping[str, str]) -> None:
+        """Tags on the parent run (e.g. the provider batch ids of a model in batch mode)."""
+        for key, value in tags.items():
+            self.client.set_tag(self.parent_run_id, key, value[:5000])
+
     def finish(self, status: str = "FINISHED") -> None:
         """Closes the parent run as FINISHED, FAILED or KILLED (an interrupted sweep). A resumed parent
         that was never reopened keeps its earlier end state, unless it was left RUNNING (a killed driver)."""
