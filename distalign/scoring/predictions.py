@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -378,14 +379,33 @@ def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> 
             idx = letters.get(str(key).strip().upper())
         if idx is None:
             return f"{key!r} is neither an option label nor a shown letter"
+        if (kind := _not_a_number(p)) is not None:
+            return f"the probability of {key!r} is {kind}"
         out[idx] = p
     return out
 
 
+def _is_number_type(kind: type) -> bool:
+    """Real numbers (numpy's too); booleans are not, nor is text that looks like a number."""
+    return issubclass(kind, numbers.Real) and not issubclass(kind, bool | np.bool_)
+
+
+def _not_a_number(value: Any) -> str | None:
+    """What a probability that is neither a number nor null is instead, for the error message."""
+    if value is None or _is_number_type(type(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return f"{value!r}, a boolean, not a number"
+    if isinstance(value, str):
+        return f"{value!r}, a text, not a number (write numbers without quotes)"
+    return f"{value!r}, a {type(value).__name__}, not a number"
+
+
 def _numbers(values: list[Any]) -> np.ndarray | str:
-    """A list of numbers (null is NaN) as floats, or a reason."""
-    if any(x is not None and (isinstance(x, bool) or not isinstance(x, int | float)) for x in values):
-        return f"{values!r} is not a list of numbers"
+    """A list of numbers (null is NaN) as floats, or a reason naming the first value that is not one."""
+    for position, x in enumerate(values, start=1):
+        if (kind := _not_a_number(x)) is not None:
+            return f"probability {position} of {len(values)} is {kind}"
     return np.array(values, dtype=float)
 
 
@@ -423,11 +443,11 @@ def _read_probs(
             (bulk[wrong[0]], f"{lengths[wrong[0]]} probabilities for {n_options[wrong[0]]} options")
         )
     else:
-        try:
-            flat = np.fromiter(chain.from_iterable(values[bulk]), dtype=float, count=int(lengths.sum()))
-        except (TypeError, ValueError):  # nulls or texts in some list: read every list row by row
-            plain[bulk] = False
+        cells = list(chain.from_iterable(values[bulk]))
+        if not all(map(_is_number_type, set(map(type, cells)))):
+            plain[bulk] = False  # nulls, booleans or texts in some list: read every list row by row
         else:
+            flat = np.array(cells, dtype=float)
             within = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
             probs[np.repeat(bulk, lengths), within] = flat
     for i in np.flatnonzero(has & ~plain).tolist():
