@@ -21,6 +21,7 @@ ITEM_COLUMNS: tuple[str, ...] = (
     "steering",
     "prompt_hash",
     "responses",
+    "options",  # the option labels in the order the model was shown them (its letters A, B, ...)
     "status",
     "pred_probs",
     "human_probs",

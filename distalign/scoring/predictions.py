@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distalign.errors import InputError
-from distalign.methods.registry import PARSERS, parse_response
+from distalign.methods.registry import PARSERS, get_method
 from distalign.survey.model import Item, Survey
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")
@@ -489,6 +489,28 @@ def _normalise(probs: np.ndarray, has: np.ndarray, rows: _Rows, strict: bool) ->
     return out
 
 
+class _Parsers:
+    """Each row's parser: its method with the row's own ``method_params`` (a mapping, or its JSON text),
+    else with the method's defaults; one method object per distinct setting."""
+
+    def __init__(self, rows: _Rows) -> None:
+        self.rows = rows
+        self.made: dict[tuple[str, Hashable], Callable[..., Any]] = {}
+
+    def get(self, method: str, value: Any, setting: Hashable, i: int) -> Callable[..., Any]:
+        if (method, setting) not in self.made:
+            params = {} if value is None else _json(value, dict)
+            if params is None:
+                reason = "method_params must be a JSON object (parameter -> value)"
+                raise self.rows.error(reason, i, "method_params")
+            try:
+                parser = get_method(method, **{str(k): v for k, v in params.items()}).parse_answer
+            except InputError as exc:
+                raise self.rows.error(exc.reason, i, "method_params") from None
+            self.made[method, setting] = parser
+        return self.made[method, setting]
+
+
 def _header(df: pd.DataFrame, source: str | Path | None) -> pd.DataFrame:
     if "item_id" not in df.columns and "item" in df.columns:
         df = df.rename(columns={"item": "item_id"})
@@ -535,6 +557,7 @@ def resolve_predictions(
     shown = _shown_rows(df, items, item_codes, rows)
     cells, has_probs, is_list = _optional(df, "probs")
     responses, has_response, _ = _optional(df, "response")
+    params, has_params, _ = _optional(df, "method_params")
     rows.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
     no_parser = ~has_probs
     if no_parser.any():
@@ -559,6 +582,8 @@ def resolve_predictions(
             return None if np.allclose(probs[i], probs[j], rtol=0, atol=1e-12) else "probs"
         if _hashable(_response(responses[i])) != _hashable(_response(responses[j])):
             return "response"
+        if _hashable(params[i] if has_params[i] else None) != _hashable(params[j] if has_params[j] else None):
+            return "method_params"
         return None if shown.get(i) == shown.get(j) else "options"
 
     keep = _deduplicated(keys, differs, rows, strict) if unique else np.ones(n, dtype=bool)
@@ -570,16 +595,19 @@ def resolve_predictions(
     parsed = has_probs & ~no_mass
     todo = np.flatnonzero(~has_probs & keep).tolist()
     methods = keys["method"].to_numpy(dtype=object) if todo else np.empty(0, dtype=object)
-    cached: dict[tuple[str, Hashable, tuple[str, ...]], Any] = {}
+    parsers = _Parsers(rows)
+    cached: dict[tuple[str, Hashable, Hashable, tuple[str, ...]], Any] = {}
     for done, i in enumerate(todo):
         if progress is not None and done % 1000 == 0:
             progress(done, len(todo))
         item, response = items[item_codes[i]], _response(responses[i])
         idx = shown.get(i, list(range(item.n_options)))
         labels = tuple(item.options[j] for j in idx)
-        key = (methods[i], _hashable(response), labels)
+        setting = _hashable(params[i]) if has_params[i] else None
+        key = (methods[i], setting, _hashable(response), labels)
         if (p := cached.get(key)) is None:
-            p = cached[key] = parse_response(methods[i], response, letters_for(len(idx)), labels)
+            parse = parsers.get(methods[i], params[i] if has_params[i] else None, setting, i)
+            p = cached[key] = parse(response, letters_for(len(idx)), labels)
         status[i] = statuses.setdefault(p.status, len(statuses))
         detail[i] = details.setdefault(p.detail, len(details))
         n_total[i], n_valid[i] = p.n_total, p.n_valid

@@ -95,6 +95,7 @@ class UnitRow:
     probs: list[float] | None  # over the dataset's options
     prompt_hash: str
     responses: str
+    options: tuple[str, ...]  # the labels as shown to the model (letters A, B, ... in this order)
     logprobs: list[float | None] | None
     example_set: int | None
 
@@ -111,6 +112,7 @@ def parse_unit(cell: Cell, unit: Unit, results: list[Any]) -> UnitRow:
         _aligned(parsed, unit, options),
         unit.prompt.prompt_hash,
         _response_json(unit, results),
+        tuple(unit.prompt.labels),
         _option_logprobs(unit, results, options),
         unit.example_set,
     )
@@ -176,6 +178,7 @@ def items_table(cell: Cell, rows: Sequence[UnitRow], settings: SweepSettings) ->
     idx = scored["row"].to_numpy(dtype=int) - 1
     scored["prompt_hash"] = [rows[i].prompt_hash for i in idx]
     scored["responses"] = [rows[i].responses for i in idx]
+    scored["options"] = [list(rows[i].options) for i in idx]
     scored["ordinal"] = [list(cell.survey.items[rows[i].item_id].ordinal) for i in idx]
     scored["logprobs"] = [rows[i].logprobs for i in idx]
     scored["example_set"] = [rows[i].example_set for i in idx]

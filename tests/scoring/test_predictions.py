@@ -261,3 +261,37 @@ def test_progress_reports_parsed_responses(surveys) -> None:
     calls: list[tuple[int, int]] = []
     resolve_predictions(pd.DataFrame(rows), surveys, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(0, 2500), (1000, 2500), (2000, 2500), (2500, 2500)]
+
+
+def test_each_row_is_parsed_with_its_own_method_params(surveys) -> None:
+    seq = {"model": "m", "method": "seq", "steering": "none", "dataset": "opinionqa", "item_id": "Q1"}
+    vts = dict(seq, method="verbalize_then_sample", response='{"A": 30, "B": 70, "C": 0, "D": 0}')
+    df = pd.DataFrame(
+        [
+            dict(seq, model="default", response="A B B C A A B C A A"),
+            dict(seq, model="ten", response="A B B C A A B C A A", method_params={"seq_len": 10}),
+            dict(vts, model="default"),
+            dict(vts, model="thousand", method_params=json.dumps({"n_respondents": 1000, "seed": 7})),
+        ]
+    )
+    r = resolve_predictions(df, surveys)
+    assert list(r.meta["status"]) == ["partial", "ok", "ok", "ok"]  # 10 of the default 30 letters
+    # drawn respondents: 30 give multiples of 1/30, 1000 of 1/1000 (and another draw)
+    assert np.allclose(r.probs[2] * 30, np.round(r.probs[2] * 30))
+    assert not np.allclose(r.probs[3] * 30, np.round(r.probs[3] * 30))
+    assert np.allclose(r.probs[3] * 1000, np.round(r.probs[3] * 1000))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"seq_length": 10}, "row 1, column 'method_params': unknown parameter 'seq_length' for method 'seq'"),
+        ({"seq_len": "10"}, "row 1, column 'method_params': parameter 'seq_len' of method 'seq' must be int"),
+        ("[10]", "row 1, column 'method_params': method_params must be a JSON object"),
+    ],
+)
+def test_bad_method_params_name_the_row(surveys, params, message) -> None:
+    row = {"model": "m", "method": "seq", "steering": "none", "dataset": "opinionqa", "item_id": "Q1"}
+    df = pd.DataFrame([dict(row, response="A B", method_params=params)])
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        resolve_predictions(df, surveys, "p.jsonl")
