@@ -140,37 +140,25 @@ class _Rows:
         warnings.warn(prefix + message, PredictionsWarning, stacklevel=4)
 
 
-def _text_array(values: list[Any], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """``values[codes]`` as the text column pandas would infer (code -1: missing), built from the few
-    distinct values."""
-    return pd.Series([*values, None]).array.take(codes)
-
-
 def _text(df: pd.DataFrame, column: str, rows: _Rows, required: bool) -> pd.Series:
-    """A key column as text, cleaned once per distinct value: stripped (item ids are kept exactly as
-    given), blanks missing."""
+    """A key column as text: stripped (item ids are kept exactly as given), blanks missing. Each distinct
+    value is checked once (a file repeats a handful of names over its rows)."""
     if column not in df.columns:
-        return pd.Series(_text_array([], np.full(len(df), -1)))
-    try:
-        codes, uniques = pd.factorize(df[column])
-    except TypeError:  # unhashable cells (lists, mappings)
-        text = np.fromiter((isinstance(v, str | int) or is_blank(v) for v in df[column]), dtype=bool)
-        rows.first(~text, "expected text", column)
-        raise
-    texts: list[str | None] = []
-    for code, value in enumerate(uniques):
-        if not isinstance(value, str | int | np.integer):
-            raise rows.error("expected text", int(np.argmax(codes == code)), column)
-        text = str(value) if column == "item_id" else str(value).strip()
-        texts.append(text if text.strip() else None)
-    if texts == list(uniques) and (codes >= 0).all() and isinstance(df[column].dtype, pd.StringDtype):
-        return df[column].reset_index(drop=True)  # already clean text
-    # stripping may merge values, and blanks become missing: number the cleaned texts again
-    recoded, distinct = pd.factorize(np.array(texts, dtype=object))
-    codes = np.append(recoded, -1)[codes]
-    if required:
-        rows.first(codes < 0, "missing value", column)
-    return pd.Series(_text_array(list(distinct), codes))
+        return pd.Series([None] * len(df), dtype=object)
+    clean: dict[Any, str | None] = {}
+    out: list[str | None] = []
+    for i, value in enumerate(df[column].tolist()):
+        try:
+            text = clean[value]
+        except (KeyError, TypeError):  # new, or unhashable (a list or a mapping: an error below)
+            if not (isinstance(value, str | int | np.integer) or is_blank(value)):
+                raise rows.error("expected text", i, column) from None
+            text = None if is_blank(value) else str(value) if column == "item_id" else str(value).strip()
+            clean[value] = text
+        if text is None and required:
+            raise rows.error("missing value", i, column)
+        out.append(text)
+    return pd.Series(out, dtype=object)
 
 
 def _combinations(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -547,7 +535,7 @@ def resolve_predictions(
     rows = _Rows(source, df["row"].to_numpy() if "row" in df.columns else np.arange(1, len(df) + 1))
     keys = pd.DataFrame({c: _text(df, c, rows, required=c in KEYS) for c in IDENTITY})
     items, item_codes, evaluated = _targets(keys, surveys, rows, strict)
-    keys["item_id"] = _text_array([it.id for it in items], item_codes)  # as the survey spells it
+    keys["item_id"] = [items[c].id for c in item_codes]  # as the survey spells it
     if not evaluated.all():
         df, keys = df[evaluated].reset_index(drop=True), keys[evaluated].reset_index(drop=True)
         item_codes, rows = item_codes[evaluated], _Rows(source, rows.rows[evaluated])
@@ -589,8 +577,8 @@ def resolve_predictions(
     keep = _deduplicated(keys, differs, rows, strict) if unique else np.ones(n, dtype=bool)
 
     # status and detail as numbers into the few distinct texts
-    statuses, details = {"ok": 0, "unparsed": 1}, {"probs": 0, NO_MASS: 1}
-    status, detail = no_mass.astype(np.int64), no_mass.astype(np.int64)
+    status = np.where(no_mass, "unparsed", "ok").astype(object)
+    detail = np.where(no_mass, NO_MASS, "probs").astype(object)
     n_total, n_valid = np.ones(n, dtype=int), np.where(no_mass, 0, 1)
     parsed = has_probs & ~no_mass
     todo = np.flatnonzero(~has_probs & keep).tolist()
@@ -608,8 +596,7 @@ def resolve_predictions(
         if (p := cached.get(key)) is None:
             parse = parsers.get(methods[i], params[i] if has_params[i] else None, setting, i)
             p = cached[key] = parse(response, letters_for(len(idx)), labels)
-        status[i] = statuses.setdefault(p.status, len(statuses))
-        detail[i] = details.setdefault(p.detail, len(details))
+        status[i], detail[i] = p.status, p.detail
         n_total[i], n_valid[i] = p.n_total, p.n_valid
         if p.probs is not None:
             probs[i, idx] = p.probs
@@ -621,8 +608,8 @@ def resolve_predictions(
         {
             "row": rows.rows,
             **{c: keys[c].array for c in IDENTITY},
-            "status": _text_array(list(statuses), status),
-            "detail": _text_array(list(details), detail),
+            "status": status,
+            "detail": detail,
             "n_total": n_total,
             "n_valid": n_valid,
         }

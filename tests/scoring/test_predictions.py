@@ -82,7 +82,7 @@ def test_validation_happens_before_parsing(surveys, monkeypatch) -> None:
     import distalign.scoring.predictions as mod
 
     calls = []
-    monkeypatch.setattr(mod, "parse_response", lambda *a: calls.append(a))
+    monkeypatch.setattr(mod, "get_method", lambda *a, **k: calls.append(a))
     df = pd.DataFrame([{**BASE, "response": "A: 100"}, {**BASE, "item_id": "Q404", "response": "A: 100"}])
     with pytest.raises(InputError, match="row 2"):
         resolve_predictions(df, surveys)
@@ -137,7 +137,7 @@ def test_malformed_files(tmp_path) -> None:
     [
         ({"probs": {"Z": 1}}, {"probs": [0.5, 0.5]}, 2, "neither an option label"),
         ({"probs": [0.5, 0.5]}, {"probs": {"Z": 1}}, 2, "2 probabilities"),
-        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "not a list of numbers"),
+        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "probability 2 of 4 is .x., a text, not a number"),
         ({"probs": '{"A": 0, "B": 0}'}, {"probs": [0.5, -1, 0, 0]}, 3, "finite and non-negative"),
     ],
 )
@@ -212,7 +212,7 @@ def test_no_mass_on_any_option_is_a_failed_extraction(surveys, probs) -> None:
         ([0.5, None, 0.5, 0], "finite and non-negative"),
         ([0.5, 0.5], "2 probabilities for 4 options"),
         ([0, 0], "2 probabilities for 4 options"),
-        ([0.5, "x", 0, 0], "not a list of numbers"),
+        ([0.5, "x", 0, 0], "probability 2 of 4 is .x., a text, not a number"),
     ],
 )
 def test_bad_values_stay_errors_when_lenient(surveys, probs, message) -> None:
