@@ -477,6 +477,16 @@ def _normalise(probs: np.ndarray, has: np.ndarray, rows: _Rows, strict: bool) ->
     return out
 
 
+def _letters(value: Any, n: int, rows: _Rows, i: int) -> list[str]:
+    """A row's answer keys as shown (e.g. ``["1", "2", "3"]``): one distinct text per shown option."""
+    letters = _json(value, list)
+    if letters is None or len(letters) != n or not all(isinstance(x, str) and x.strip() for x in letters):
+        raise rows.error(f"letters must be a list of {n} texts, one per option shown", i, "letters")
+    if len(set(letters)) != n:
+        raise rows.error("letters must be distinct", i, "letters")
+    return letters
+
+
 class _Parsers:
     """Each row's parser: its method with the row's own ``method_params`` (a mapping, or its JSON text),
     else with the method's defaults; one method object per distinct setting."""
@@ -546,6 +556,7 @@ def resolve_predictions(
     cells, has_probs, is_list = _optional(df, "probs")
     responses, has_response, _ = _optional(df, "response")
     params, has_params, _ = _optional(df, "method_params")
+    keyed, has_letters, _ = _optional(df, "letters")
     rows.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
     no_parser = ~has_probs
     if no_parser.any():
@@ -584,18 +595,19 @@ def resolve_predictions(
     todo = np.flatnonzero(~has_probs & keep).tolist()
     methods = keys["method"].to_numpy(dtype=object) if todo else np.empty(0, dtype=object)
     parsers = _Parsers(rows)
-    cached: dict[tuple[str, Hashable, Hashable, tuple[str, ...]], Any] = {}
+    cached: dict[tuple[str, Hashable, Hashable, tuple[str, ...], tuple[str, ...]], Any] = {}
     for done, i in enumerate(todo):
         if progress is not None and done % 1000 == 0:
             progress(done, len(todo))
         item, response = items[item_codes[i]], _response(responses[i])
         idx = shown.get(i, list(range(item.n_options)))
         labels = tuple(item.options[j] for j in idx)
+        letters = _letters(keyed[i], len(idx), rows, i) if has_letters[i] else letters_for(len(idx))
         setting = _hashable(params[i]) if has_params[i] else None
-        key = (methods[i], setting, _hashable(response), labels)
+        key = (methods[i], setting, _hashable(response), labels, tuple(letters))
         if (p := cached.get(key)) is None:
             parse = parsers.get(methods[i], params[i] if has_params[i] else None, setting, i)
-            p = cached[key] = parse(response, letters_for(len(idx)), labels)
+            p = cached[key] = parse(response, letters, labels)
         status[i], detail[i] = p.status, p.detail
         n_total[i], n_valid[i] = p.n_total, p.n_valid
         if p.probs is not None:

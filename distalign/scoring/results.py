@@ -147,7 +147,7 @@ def read_items(
 #: a predictions row of a sweep's raw answer (``scoring/PREDICTIONS_FORMAT.md``)
 RAW_COLUMNS: tuple[str, ...] = (
     "model", "method", "steering", "dataset", "item_id", "attribute", "group", "response", "options",
-    "method_params",
+    "letters", "method_params",
 )  # fmt: skip
 
 
@@ -170,9 +170,9 @@ def _raw_answer(responses: str) -> list[Any]:
 
 def raw_predictions(root: str | Path) -> pd.DataFrame:
     """The raw answers of the sweep's finished cells as a predictions table (``RAW_COLUMNS``): one row per
-    prompt, with the options as shown and the method's parameters, so that ``distalign score`` parses and
-    scores each answer as the sweep did. A prompt scored against several groups (no steering) is one row
-    without a group, scored against every group of its item, as in the sweep."""
+    prompt, with the options and their letters as shown and the method's parameters, so that ``distalign
+    score`` parses and scores each answer as the sweep did. A prompt scored against several groups (no
+    steering) is one row without a group, scored against every group of its item, as in the sweep."""
     root = Path(root)
     frames = []
     for record in read_records(root):
@@ -181,9 +181,9 @@ def raw_predictions(root: str | Path) -> pd.DataFrame:
         items = next(_frames(root, [record["spec_hash"]], None))
         if items.empty:
             continue
-        if "options" not in items:
+        if "letters" not in items:
             raise InputError(
-                "the cell's items table predates the options column; rerun the sweep to export it",
+                "the cell's items table predates the options and letters columns; rerun the sweep",
                 file=cell_dir(root, record["spec_hash"]) / ITEMS_FILE,
             )
         unit = ["item_id", "prompt_hash", "example_set"]
@@ -192,13 +192,14 @@ def raw_predictions(root: str | Path) -> pd.DataFrame:
         rows.loc[shared[rows.index], ["attribute", "group"]] = None
         rows["response"] = [_raw_answer(r) for r in rows["responses"]]
         rows["options"] = [list(o) for o in rows["options"]]
+        rows["letters"] = [list(o) for o in rows["letters"]]
         rows["method_params"] = json.dumps(method_params(record["cell"]), sort_keys=True)
         frames.append(rows[[*RAW_COLUMNS, "prompt_hash"]])
     if not frames:
         raise InputError("no finished cells to export", file=root / CELLS)
     out = pd.concat(frames, ignore_index=True).astype({"attribute": object, "group": object})
     # a calibrated cell holds the same answers as its uncalibrated twin: each answer once
-    same = [c for c in out.columns if c not in ("response", "options")]
+    same = [c for c in out.columns if c not in ("response", "options", "letters")]
     return out[~out[same].astype(str).duplicated()][list(RAW_COLUMNS)].reset_index(drop=True)
 
 

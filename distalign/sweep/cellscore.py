@@ -95,7 +95,8 @@ class UnitRow:
     probs: list[float] | None  # over the dataset's options
     prompt_hash: str
     responses: str
-    options: tuple[str, ...]  # the labels as shown to the model (letters A, B, ... in this order)
+    options: tuple[str, ...]  # the labels as shown to the model
+    letters: tuple[str, ...]  # the keys it answered with, in the same order (A, B, ... or 1, 2, ...)
     logprobs: list[float | None] | None
     example_set: int | None
 
@@ -113,6 +114,7 @@ def parse_unit(cell: Cell, unit: Unit, results: list[Any]) -> UnitRow:
         unit.prompt.prompt_hash,
         _response_json(unit, results),
         tuple(unit.prompt.labels),
+        tuple(unit.prompt.letters),
         _option_logprobs(unit, results, options),
         unit.example_set,
     )
@@ -179,6 +181,7 @@ def items_table(cell: Cell, rows: Sequence[UnitRow], settings: SweepSettings) ->
     scored["prompt_hash"] = [rows[i].prompt_hash for i in idx]
     scored["responses"] = [rows[i].responses for i in idx]
     scored["options"] = [list(rows[i].options) for i in idx]
+    scored["letters"] = [list(rows[i].letters) for i in idx]
     scored["ordinal"] = [list(cell.survey.items[rows[i].item_id].ordinal) for i in idx]
     scored["logprobs"] = [rows[i].logprobs for i in idx]
     scored["example_set"] = [rows[i].example_set for i in idx]

@@ -137,7 +137,7 @@ def test_malformed_files(tmp_path) -> None:
     [
         ({"probs": {"Z": 1}}, {"probs": [0.5, 0.5]}, 2, "neither an option label"),
         ({"probs": [0.5, 0.5]}, {"probs": {"Z": 1}}, 2, "2 probabilities"),
-        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "probability 2 of 4 is .x., a text, not a number"),
+        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "probability 2 of 4 is .x., a text"),
         ({"probs": '{"A": 0, "B": 0}'}, {"probs": [0.5, -1, 0, 0]}, 3, "finite and non-negative"),
     ],
 )
@@ -285,7 +285,7 @@ def test_each_row_is_parsed_with_its_own_method_params(surveys) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"seq_length": 10}, "row 1, column 'method_params': unknown parameter 'seq_length' for method 'seq'"),
+        ({"seq_length": 10}, "row 1, column 'method_params': unknown parameter 'seq_length' for method"),
         ({"seq_len": "10"}, "row 1, column 'method_params': parameter 'seq_len' of method 'seq' must be int"),
         ("[10]", "row 1, column 'method_params': method_params must be a JSON object"),
     ],
@@ -295,3 +295,21 @@ def test_bad_method_params_name_the_row(surveys, params, message) -> None:
     df = pd.DataFrame([dict(row, response="A B", method_params=params)])
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
         resolve_predictions(df, surveys, "p.jsonl")
+
+
+def test_answers_are_read_with_the_letters_shown(surveys) -> None:
+    """The supervision protocol numbers its options: an answer "2" is the second option only when the row
+    says so; with the default letters A, B, ... it is no answer."""
+    row = {"model": "m", "method": "self_random", "steering": "base", "dataset": "opinionqa", "item_id": "Q1"}
+    df = pd.DataFrame(
+        [
+            dict(row, response=["2", "2", "1"], letters=["1", "2", "3", "4"]),
+            dict(row, model="x", response=["2", "2", "1"]),
+        ]
+    )
+    r = resolve_predictions(df, surveys)
+    assert list(r.meta["status"]) == ["ok", "unparsed"]
+    assert r.probs[0, :4] == pytest.approx([1 / 3, 2 / 3, 0, 0])
+    bad = pd.DataFrame([dict(row, response="2", letters=["1", "2"])])
+    with pytest.raises(InputError, match="row 1, column 'letters': letters must be a list of 4 texts"):
+        resolve_predictions(bad, surveys)

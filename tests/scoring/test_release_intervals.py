@@ -9,10 +9,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from distalign.scoring.scores import baseline_rows, leaderboard
 
 from distalign.report.meister2024.release import import_release
 from distalign.scoring.score import score_predictions
+from distalign.scoring.scores import baseline_rows, leaderboard
 from distalign.survey.model import DATASETS
 from distalign.survey.registry import load_survey
 
