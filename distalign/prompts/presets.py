@@ -34,6 +34,7 @@ from distalign.prompts.templates import (
 )
 from distalign.survey.model import Example, Item
 from distalign.survey.paths import data_dir as resolve_data_dir
+from distalign.survey.paths import tool_command
 
 #: what ``distalign data download`` calls the release's prompt files
 PROMPTS_DOWNLOAD = "prompts"
@@ -55,7 +56,7 @@ def _meister(data_dir: str | Path | None) -> Templates:
     root = resolve_data_dir(data_dir)
     hint = (
         f"the {meister.KIND} prompts read the benchmark release's prompt files, which are not in the data "
-        f"folder {root}. Download them with `distalign data download {PROMPTS_DOWNLOAD}` (or point "
+        f"folder {root}. Download them with `{tool_command()} data download {PROMPTS_DOWNLOAD}` (or point "
         "dataset.data_dir / $DISTALIGN_DATA_DIR at a folder holding the release)"
     )
     if not (root / "inputs").is_dir():

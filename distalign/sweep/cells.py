@@ -22,6 +22,7 @@ from distalign.prompts.render import PromptSpec
 from distalign.prompts.templates import Templates
 from distalign.records.config import CellConfig, DatasetConfig, spec_hash
 from distalign.survey.model import Survey
+from distalign.survey.paths import HYDRA_OPTION, MissingDataError
 from distalign.survey.registry import load_survey
 
 CALIBRATIONS: tuple[str, ...] = ("none", "temperature", "regression")
@@ -69,7 +70,10 @@ def load_dataset(ds: DatasetConfig) -> Survey:
     if key in _SURVEYS:
         return _SURVEYS[key]
     kwargs: dict[str, Any] = {"path": ds.path} if ds.path else {}
-    survey = load_survey(ds.name, data_dir=ds.data_dir, **kwargs)
+    try:
+        survey = load_survey(ds.name, data_dir=ds.data_dir, **kwargs)
+    except MissingDataError as exc:  # the hint in launch.py's option form
+        raise exc.for_option(HYDRA_OPTION) from None
     if ds.groups:
         wanted = set(ds.groups)
         known = {g for _, g in survey.groups()}

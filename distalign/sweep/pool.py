@@ -301,6 +301,22 @@ def _signals_held() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+class _TokenAuthNotice(logging.Filter):
+    """Drops Ray's "Token authentication is enabled for this Ray cluster" warning, and only it.
+
+    A sweep's private local Ray keeps token authentication on (Ray's default since 2.59: it generates
+    ``~/.ray/auth_token`` once and every process of the cluster presents it). Ray warns about that default
+    on every start, a notice that asks nothing of the user, so it is not shown; ``RAY_AUTH_MODE=disabled``
+    still turns authentication off, and every other message of that logger (e.g. the warning that
+    authentication is *disabled*) still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TokenAuthNotice())
+
+
 def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) -> None:
     if address:
         try:

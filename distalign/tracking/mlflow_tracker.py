@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, cell_run_name, identity_dict
 from distalign.scoring.results import parquet_safe
+from distalign.survey.paths import tool_command
 from distalign.tracking.calibrators import log_calibrators
 from distalign.tracking.figures import tv_histogram_svg
 from distalign.tracking.provenance import git_revision, package_versions
@@ -319,10 +320,15 @@ class MLflowTracker:
             self.client.set_terminated(self.parent_run_id, status=status)
 
     def ui_command(self) -> str:
-        if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
-            # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
-            return f"LITELLM_LOCAL_MODEL_COST_MAP=True mlflow ui --backend-store-uri {self.uri}"
-        return f"open {self.uri}"
+        """A command that opens this store in MLflow's UI from any shell (absolute store path, this
+        environment's ``mlflow``), or a server's address."""
+        if not (self.uri.startswith("sqlite:") or self.uri.startswith("file:")):
+            return self.uri
+        uri = self.uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):  # relative to the cwd
+            uri = f"sqlite:///{(Path.cwd() / uri[len('sqlite:///') :]).resolve()}"
+        # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
+        return f"LITELLM_LOCAL_MODEL_COST_MAP=True {tool_command('mlflow')} ui --backend-store-uri {uri}"
 
 
 def _provenance_tags() -> dict[str, str]:

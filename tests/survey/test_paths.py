@@ -36,7 +36,7 @@ def test_missing_dataset_says_how_to_get_it(tmp_path: Path, name: str) -> None:
     msg = str(err.value)
     assert str(tmp_path) in msg
     assert f"distalign data download {name}" in msg
-    assert "--data-dir" in msg and ENV_VAR in msg
+    assert "--data-dir" in msg and ENV_VAR in msg and "--data-dir fixture" in msg
 
 
 def test_env_var_is_used(monkeypatch: pytest.MonkeyPatch) -> None:

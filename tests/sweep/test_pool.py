@@ -109,3 +109,17 @@ def test_a_malformed_address_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         check_ray_address(SweepSettings())
     monkeypatch.setenv("RAY_ADDRESS", "local")
     check_ray_address(SweepSettings())  # "local": a private Ray, nothing to reach
+
+
+def test_rays_token_auth_notice_is_the_only_message_silenced(caplog: pytest.LogCaptureFixture) -> None:
+    """Authentication stays on (Ray's default) without a warning per sweep; its other messages still show."""
+    import logging
+
+    from ray._private.authentication import authentication_token_setup as auth
+
+    with caplog.at_level(logging.INFO, logger=auth.logger.name):
+        auth._warn_token_auth_enabled()
+        auth._warn_token_auth_disabled()
+        auth.logger.warning("Token authentication is enabled but no token was found")
+    assert "enabled for this Ray cluster" not in caplog.text
+    assert "disabled for this Ray cluster" in caplog.text and "no token was found" in caplog.text

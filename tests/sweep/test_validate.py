@@ -94,6 +94,8 @@ def test_missing_dataset_names_path_and_download(tmp_path) -> None:
     with pytest.raises(InputError) as err:
         validate_cells([cell])
     assert str(tmp_path) in str(err.value) and "distalign data download opinionqa" in str(err.value)
+    # the hint names launch.py's own options, not the distalign CLI's
+    assert "dataset.data_dir=fixture" in str(err.value) and "--data-dir" not in str(err.value)
 
 
 def test_one_name_two_models_is_rejected() -> None:
