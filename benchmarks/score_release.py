@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from distalign.cli.score import write_rows
-from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024.predictions_file import write_predictions
 from distalign.report.meister2024.release import import_release
 from distalign.scoring.predictions import datasets_in, read_predictions, resolve_predictions
-from distalign.scoring.score import SurveyTable, score_resolved
+from distalign.scoring.scores import baseline_rows, kss_table, leaderboard, score_resolved
+from distalign.scoring.table import SurveyTable
 from distalign.survey.model import DATASETS
 from distalign.survey.paths import data_dir
 from distalign.survey.registry import load_survey

@@ -24,8 +24,8 @@ from scipy.spatial.distance import cityblock
 from scipy.stats import wasserstein_distance
 
 from distalign.errors import InputError
-from distalign.report.leaderboard import leaderboard
 from distalign.scoring.score import score_predictions
+from distalign.scoring.scores import leaderboard
 from distalign.survey import data_dir, load_survey
 from distalign.survey.model import DATASETS, Survey
 

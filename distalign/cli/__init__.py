@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toy": ("distalign.cli.toy", "the biased-coin toy problem (the benchmark's Figure 2)"),
     "import": (
         "distalign.cli.import_meister",
-        "import a benchmark release's model outputs as a predictions file",
+        "import a benchmark release's model outputs or a sweep's raw answers as a predictions file",
     ),
     "reproduce": (
         "distalign.cli.reproduce",

@@ -10,8 +10,8 @@ from rich.console import Console
 from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP, Formatter, bootstrap_args, write_rows
 from distalign.errors import InputError
-from distalign.report.leaderboard import baseline_rows
 from distalign.report.render import BASELINE_COLUMNS, table
+from distalign.scoring.scores import baseline_rows
 from distalign.survey.model import DATASETS
 from distalign.survey.registry import DATASET_LOADERS, load_survey
 

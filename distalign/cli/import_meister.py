@@ -1,5 +1,7 @@
-"""``distalign import meister2024``: the benchmark release's model outputs (and, optionally, its human
-annotators' estimates) as one predictions file that ``distalign score`` reads."""
+"""``distalign import meister2024|SWEEP``: the benchmark release's model outputs (and, optionally, its human
+annotators' estimates), or a sweep folder's raw answers (with the options as shown and each method's
+parameters, so they score as the sweep scored them), as one predictions file that ``distalign score``
+reads."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from distalign.report.meister2024.humans import human_predictions
 from distalign.report.meister2024.predictions_file import write_predictions
 from distalign.report.meister2024.release import COLUMNS, import_release
 from distalign.scoring.predictions import SUFFIXES
+from distalign.scoring.results import CELLS, raw_predictions
 
 SOURCES = ("meister2024",)
 
@@ -24,13 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers,
         "import",
-        "import a benchmark release's model outputs as a predictions file",
+        "import a benchmark release's model outputs or a sweep's raw answers as a predictions file",
         (
             "distalign import meister2024 --data-dir ~/meister2024 --out meister2024.parquet",
             "distalign import meister2024 --data-dir ~/meister2024 --out with_humans.jsonl --humans",
+            "distalign import .distalign/sweeps/demo-0123abcd --out raw_answers.jsonl",
         ),
     )
-    p.add_argument("source", choices=SOURCES, help="the release to import")
+    p.add_argument(
+        "source",
+        help="the release to import (meister2024) or a sweep output folder (with cells/): its raw answers",
+    )
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument(
         "--out",
@@ -51,7 +58,18 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"unknown predictions format {out.suffix!r} (use {', '.join(SUFFIXES)})", where="--out"
         )
     check_output(out, "--out")
-    df = import_release(args.data_dir)
+    if args.source not in SOURCES:
+        folder = Path(args.source)
+        if not (folder / CELLS).is_dir():
+            raise InputError(
+                f"neither a release ({', '.join(SOURCES)}) nor a sweep output folder (no {CELLS}/ inside)",
+                where=args.source,
+            )
+        if args.humans:
+            raise InputError("--humans applies to a release, not to a sweep", where="--humans")
+        df = raw_predictions(folder)
+    else:
+        df = import_release(args.data_dir)
     if args.humans:
         humans = human_predictions(args.data_dir)
         df = pd.concat([df, humans[[c for c in COLUMNS if c in humans]]], ignore_index=True)

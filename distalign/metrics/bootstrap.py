@@ -5,15 +5,16 @@ means) with 95% intervals from 1000 resamples. The aggregate's interval must com
 resamples as the per-dataset ones (resample every pool, recompute the mean of means), not from
 combining the per-pool intervals.
 
-Resampling uses common random numbers (a paired bootstrap): the with-replacement resamples of a
-pool depend only on the seed, the pool's name and its size. Pools of the same name and size - one
-dataset's scores for different models, methods or steering modes - are therefore resampled with the
-same row indices, so their intervals come from the same resamples and a comparison between them is
-sharper when their rows are in the same order (as a sweep writes them). Each pool's interval is still
-an ordinary percentile bootstrap of its own mean. Sharing is also what makes many pools cheap: the
-random draws are generated once per name (a pool of size ``n`` uses the first ``n`` of each
-resample's draws) and the row indices once per name and size, then gathered from every pool of that
-size.
+Reproducibility contract: resampling uses common random numbers (a paired bootstrap). The row indices of
+a pool's resamples come from numpy's ``Generator`` seeded with (seed, the pool's name, its size) and
+depend on nothing else: not on the other pools of the call, their order, or how the resamples are cut
+into chunks (the indices are drawn resample by resample from one stream, so any cut gives the same
+sequence). The same seed therefore gives the same intervals, and pools of the same name and size - one
+dataset's scores for different models, methods or steering modes - are resampled with the same row
+indices, so a comparison between them is sharper when their rows are in the same order (as a sweep
+writes them). Each pool's interval is still an ordinary percentile bootstrap of its own mean. Pools
+sharing their indices also share the work: each chunk of indices becomes a row-count matrix, and every
+pool's resampled sums are one matrix product with it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,8 @@ from numpy.typing import ArrayLike
 
 from distalign.errors import InputError
 
-#: draws per resampling step: keeps the working buffers in cache and memory bounded for large pools.
-CHUNK_DRAWS = 2**17
-#: steps of the random stream between the starts of consecutive resamples (far more than any pool).
-ROW_STRIDE = 2**64
-#: from this many pools of one size on, their sums come from a shared count matrix, not gathers.
-MIN_SHARED = 3
+#: index draws per chunk: keeps the working arrays small (a few MB) however large the pool.
+CHUNK_DRAWS = 2**18
 
 
 @dataclass(frozen=True)
@@ -63,101 +60,38 @@ def _check(n_resamples: int, level: float) -> None:
         raise InputError(f"level must be in (0, 1), got {level!r}", where="level")
 
 
-def _indices(u: np.ndarray, n: int) -> np.ndarray:
-    """Row indices in ``[0, n)`` from uniform 32-bit draws: ``(u * n) >> 32``, Lemire's multiply-shift
-    (its bias, at most ``n / 2**32`` in relative probability, is far below resampling noise)."""
-    if n < 2**31:  # the product fits in a signed 64-bit integer
-        idx = u.astype(np.int64)
-        idx *= n
-        idx >>= 32
-        return idx
-    return ((u.astype(np.uint64) * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
+def _generator(seed: int, name: str, n: int) -> np.random.Generator:
+    """The resampling stream of pools named ``name`` of size ``n`` (see the module docstring)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode()), n])
 
 
-class _Resampler:
-    """Resampled sums of pools of one size ``n`` from uniform draws, with reusable buffers.
-
-    A few pools gather their resampled values; many pools share the resamples' row counts (a
-    ``rows x n`` multinomial count matrix, accumulated in place) and get their sums as one matrix
-    product, so the per-draw work no longer grows with the number of pools.
-    """
-
-    def __init__(self, pools: Sequence[np.ndarray], max_rows: int) -> None:
-        self.pools = pools
-        n = pools[0].size
-        if len(pools) >= MIN_SHARED:
-            self.stack = np.column_stack(pools)
-            self.counts = np.zeros(max_rows * n)
-            self.offsets = np.arange(0, max_rows * n, n, dtype=np.int64)[:, None]
-
-    def sums(self, u: np.ndarray) -> np.ndarray:
-        """Sums ``(len(pools), rows)`` of the resamples ``u`` (rows x n uniform draws)."""
-        rows, n = u.shape
-        idx = _indices(u, n)
-        if len(self.pools) < MIN_SHARED:
-            return np.stack([np.take(values, idx).sum(axis=1) for values in self.pools])
-        idx += self.offsets[:rows]
-        counts = self.counts[: rows * n]
-        counts[:] = 0
-        np.add.at(counts, idx.ravel(), 1.0)
-        return (counts.reshape(rows, n) @ self.stack).T
-
-
-class _RowDraws:
-    """Uniform 32-bit draws for resamples 0, 1, ... of one pool name.
-
-    Resample ``b`` starts ``b * ROW_STRIDE`` steps into one PCG64 stream per (seed, name), so its first
-    ``n`` draws depend only on the seed, the name, ``b`` and ``n``: not on the widest pool of the name
-    or on other names.
-    """
-
-    def __init__(self, seed: int, name: str) -> None:
-        self._stream = np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())]))
-
-    def next_row(self, width: int) -> np.ndarray:
-        raw = -(-width // 2)  # each raw 64-bit draw gives two 32-bit ones
-        row = self._stream.random_raw(raw).view(np.uint32)[:width]
-        self._stream.advance(ROW_STRIDE - raw)
-        return row
-
-
-def _shared_resample_sums(
-    sizes: Mapping[int, Sequence[np.ndarray]], n_resamples: int, seed: int, name: str
-) -> dict[int, np.ndarray]:
-    """Resampled sums ``(len(pools), n_resamples)`` for each size's pools, all of one name.
-
-    The draw matrix (``n_resamples x max n``) is generated once, a chunk of rows at a time; a pool of
-    size ``n`` uses its first ``n`` columns.
-    """
-    width = max(sizes)
-    draws = _RowDraws(seed, name)
-    rows = max(1, CHUNK_DRAWS // width)
-    u = np.empty((rows, width), dtype=np.uint32)
-    resamplers = {n: _Resampler(pools, rows) for n, pools in sizes.items()}
-    out = {n: np.empty((len(pools), n_resamples)) for n, pools in sizes.items()}
+def _resampled_sums(pools: Sequence[np.ndarray], n_resamples: int, seed: int, name: str) -> np.ndarray:
+    """Sums ``(len(pools), n_resamples)`` of resamples of equal-size pools sharing one name."""
+    n = pools[0].size
+    rng = _generator(seed, name, n)
+    stack = np.column_stack(pools)
+    out = np.empty((len(pools), n_resamples))
+    rows = max(1, CHUNK_DRAWS // n)
     for start in range(0, n_resamples, rows):
         r = min(rows, n_resamples - start)
-        for i in range(r):
-            u[i] = draws.next_row(width)
-        for n, resampler in resamplers.items():
-            out[n][:, start : start + r] = resampler.sums(u[:r, :n])
+        idx = rng.integers(0, n, size=(r, n), dtype=np.int64)
+        idx += np.arange(r, dtype=np.int64)[:, None] * n  # resample j counts in row j
+        counts = np.bincount(idx.ravel(), minlength=r * n).reshape(r, n)
+        out[:, start : start + r] = (counts @ stack).T
     return out
 
 
 def resample_means(pools: Sequence[tuple[str, np.ndarray]], n_resamples: int, seed: int) -> list[np.ndarray]:
     """The ``n_resamples`` resampled means of each (name, values) pool, with common random numbers:
     pools of equal name and size share their resamples (see the module docstring)."""
-    by_name: dict[str, dict[int, list[int]]] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
     for i, (name, values) in enumerate(pools):
-        by_name.setdefault(name, {}).setdefault(values.size, []).append(i)
+        groups.setdefault((name, values.size), []).append(i)
     out: list[np.ndarray] = [np.empty(0)] * len(pools)
-    for name, sizes in by_name.items():
-        sums = _shared_resample_sums(
-            {n: [pools[i][1] for i in members] for n, members in sizes.items()}, n_resamples, seed, name
-        )
-        for n, members in sizes.items():
-            for j, i in enumerate(members):
-                out[i] = sums[n][j] / n
+    for (name, n), members in groups.items():
+        sums = _resampled_sums([pools[i][1] for i in members], n_resamples, seed, name)
+        for j, i in enumerate(members):
+            out[i] = sums[j] / n
     return out
 
 

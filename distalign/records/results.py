@@ -21,6 +21,8 @@ ITEM_COLUMNS: tuple[str, ...] = (
     "steering",
     "prompt_hash",
     "responses",
+    "options",  # the option labels in the order the model was shown them
+    "letters",  # the keys of those options in the prompt (A, B, ... or 1, 2, ...), in the same order
     "status",
     "pred_probs",
     "human_probs",

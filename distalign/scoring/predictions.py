@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distalign.errors import InputError
-from distalign.methods.registry import PARSERS, parse_response
+from distalign.methods.registry import PARSERS, get_method
 from distalign.survey.model import Item, Survey
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")
@@ -139,37 +140,25 @@ class _Rows:
         warnings.warn(prefix + message, PredictionsWarning, stacklevel=4)
 
 
-def _text_array(values: list[Any], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """``values[codes]`` as the text column pandas would infer (code -1: missing), built from the few
-    distinct values."""
-    return pd.Series([*values, None]).array.take(codes)
-
-
 def _text(df: pd.DataFrame, column: str, rows: _Rows, required: bool) -> pd.Series:
-    """A key column as text, cleaned once per distinct value: stripped (item ids are kept exactly as
-    given), blanks missing."""
+    """A key column as text: stripped (item ids are kept exactly as given), blanks missing. Each distinct
+    value is checked once (a file repeats a handful of names over its rows)."""
     if column not in df.columns:
-        return pd.Series(_text_array([], np.full(len(df), -1)))
-    try:
-        codes, uniques = pd.factorize(df[column])
-    except TypeError:  # unhashable cells (lists, mappings)
-        text = np.fromiter((isinstance(v, str | int) or is_blank(v) for v in df[column]), dtype=bool)
-        rows.first(~text, "expected text", column)
-        raise
-    texts: list[str | None] = []
-    for code, value in enumerate(uniques):
-        if not isinstance(value, str | int | np.integer):
-            raise rows.error("expected text", int(np.argmax(codes == code)), column)
-        text = str(value) if column == "item_id" else str(value).strip()
-        texts.append(text if text.strip() else None)
-    if texts == list(uniques) and (codes >= 0).all() and isinstance(df[column].dtype, pd.StringDtype):
-        return df[column].reset_index(drop=True)  # already clean text
-    # stripping may merge values, and blanks become missing: number the cleaned texts again
-    recoded, distinct = pd.factorize(np.array(texts, dtype=object))
-    codes = np.append(recoded, -1)[codes]
-    if required:
-        rows.first(codes < 0, "missing value", column)
-    return pd.Series(_text_array(list(distinct), codes))
+        return pd.Series([None] * len(df), dtype=object)
+    clean: dict[Any, str | None] = {}
+    out: list[str | None] = []
+    for i, value in enumerate(df[column].tolist()):
+        try:
+            text = clean[value]
+        except (KeyError, TypeError):  # new, or unhashable (a list or a mapping: an error below)
+            if not (isinstance(value, str | int | np.integer) or is_blank(value)):
+                raise rows.error("expected text", i, column) from None
+            text = None if is_blank(value) else str(value) if column == "item_id" else str(value).strip()
+            clean[value] = text
+        if text is None and required:
+            raise rows.error("missing value", i, column)
+        out.append(text)
+    return pd.Series(out, dtype=object)
 
 
 def _combinations(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -378,14 +367,33 @@ def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> 
             idx = letters.get(str(key).strip().upper())
         if idx is None:
             return f"{key!r} is neither an option label nor a shown letter"
+        if (kind := _not_a_number(p)) is not None:
+            return f"the probability of {key!r} is {kind}"
         out[idx] = p
     return out
 
 
+def _is_number_type(kind: type) -> bool:
+    """Real numbers (numpy's too); booleans are not, nor is text that looks like a number."""
+    return issubclass(kind, numbers.Real) and not issubclass(kind, bool | np.bool_)
+
+
+def _not_a_number(value: Any) -> str | None:
+    """What a probability that is neither a number nor null is instead, for the error message."""
+    if value is None or _is_number_type(type(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return f"{value!r}, a boolean, not a number"
+    if isinstance(value, str):
+        return f"{value!r}, a text, not a number (write numbers without quotes)"
+    return f"{value!r}, a {type(value).__name__}, not a number"
+
+
 def _numbers(values: list[Any]) -> np.ndarray | str:
-    """A list of numbers (null is NaN) as floats, or a reason."""
-    if any(x is not None and (isinstance(x, bool) or not isinstance(x, int | float)) for x in values):
-        return f"{values!r} is not a list of numbers"
+    """A list of numbers (null is NaN) as floats, or a reason naming the first value that is not one."""
+    for position, x in enumerate(values, start=1):
+        if (kind := _not_a_number(x)) is not None:
+            return f"probability {position} of {len(values)} is {kind}"
     return np.array(values, dtype=float)
 
 
@@ -423,11 +431,11 @@ def _read_probs(
             (bulk[wrong[0]], f"{lengths[wrong[0]]} probabilities for {n_options[wrong[0]]} options")
         )
     else:
-        try:
-            flat = np.fromiter(chain.from_iterable(values[bulk]), dtype=float, count=int(lengths.sum()))
-        except (TypeError, ValueError):  # nulls or texts in some list: read every list row by row
-            plain[bulk] = False
+        cells = list(chain.from_iterable(values[bulk]))
+        if not all(map(_is_number_type, set(map(type, cells)))):
+            plain[bulk] = False  # nulls, booleans or texts in some list: read every list row by row
         else:
+            flat = np.array(cells, dtype=float)
             within = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
             probs[np.repeat(bulk, lengths), within] = flat
     for i in np.flatnonzero(has & ~plain).tolist():
@@ -469,6 +477,38 @@ def _normalise(probs: np.ndarray, has: np.ndarray, rows: _Rows, strict: bool) ->
     return out
 
 
+def _letters(value: Any, n: int, rows: _Rows, i: int) -> list[str]:
+    """A row's answer keys as shown (e.g. ``["1", "2", "3"]``): one distinct text per shown option."""
+    letters = _json(value, list)
+    if letters is None or len(letters) != n or not all(isinstance(x, str) and x.strip() for x in letters):
+        raise rows.error(f"letters must be a list of {n} texts, one per option shown", i, "letters")
+    if len(set(letters)) != n:
+        raise rows.error("letters must be distinct", i, "letters")
+    return letters
+
+
+class _Parsers:
+    """Each row's parser: its method with the row's own ``method_params`` (a mapping, or its JSON text),
+    else with the method's defaults; one method object per distinct setting."""
+
+    def __init__(self, rows: _Rows) -> None:
+        self.rows = rows
+        self.made: dict[tuple[str, Hashable], Callable[..., Any]] = {}
+
+    def get(self, method: str, value: Any, setting: Hashable, i: int) -> Callable[..., Any]:
+        if (method, setting) not in self.made:
+            params = {} if value is None else _json(value, dict)
+            if params is None:
+                reason = "method_params must be a JSON object (parameter -> value)"
+                raise self.rows.error(reason, i, "method_params")
+            try:
+                parser = get_method(method, **{str(k): v for k, v in params.items()}).parse_answer
+            except InputError as exc:
+                raise self.rows.error(exc.reason, i, "method_params") from None
+            self.made[method, setting] = parser
+        return self.made[method, setting]
+
+
 def _header(df: pd.DataFrame, source: str | Path | None) -> pd.DataFrame:
     if "item_id" not in df.columns and "item" in df.columns:
         df = df.rename(columns={"item": "item_id"})
@@ -505,7 +545,7 @@ def resolve_predictions(
     rows = _Rows(source, df["row"].to_numpy() if "row" in df.columns else np.arange(1, len(df) + 1))
     keys = pd.DataFrame({c: _text(df, c, rows, required=c in KEYS) for c in IDENTITY})
     items, item_codes, evaluated = _targets(keys, surveys, rows, strict)
-    keys["item_id"] = _text_array([it.id for it in items], item_codes)  # as the survey spells it
+    keys["item_id"] = [items[c].id for c in item_codes]  # as the survey spells it
     if not evaluated.all():
         df, keys = df[evaluated].reset_index(drop=True), keys[evaluated].reset_index(drop=True)
         item_codes, rows = item_codes[evaluated], _Rows(source, rows.rows[evaluated])
@@ -515,6 +555,8 @@ def resolve_predictions(
     shown = _shown_rows(df, items, item_codes, rows)
     cells, has_probs, is_list = _optional(df, "probs")
     responses, has_response, _ = _optional(df, "response")
+    params, has_params, _ = _optional(df, "method_params")
+    keyed, has_letters, _ = _optional(df, "letters")
     rows.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
     no_parser = ~has_probs
     if no_parser.any():
@@ -539,29 +581,34 @@ def resolve_predictions(
             return None if np.allclose(probs[i], probs[j], rtol=0, atol=1e-12) else "probs"
         if _hashable(_response(responses[i])) != _hashable(_response(responses[j])):
             return "response"
+        if _hashable(params[i] if has_params[i] else None) != _hashable(params[j] if has_params[j] else None):
+            return "method_params"
         return None if shown.get(i) == shown.get(j) else "options"
 
     keep = _deduplicated(keys, differs, rows, strict) if unique else np.ones(n, dtype=bool)
 
     # status and detail as numbers into the few distinct texts
-    statuses, details = {"ok": 0, "unparsed": 1}, {"probs": 0, NO_MASS: 1}
-    status, detail = no_mass.astype(np.int64), no_mass.astype(np.int64)
+    status = np.where(no_mass, "unparsed", "ok").astype(object)
+    detail = np.where(no_mass, NO_MASS, "probs").astype(object)
     n_total, n_valid = np.ones(n, dtype=int), np.where(no_mass, 0, 1)
     parsed = has_probs & ~no_mass
     todo = np.flatnonzero(~has_probs & keep).tolist()
     methods = keys["method"].to_numpy(dtype=object) if todo else np.empty(0, dtype=object)
-    cached: dict[tuple[str, Hashable, tuple[str, ...]], Any] = {}
+    parsers = _Parsers(rows)
+    cached: dict[tuple[str, Hashable, Hashable, tuple[str, ...], tuple[str, ...]], Any] = {}
     for done, i in enumerate(todo):
         if progress is not None and done % 1000 == 0:
             progress(done, len(todo))
         item, response = items[item_codes[i]], _response(responses[i])
         idx = shown.get(i, list(range(item.n_options)))
         labels = tuple(item.options[j] for j in idx)
-        key = (methods[i], _hashable(response), labels)
+        letters = _letters(keyed[i], len(idx), rows, i) if has_letters[i] else letters_for(len(idx))
+        setting = _hashable(params[i]) if has_params[i] else None
+        key = (methods[i], setting, _hashable(response), labels, tuple(letters))
         if (p := cached.get(key)) is None:
-            p = cached[key] = parse_response(methods[i], response, letters_for(len(idx)), labels)
-        status[i] = statuses.setdefault(p.status, len(statuses))
-        detail[i] = details.setdefault(p.detail, len(details))
+            parse = parsers.get(methods[i], params[i] if has_params[i] else None, setting, i)
+            p = cached[key] = parse(response, letters, labels)
+        status[i], detail[i] = p.status, p.detail
         n_total[i], n_valid[i] = p.n_total, p.n_valid
         if p.probs is not None:
             probs[i, idx] = p.probs
@@ -573,8 +620,8 @@ def resolve_predictions(
         {
             "row": rows.rows,
             **{c: keys[c].array for c in IDENTITY},
-            "status": _text_array(list(statuses), status),
-            "detail": _text_array(list(details), detail),
+            "status": status,
+            "detail": detail,
             "n_total": n_total,
             "n_valid": n_valid,
         }

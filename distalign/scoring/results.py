@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from distalign.errors import InputError
+from distalign.methods.registry import get_method
 from distalign.records.config import CellConfig, cell_run_name
 from distalign.records.results import ITEM_COLUMNS, CellResult
 
@@ -141,6 +142,65 @@ def read_items(
     if not frames:
         return pd.DataFrame(columns=list(columns) if columns is not None else list(ITEM_COLUMNS))
     return pd.concat(frames, ignore_index=True)
+
+
+#: a predictions row of a sweep's raw answer (``scoring/PREDICTIONS_FORMAT.md``)
+RAW_COLUMNS: tuple[str, ...] = (
+    "model", "method", "steering", "dataset", "item_id", "attribute", "group", "response", "options",
+    "letters", "method_params",
+)  # fmt: skip
+
+
+def method_params(cell: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter of a cell's method as the sweep used it (the protocol's defaults and the cell's own
+    settings), so that a parser built from them reads an answer exactly as the sweep did."""
+    method = cell["method"]
+    built = get_method(method["name"], cell["steering"].get("protocol"), **dict(method.get("params") or {}))
+    return {f.name: getattr(built, f.name) for f in fields(built)}
+
+
+def _raw_answer(responses: str) -> list[Any]:
+    """What the method's parser read: every generated text of the unit's requests, or one request's option
+    log-probs in letter order."""
+    entries = json.loads(responses)
+    if len(entries) == 1 and "logprobs" in entries[0]:
+        return list(entries[0]["logprobs"])
+    return [text for entry in entries for text in entry.get("texts", [])]
+
+
+def raw_predictions(root: str | Path) -> pd.DataFrame:
+    """The raw answers of the sweep's finished cells as a predictions table (``RAW_COLUMNS``): one row per
+    prompt, with the options and their letters as shown and the method's parameters, so that ``distalign
+    score`` parses and scores each answer as the sweep did. A prompt scored against several groups (no
+    steering) is one row without a group, scored against every group of its item, as in the sweep."""
+    root = Path(root)
+    frames = []
+    for record in read_records(root):
+        if record.get("status") != "finished":
+            continue
+        items = next(_frames(root, [record["spec_hash"]], None))
+        if items.empty:
+            continue
+        if "letters" not in items:
+            raise InputError(
+                "the cell's items table predates the options and letters columns; rerun the sweep",
+                file=cell_dir(root, record["spec_hash"]) / ITEMS_FILE,
+            )
+        unit = ["item_id", "prompt_hash", "example_set"]
+        shared = items.groupby(unit, dropna=False)["group"].transform("size").to_numpy() > 1
+        rows = items.drop_duplicates(unit).copy()
+        rows.loc[shared[rows.index], ["attribute", "group"]] = None
+        rows["response"] = [_raw_answer(r) for r in rows["responses"]]
+        rows["options"] = [list(o) for o in rows["options"]]
+        rows["letters"] = [list(o) for o in rows["letters"]]
+        rows["method_params"] = json.dumps(method_params(record["cell"]), sort_keys=True)
+        frames.append(rows[[*RAW_COLUMNS, "prompt_hash"]])
+    if not frames:
+        raise InputError("no finished cells to export", file=root / CELLS)
+    out = pd.concat(frames, ignore_index=True).astype({"attribute": object, "group": object})
+    # a calibrated cell holds the same answers as its uncalibrated twin: each answer once
+    same = [c for c in out.columns if c not in ("response", "options", "letters")]
+    return out[~out[same].astype(str).duplicated()][list(RAW_COLUMNS)].reset_index(drop=True)
 
 
 def read_result(root: str | Path, spec_hash: str, cell: CellConfig) -> CellResult:

@@ -18,13 +18,12 @@ import pandas as pd
 
 from distalign.calibration.stage import calibrate_items
 from distalign.methods.parsed import Parsed
-from distalign.metrics.bootstrap import bootstrap_mean
-from distalign.metrics.extraction import extraction_rate
 from distalign.records.config import SweepSettings
 from distalign.records.engine import OptionLogprobResult
 from distalign.records.results import ITEM_COLUMNS, CellResult
 from distalign.scoring.predictions import META_COLUMNS, Resolved
-from distalign.scoring.score import SurveyTable, score_resolved
+from distalign.scoring.scores import cell_scores, score_resolved
+from distalign.scoring.table import SurveyTable
 from distalign.survey.model import Survey
 from distalign.sweep.cells import Cell
 from distalign.sweep.plan import Unit
@@ -96,6 +95,8 @@ class UnitRow:
     probs: list[float] | None  # over the dataset's options
     prompt_hash: str
     responses: str
+    options: tuple[str, ...]  # the labels as shown to the model
+    letters: tuple[str, ...]  # the keys it answered with, in the same order (A, B, ... or 1, 2, ...)
     logprobs: list[float | None] | None
     example_set: int | None
 
@@ -112,6 +113,8 @@ def parse_unit(cell: Cell, unit: Unit, results: list[Any]) -> UnitRow:
         _aligned(parsed, unit, options),
         unit.prompt.prompt_hash,
         _response_json(unit, results),
+        tuple(unit.prompt.labels),
+        tuple(unit.prompt.letters),
         _option_logprobs(unit, results, options),
         unit.example_set,
     )
@@ -168,22 +171,24 @@ def resolved_rows(cell: Cell, rows: Sequence[UnitRow], width: int) -> Resolved:
     return Resolved(meta=meta, probs=probs, parsed=parsed_ok)
 
 
-def items_table(cell: Cell, rows: Sequence[UnitRow], settings: SweepSettings) -> tuple[pd.DataFrame, float]:
-    """The cell's scored rows (``ITEM_COLUMNS``) and its extraction rate over units."""
+def items_table(cell: Cell, rows: Sequence[UnitRow], settings: SweepSettings) -> pd.DataFrame:
+    """The cell's scored rows: ``ITEM_COLUMNS`` and the scorer's ``row`` (the unit: what the extraction
+    rate counts)."""
     table = _table(cell.survey)
     resolved = resolved_rows(cell, rows, table.human.shape[1])
     scored = score_resolved(resolved, table, settings.unparsed)
     idx = scored["row"].to_numpy(dtype=int) - 1
     scored["prompt_hash"] = [rows[i].prompt_hash for i in idx]
     scored["responses"] = [rows[i].responses for i in idx]
+    scored["options"] = [list(rows[i].options) for i in idx]
+    scored["letters"] = [list(rows[i].letters) for i in idx]
     scored["ordinal"] = [list(cell.survey.items[rows[i].item_id].ordinal) for i in idx]
     scored["logprobs"] = [rows[i].logprobs for i in idx]
     scored["example_set"] = [rows[i].example_set for i in idx]
     scored = scored.rename(columns={"pred": "pred_probs", "human": "human_probs"})
     for col in ("pred_probs", "human_probs"):
         scored[col] = [None if v is None else [float(x) for x in v] for v in scored[col]]
-    rate = extraction_rate(resolved.meta["status"].tolist())
-    return scored[list(ITEM_COLUMNS)].reset_index(drop=True), rate
+    return scored[["row", *ITEM_COLUMNS]].reset_index(drop=True)
 
 
 def _result(
@@ -200,17 +205,10 @@ def _result(
 def score_cell(
     cell: Cell, rows: Sequence[UnitRow], stats: KeyStats, settings: SweepSettings, wall_time_s: float
 ) -> CellResult:
-    items, rate = items_table(cell, rows, settings)
-    tv = items["tv"].to_numpy(dtype=float)
-    tv = tv[np.isfinite(tv)]
-    ci = bootstrap_mean(tv, n_resamples=settings.n_resamples, seed=settings.seed)
-    alignment = items["alignment"].to_numpy(dtype=float)
+    scored = items_table(cell, rows, settings)
+    items = scored[list(ITEM_COLUMNS)]
     metrics = {
-        "tv_mean": ci.mean,
-        "tv_ci_low": ci.low,
-        "tv_ci_high": ci.high,
-        "alignment_mean": float(np.nanmean(alignment)) if np.isfinite(alignment).any() else float("nan"),
-        "extraction_rate": rate,
+        **cell_scores(scored, n_resamples=settings.n_resamples, seed=settings.seed),
         "requests": float(stats.requests),
         "requests_sent": float(stats.sent),
         "cache_hits": float(stats.requests - stats.sent),

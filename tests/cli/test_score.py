@@ -5,6 +5,7 @@ import json
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from distalign import cli
@@ -315,3 +316,32 @@ def test_warnings_on_stderr_shows_other_warnings_as_python_does(capsys) -> None:
         warnings.warn("p.jsonl: skipped 2 row(s)", PredictionsWarning, stacklevel=1)
     assert capsys.readouterr().err == "distalign score: warning: p.jsonl: skipped 2 row(s)\n"
     assert [w.category for w in caught] == [FutureWarning]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize(
+    ("probs", "expected"),
+    [
+        ([True, False, False, False], "probability 1 of 4 is True, a boolean, not a number"),
+        (["0.1", "0.2", "0.3", "0.4"], "probability 1 of 4 is '0.1', a text, not a number"),
+        ([0.1, 0.2, True, 0.7], "probability 3 of 4 is True, a boolean, not a number"),
+        ([0.1, "a", 0.3, 0.6], "probability 2 of 4 is 'a', a text, not a number"),
+        ([0.1, [0.2], 0.3, 0.4], "probability 2 of 4 is [0.2], a list, not a number"),
+    ],
+)
+def test_probabilities_must_be_numbers(tmp_path, capsys, suffix, probs, expected) -> None:
+    """Booleans and numbers as text are refused (not read as 1/0 or parsed), naming row, column and value;
+    the first row is well formed so that the whole-column fast path is the one under test."""
+    from distalign.survey import load_survey
+
+    item = next(iter(load_survey("nyt_books", "fixture").items))
+    key = {"model": "m", "method": "verbalize", "steering": "none", "dataset": "nyt_books", "item_id": item}
+    rows = [dict(key, model="ok", probs=[0.25] * 4), dict(key, probs=probs)]
+    preds = tmp_path / f"p{suffix}"
+    if suffix == ".csv":
+        pd.DataFrame([dict(r, probs=json.dumps(r["probs"])) for r in rows]).to_csv(preds, index=False)
+    else:
+        preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["score", str(preds), "--data-dir", "fixture"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{preds}: row 2, column 'probs': {expected}" in err

@@ -165,3 +165,16 @@ def test_aggregate_resamples_are_the_mean_of_the_pools_resamples() -> None:
     low, high = np.percentile((ra + rb) / 2, [2.5, 97.5])
     assert (out["both"].low, out["both"].high) == pytest.approx((low, high))
     assert out["both"].mean == pytest.approx((pools["a"].mean() + pools["b"].mean()) / 2)
+
+
+def test_same_seed_same_intervals_whatever_the_chunking_and_order(monkeypatch) -> None:
+    import distalign.metrics.bootstrap as bootstrap
+
+    pools = {"a": _sample(700, 1), "b": _sample(300, 2), "c": _sample(700, 3)}
+    want = pooled_bootstrap(pools, n_resamples=500, seed=4, aggregate="all")
+    monkeypatch.setattr(bootstrap, "CHUNK_DRAWS", 1000)  # one or two resamples per chunk
+    chunked = pooled_bootstrap(pools, n_resamples=500, seed=4, aggregate="all")
+    reordered = pooled_bootstrap(dict(reversed(pools.items())), n_resamples=500, seed=4, aggregate="all")
+    for got in (chunked, reordered):  # the same resamples; sums may differ in the last bits
+        for k, iv in want.items():
+            assert (got[k].low, got[k].high) == pytest.approx((iv.low, iv.high), rel=1e-12)

@@ -82,7 +82,7 @@ def test_validation_happens_before_parsing(surveys, monkeypatch) -> None:
     import distalign.scoring.predictions as mod
 
     calls = []
-    monkeypatch.setattr(mod, "parse_response", lambda *a: calls.append(a))
+    monkeypatch.setattr(mod, "get_method", lambda *a, **k: calls.append(a))
     df = pd.DataFrame([{**BASE, "response": "A: 100"}, {**BASE, "item_id": "Q404", "response": "A: 100"}])
     with pytest.raises(InputError, match="row 2"):
         resolve_predictions(df, surveys)
@@ -137,7 +137,7 @@ def test_malformed_files(tmp_path) -> None:
     [
         ({"probs": {"Z": 1}}, {"probs": [0.5, 0.5]}, 2, "neither an option label"),
         ({"probs": [0.5, 0.5]}, {"probs": {"Z": 1}}, 2, "2 probabilities"),
-        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "not a list of numbers"),
+        ({"probs": [1, 0, 0, 0]}, {"probs": '[0.5, "x", 0, 0]'}, 3, "probability 2 of 4 is .x., a text"),
         ({"probs": '{"A": 0, "B": 0}'}, {"probs": [0.5, -1, 0, 0]}, 3, "finite and non-negative"),
     ],
 )
@@ -212,7 +212,7 @@ def test_no_mass_on_any_option_is_a_failed_extraction(surveys, probs) -> None:
         ([0.5, None, 0.5, 0], "finite and non-negative"),
         ([0.5, 0.5], "2 probabilities for 4 options"),
         ([0, 0], "2 probabilities for 4 options"),
-        ([0.5, "x", 0, 0], "not a list of numbers"),
+        ([0.5, "x", 0, 0], "probability 2 of 4 is .x., a text, not a number"),
     ],
 )
 def test_bad_values_stay_errors_when_lenient(surveys, probs, message) -> None:
@@ -261,3 +261,55 @@ def test_progress_reports_parsed_responses(surveys) -> None:
     calls: list[tuple[int, int]] = []
     resolve_predictions(pd.DataFrame(rows), surveys, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(0, 2500), (1000, 2500), (2000, 2500), (2500, 2500)]
+
+
+def test_each_row_is_parsed_with_its_own_method_params(surveys) -> None:
+    seq = {"model": "m", "method": "seq", "steering": "none", "dataset": "opinionqa", "item_id": "Q1"}
+    vts = dict(seq, method="verbalize_then_sample", response='{"A": 30, "B": 70, "C": 0, "D": 0}')
+    df = pd.DataFrame(
+        [
+            dict(seq, model="default", response="A B B C A A B C A A"),
+            dict(seq, model="ten", response="A B B C A A B C A A", method_params={"seq_len": 10}),
+            dict(vts, model="default"),
+            dict(vts, model="thousand", method_params=json.dumps({"n_respondents": 1000, "seed": 7})),
+        ]
+    )
+    r = resolve_predictions(df, surveys)
+    assert list(r.meta["status"]) == ["partial", "ok", "ok", "ok"]  # 10 of the default 30 letters
+    # drawn respondents: 30 give multiples of 1/30, 1000 of 1/1000 (and another draw)
+    assert np.allclose(r.probs[2] * 30, np.round(r.probs[2] * 30))
+    assert not np.allclose(r.probs[3] * 30, np.round(r.probs[3] * 30))
+    assert np.allclose(r.probs[3] * 1000, np.round(r.probs[3] * 1000))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"seq_length": 10}, "row 1, column 'method_params': unknown parameter 'seq_length' for method"),
+        ({"seq_len": "10"}, "row 1, column 'method_params': parameter 'seq_len' of method 'seq' must be int"),
+        ("[10]", "row 1, column 'method_params': method_params must be a JSON object"),
+    ],
+)
+def test_bad_method_params_name_the_row(surveys, params, message) -> None:
+    row = {"model": "m", "method": "seq", "steering": "none", "dataset": "opinionqa", "item_id": "Q1"}
+    df = pd.DataFrame([dict(row, response="A B", method_params=params)])
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        resolve_predictions(df, surveys, "p.jsonl")
+
+
+def test_answers_are_read_with_the_letters_shown(surveys) -> None:
+    """The supervision protocol numbers its options: an answer "2" is the second option only when the row
+    says so; with the default letters A, B, ... it is no answer."""
+    row = {"model": "m", "method": "self_random", "steering": "base", "dataset": "opinionqa", "item_id": "Q1"}
+    df = pd.DataFrame(
+        [
+            dict(row, response=["2", "2", "1"], letters=["1", "2", "3", "4"]),
+            dict(row, model="x", response=["2", "2", "1"]),
+        ]
+    )
+    r = resolve_predictions(df, surveys)
+    assert list(r.meta["status"]) == ["ok", "unparsed"]
+    assert r.probs[0, :4] == pytest.approx([1 / 3, 2 / 3, 0, 0])
+    bad = pd.DataFrame([dict(row, response="2", letters=["1", "2"])])
+    with pytest.raises(InputError, match="row 1, column 'letters': letters must be a list of 4 texts"):
+        resolve_predictions(bad, surveys)
