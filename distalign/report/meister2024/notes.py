@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 #: published values are means of 1000 bootstrap means (not the sample mean), and the paper prints 3
 #: decimals: a difference within rounding plus 3 standard errors of that bootstrap mean is no difference
@@ -153,7 +154,26 @@ NYT_INTERVALS = (
     "folder): same means, narrower NYT intervals than here"
 )
 
+
+def ece_reason(reading: Any, published: float) -> str:
+    """Why no reading of the release's log-p files gives the published ECE (``reading``: an
+    ``ece.Reading``): the range of every reading tried, and for saturated models, why scaling cannot help."""
+    tried = (
+        f"no reading of the release's {'rescaled_' if reading.calibration == 'temperature' else ''}"
+        f"model_logprobs files reaches {published:.2f}: the notebook's definition gives {reading.ece:.3f}; "
+        f"5/15/20 bins, bins on [0, 1] and each dataset alone give {reading.tried_low:.3f}-"
+        f"{reading.tried_high:.3f}"
+    )
+    if reading.saturated > 0.5:
+        tried += (
+            f"; {reading.saturated:.0%} of its probabilities are exactly 0 or 1, which no temperature moves, "
+            "so the release's scaled file stays as miscalibrated as the raw one"
+        )
+    return tried
+
+
 __all__ = [
+    "ece_reason",
     "BASELINE_REASONS",
     "HUMAN_DERIVED",
     "HUMAN_PAPER",

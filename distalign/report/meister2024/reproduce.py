@@ -23,6 +23,7 @@ from distalign.report.figures import save_figure
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
 from distalign.report.meister2024.coverage import coverage_markdown
+from distalign.report.meister2024.ece import readings
 from distalign.report.meister2024.figure_data import (
     FIGURE4_METHOD,
     coin_frame,
@@ -178,7 +179,7 @@ def reproduce(
         "table1a": table1a,
         "table1b": tables.table_1b(kss, table1a),
         "table2": tables.table_2(human_rows, two_rows, derived_human_tvs(root), release, prov),
-        "table3": tables.table_3(scored),
+        "table3": tables.table_3(scored, readings(root)),
     }
     per_dataset = tables.dataset_tables(rows, base, release, prov)
     out |= {f"table_{d}": per_dataset[per_dataset["dataset"] == d].reset_index(drop=True) for d in DATASETS}
@@ -206,7 +207,12 @@ def _intro(name: str) -> str:
         "table1a": f"Intervals: 95% percentile bootstrap (1000 resamples of each dataset's pool). {nyt}.",
         "table_nyt_books": f"{nyt}.",
         "table3": (
-            "Each option of each (prediction, group) pair is one observation (n), 10 equal-width bins. "
+            "'reproduced' is the plain ECE: each option of each (prediction, group) pair is one "
+            "observation (n), 10 equal-width bins on [0, 1]. 'release recomputed' is the paper's own "
+            "reading, reconstructed from analysis/temp_scale_figs.ipynb: each option's avg_actual_results "
+            "against expected_results in the release's model_logprobs (before) and rescaled_model_logprobs "
+            "(after) files, persona + few-shot, the three datasets pooled, 10 equal-width bins between the "
+            "smallest and largest model probability. "
             "'temperature' is the release's own scaling, fitted on the very rows it is evaluated on (one "
             "temperature per model x dataset x steering mode), so it is an in-sample figure."
         ),

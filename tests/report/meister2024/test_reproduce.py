@@ -122,4 +122,17 @@ def test_table_1b_and_3(out: Path) -> None:
     ece = _table(out, "table3")
     both = ece[ece["dataset"] == "all"].pivot(index="model", columns="method", values="reproduced")
     assert (both["temperature"] < both["none"]).all()  # scaling improves calibration for every model
-    assert ece["published"].isna().all()
+    pooled = ece[ece["dataset"] == "all"].set_index(["model", "method"])
+    published = {
+        ("gpt-4", "none"): 0.28, ("gpt-4", "temperature"): 0.07,
+        ("gpt-3.5-turbo-0125", "none"): 0.20, ("gpt-3.5-turbo-0125", "temperature"): 0.06,
+        ("llama3-70b", "none"): 0.13, ("llama3-70b", "temperature"): 0.11,
+    }  # fmt: skip  # the paper's Table 3
+    for key, value in published.items():
+        row = pooled.loc[key]
+        assert row["published"] == value and row["source"] == "paper Table 3"
+        near = min(abs(row["release_recomputed"] - value), abs(row["reproduced"] - value))
+        assert near <= 0.02 or "no reading" in row["why"]  # each difference is explained
+    # the notebook's reading reproduces GPT-4 before and after; Llama's saturation is named
+    assert abs(pooled.loc[("gpt-4", "none"), "release_recomputed"] - 0.28) <= 0.02
+    assert "exactly 0 or 1" in pooled.loc[("llama3-70b", "temperature"), "why"]
