@@ -29,9 +29,15 @@ COVERAGE: tuple[tuple[str, str, str], ...] = (
         "Figure 2",
         "reproduced (left panel)",
         "figure2_coin: the biased coin from the release's toy outputs; the right panel (verbalize) is not "
-        "in the release: `distalign toy` produces it with a model",
+        "in the release (said on the figure): `distalign toy` produces it with a model",
     ),
-    ("Figure 4", "reproduced", "figure4_steering: TV by steering mode and dataset, models and humans"),
+    (
+        "Figure 4",
+        "reproduced",
+        "figure4_steering: TV by steering mode and dataset, Sequence as in the paper, models and humans; the "
+        "GlobalOpinionQA 'none' column is empty because the release ran no GlobalOpinionQA prompt without "
+        "steering (no task0 outputs; its leaderboard CSV leaves those rows blank), as the figure says",
+    ),
     ("Figure 6", "reproduced", "figure6_reliability: log-p reliability before and after temperature scaling"),
     (
         "Figure 3",

@@ -22,6 +22,7 @@ from distalign.report import style
 from distalign.report.figures import save_figure
 from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
+from distalign.report.meister2024.annotations import note_empty_steering, note_no_verbalized_coin
 from distalign.report.meister2024.coverage import coverage_markdown
 from distalign.report.meister2024.ece import readings
 from distalign.report.meister2024.figure_data import (
@@ -194,8 +195,8 @@ def reproduce(
 
 #: each figure's frame -> the report's drawing of it
 FIGURES = {
-    "figure2_coin": F.coin_figure,
-    "figure4_steering": F.steering_figure,
+    "figure2_coin": lambda frame, colors: note_no_verbalized_coin(F.coin_figure(frame, colors)),
+    "figure4_steering": lambda frame, colors: note_empty_steering(F.steering_figure(frame, colors)),
     "figure6_reliability": F.reliability_figure,
 }
 

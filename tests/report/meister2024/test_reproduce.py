@@ -136,3 +136,21 @@ def test_table_1b_and_3(out: Path) -> None:
     # the notebook's reading reproduces GPT-4 before and after; Llama's saturation is named
     assert abs(pooled.loc[("gpt-4", "none"), "release_recomputed"] - 0.28) <= 0.02
     assert "exactly 0 or 1" in pooled.loc[("llama3-70b", "temperature"), "why"]
+
+
+def test_figures_say_what_the_release_lacks(out: Path) -> None:
+    """Figure 4's empty GlobalOpinionQA 'none' column and Figure 2's missing verbalize panel carry their
+    reason on the figure itself."""
+    from distalign.report import style
+    from distalign.report.meister2024.reproduce import FIGURES
+
+    steering = pd.read_csv(out / "figure4_steering.csv")
+    assert not ((steering["dataset"] == "global_opinions") & (steering["steering"] == "none")).any()
+    fig = FIGURES["figure4_steering"](steering, style.colors(steering["model"].astype(str)))
+    titled = [ax for ax in fig.axes if ax.get_title() == "GlobalOpinionQA"]
+    assert titled and any("task0" in t.get_text() for t in titled[0].texts)
+    assert not any("task0" in t.get_text() for ax in fig.axes if ax not in titled for t in ax.texts)
+    coin = pd.read_csv(out / "figure2_coin.csv")
+    assert "verbalize" not in set(coin["method"])
+    fig = FIGURES["figure2_coin"](coin, style.colors(coin["model"].astype(str)))
+    assert "distalign toy" in fig.get_suptitle()
