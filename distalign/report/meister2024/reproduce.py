@@ -32,6 +32,7 @@ from distalign.report.meister2024.figure_data import (
     steering_frame,
 )
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
+from distalign.report.meister2024.nyt_books import figure3, figure3_frame
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
 from distalign.report.meister2024.published import published, release_leaderboard
 from distalign.report.meister2024.release import RERUN, import_release
@@ -49,6 +50,9 @@ TITLES: dict[str, str] = {
     "table3": "Table 3: ECE of log-p before and after temperature scaling (persona + few-shot)",
     **{f"table_{d}": f"Per-dataset table: {d} (each steering mode)" for d in DATASETS},
     "figure2_coin": "Figure 2: the biased coin, predicted against stated P(heads)",
+    "figure3_nyt_books": (
+        "Figure 3: NYT books with the largest Republican - Democrat differences in the annotators' answers"
+    ),
     "figure4_steering": "Figure 4: TV by steering mode and dataset, models (best method) and humans",
     "figure6_reliability": "Figure 6: reliability of log-p before and after temperature scaling",
 }
@@ -186,6 +190,7 @@ def reproduce(
     out |= {f"table_{d}": per_dataset[per_dataset["dataset"] == d].reset_index(drop=True) for d in DATASETS}
     figures = {
         "figure2_coin": coin_frame(root),
+        "figure3_nyt_books": figure3_frame(root, n_resamples=n_resamples, seed=seed),
         "figure4_steering": steering_frame(rows, human_rows, figure4_method),
         "figure6_reliability": reliability_frame(scored),
     }
@@ -196,6 +201,7 @@ def reproduce(
 #: each figure's frame -> the report's drawing of it
 FIGURES = {
     "figure2_coin": lambda frame, colors: note_no_verbalized_coin(F.coin_figure(frame, colors)),
+    "figure3_nyt_books": lambda frame, colors: figure3(frame),
     "figure4_steering": lambda frame, colors: note_empty_steering(F.steering_figure(frame, colors)),
     "figure6_reliability": F.reliability_figure,
 }

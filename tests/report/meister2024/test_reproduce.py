@@ -154,3 +154,21 @@ def test_figures_say_what_the_release_lacks(out: Path) -> None:
     assert "verbalize" not in set(coin["method"])
     fig = FIGURES["figure2_coin"](coin, style.colors(coin["model"].astype(str)))
     assert "distalign toy" in fig.get_suptitle()
+
+
+def test_figure_3_names_the_papers_books(out: Path) -> None:
+    """The 8 books of the paper's Figure 3 (the fixture), in its order, each group's mean inside its
+    interval, and the first half with Republicans above Democrats."""
+    from distalign.report.meister2024.published import published
+
+    frame = pd.read_csv(out / "figure3_nyt_books.csv")
+    books = list(dict.fromkeys(frame.sort_values("rank")["book"]))
+    expected = published()["figure3"]["books"]
+    assert len(books) == len(expected)
+    assert all(b.lower().startswith(e.lower()) for b, e in zip(books, expected, strict=True))
+    assert ((frame["ci_low"] <= frame["mean"]) & (frame["mean"] <= frame["ci_high"])).all()
+    wide = frame.pivot(index="rank", columns="group", values="mean")
+    assert np.allclose(wide["Republican"] - wide["Democrat"], frame.groupby("rank")["rep_minus_dem"].first())
+    assert (wide.loc[1:4, "Republican"] > wide.loc[1:4, "Democrat"]).all()
+    assert (wide.loc[5:8, "Republican"] < wide.loc[5:8, "Democrat"]).all()
+    assert (out / "figures" / "figure3_nyt_books.png").is_file()
