@@ -26,7 +26,11 @@ STEERINGS: tuple[str, ...] = ("task1", "task3_easy_hard")
 KINDS: dict[str, str] = {"none": "model_logprobs", "temperature": "rescaled_model_logprobs"}
 #: the notebook's groups per dataset
 GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "opinionqa": {"POLPARTY": ("Democrat", "Republican"), "SEX": ("Male", "Female"), "RACE": ("Black", "White")},
+    "opinionqa": {
+        "POLPARTY": ("Democrat", "Republican"),
+        "SEX": ("Male", "Female"),
+        "RACE": ("Black", "White"),
+    },
     "nytimes": {"POLPARTY": ("Democrat", "Republican"), "SEX": ("Male", "Female")},
     "globalvalues": {"globalvalues": ("0", "1", "2")},
 }

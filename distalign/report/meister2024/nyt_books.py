@@ -20,7 +20,16 @@ from distalign.report import style
 DATA_NUMS = "results/human_annotations/data_nums.json"
 GROUPS: dict[str, str] = {"Republican": "repub_data_nums", "Democrat": "dem_data_nums"}
 COLORS: dict[str, str] = {"Republican": "#C0392B", "Democrat": "#2E5EAA"}
-FIGURE3_COLUMNS: tuple[str, ...] = ("rank", "book", "group", "mean", "ci_low", "ci_high", "n", "rep_minus_dem")
+FIGURE3_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "book",
+    "group",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n",
+    "rep_minus_dem",
+)
 
 
 def likert(root: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:

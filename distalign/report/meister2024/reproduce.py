@@ -32,6 +32,7 @@ from distalign.report.meister2024.figure_data import (
     steering_frame,
 )
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
+from distalign.report.meister2024.likert import figure5, figure5_frame
 from distalign.report.meister2024.nyt_books import figure3, figure3_frame
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
 from distalign.report.meister2024.published import published, release_leaderboard
@@ -54,6 +55,7 @@ TITLES: dict[str, str] = {
         "Figure 3: NYT books with the largest Republican - Democrat differences in the annotators' answers"
     ),
     "figure4_steering": "Figure 4: TV by steering mode and dataset, models (best method) and humans",
+    "figure5_likert": "Figure 5: marginal Likert distribution over the 235 NYT books, persona vs few-shot",
     "figure6_reliability": "Figure 6: reliability of log-p before and after temperature scaling",
 }
 
@@ -191,6 +193,7 @@ def reproduce(
     figures = {
         "figure2_coin": coin_frame(root),
         "figure3_nyt_books": figure3_frame(root, n_resamples=n_resamples, seed=seed),
+        "figure5_likert": figure5_frame(root, n_resamples=n_resamples, seed=seed),
         "figure4_steering": steering_frame(rows, human_rows, figure4_method),
         "figure6_reliability": reliability_frame(scored),
     }
@@ -203,6 +206,7 @@ FIGURES = {
     "figure2_coin": lambda frame, colors: note_no_verbalized_coin(F.coin_figure(frame, colors)),
     "figure3_nyt_books": lambda frame, colors: figure3(frame),
     "figure4_steering": lambda frame, colors: note_empty_steering(F.steering_figure(frame, colors)),
+    "figure5_likert": lambda frame, colors: figure5(frame),
     "figure6_reliability": F.reliability_figure,
 }
 

@@ -172,3 +172,29 @@ def test_figure_3_names_the_papers_books(out: Path) -> None:
     assert (wide.loc[1:4, "Republican"] > wide.loc[1:4, "Democrat"]).all()
     assert (wide.loc[5:8, "Republican"] < wide.loc[5:8, "Democrat"]).all()
     assert (out / "figures" / "figure3_nyt_books.png").is_file()
+
+
+def test_figure_5_model_marginals_equal_the_releases_own(out: Path, release_dir: Path) -> None:
+    """The models' marginal Likert distributions recomputed from the verbalized files equal the release's
+    precomputed all_q_ID_to_TV.json for every model (and so does their mean); each line sums to 1."""
+    import json
+
+    from distalign.report.meister2024.likert import MODELS, model_marginal
+
+    own = json.loads((release_dir / "results/human_annotations/all_q_ID_to_TV.json").read_text())
+    for model in MODELS:
+        for party, steering, key in [
+            ("Democrat", "persona", "persona_avg"),
+            ("Republican", "few_shot", "fewshot_avg"),
+        ]:
+            ours = model_marginal(release_dir, model, steering, party)
+            assert np.allclose(ours, own[model]["express_distribution"][party][key])
+    frame = pd.read_csv(out / "figure5_likert.csv")
+    sums = frame.groupby(["who", "party", "steering"])["share"].sum().sort_index()
+    assert len(sums) == 10 and np.allclose(sums.loc["humans"], 1.0, atol=1e-6)
+    # the models' stated numbers are averaged as stated (as the release does): some do not sum to 1
+    assert ((sums.loc["models"] > 0.9) & (sums.loc["models"] <= 1.0 + 1e-9)).all()
+    models = frame[frame["who"] == "models"].set_index(["party", "steering", "option"])["share"].sort_index()
+    mean = np.mean([model_marginal(release_dir, m, "persona", "Democrat") for m in MODELS], axis=0)
+    assert np.allclose(models.loc[("Democrat", "persona")].to_numpy(), mean)
+    assert (out / "figures" / "figure5_likert.png").is_file()
