@@ -65,13 +65,13 @@ def figure5_frame(root: Path, n_resamples: int = 1000, seed: int = 0) -> pd.Data
     for party in PARTIES:
         for steering, key in (("ground_truth", "gt"), ("persona", "persona"), ("few_shot", "fewshot")):
             shares, pms = humans[party][f"{key}_avg"], humans[party][f"{key}_bs"]
-            rows += [(party, "humans", steering, i + 1, s, p, 0) for i, (s, p) in enumerate(zip(shares, pms))]
+            rows += [(party, "humans", steering, i + 1, s, p, 0) for i, (s, p) in enumerate(zip(shares, pms, strict=True))]
         for steering in STEERING_TASKS:
             per_model = np.vstack([model_marginal(root, m, steering, party) for m in MODELS])
             mean, pm = per_model.mean(axis=0), _bootstrap_pm(per_model, rng, n_resamples)
             rows += [
                 (party, "models", steering, i + 1, s, p, len(MODELS))
-                for i, (s, p) in enumerate(zip(mean, pm))
+                for i, (s, p) in enumerate(zip(mean, pm, strict=True))
             ]
     return pd.DataFrame(rows, columns=list(FIGURE5_COLUMNS))
 
@@ -84,7 +84,7 @@ def figure5(frame: pd.DataFrame) -> Figure:
         axes = fig.subplots(1, len(parties), sharey=True, squeeze=False)[0]
         drawn = []
         for ax, party in zip(axes, parties, strict=True):
-            for (who, steering), (color, label) in LINES.items():
+            for (who, steering), (color, _) in LINES.items():
                 sub = frame[
                     (frame["party"] == party) & (frame["who"] == who) & (frame["steering"] == steering)
                 ]

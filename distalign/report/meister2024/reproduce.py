@@ -33,8 +33,8 @@ from distalign.report.meister2024.figure_data import (
 )
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
 from distalign.report.meister2024.likert import figure5, figure5_frame
-from distalign.report.meister2024.nyt_books import figure3, figure3_frame
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
+from distalign.report.meister2024.nyt_books import figure3, figure3_frame
 from distalign.report.meister2024.published import published, release_leaderboard
 from distalign.report.meister2024.release import RERUN, import_release
 from distalign.scoring.predictions import PredictionsWarning

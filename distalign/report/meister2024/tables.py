@@ -19,8 +19,8 @@ import pandas as pd
 from distalign.metrics import expected_calibration_error
 from distalign.report.leaderboard import ALL_STEERING
 from distalign.report.meister2024 import notes
-from distalign.report.meister2024.figure_data import logp_observations
 from distalign.report.meister2024.ece import Reading
+from distalign.report.meister2024.figure_data import logp_observations
 from distalign.report.meister2024.published import BOTH, published, published_frame
 from distalign.report.meister2024.release import MODELS
 from distalign.survey.model import DATASETS
