@@ -65,7 +65,8 @@ def figure5_frame(root: Path, n_resamples: int = 1000, seed: int = 0) -> pd.Data
     for party in PARTIES:
         for steering, key in (("ground_truth", "gt"), ("persona", "persona"), ("few_shot", "fewshot")):
             shares, pms = humans[party][f"{key}_avg"], humans[party][f"{key}_bs"]
-            rows += [(party, "humans", steering, i + 1, s, p, 0) for i, (s, p) in enumerate(zip(shares, pms, strict=True))]
+            pairs = enumerate(zip(shares, pms, strict=True))
+            rows += [(party, "humans", steering, i + 1, s, p, 0) for i, (s, p) in pairs]
         for steering in STEERING_TASKS:
             per_model = np.vstack([model_marginal(root, m, steering, party) for m in MODELS])
             mean, pm = per_model.mean(axis=0), _bootstrap_pm(per_model, rng, n_resamples)
