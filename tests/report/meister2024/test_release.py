@@ -140,3 +140,19 @@ def test_notebook_ece_bins_span_the_observed_range() -> None:
     assert notebook_ece(output + 0.1, output) == pytest.approx(0.1)
     assert notebook_ece(output + 0.1, output, unit=True) == pytest.approx(0.1)
     assert notebook_ece(output, output) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "model,method,party", [("gpt-4", "verbalize", "Democrat"), ("gpt-3.5-turbo-0125", "seq", "Republican")]
+)
+def test_no_steering_difference_is_the_mc_order_lettering(
+    release_dir: Path, model: str, method: str, party: str
+) -> None:
+    """The release's OpinionQA task0 TVs are reproduced by lettering the targets in MC_options order, not
+    by the stored (alphabetical) targets the project scores against."""
+    from distalign.report.meister2024.no_steering import check
+
+    c = check(release_dir, model, method, party)
+    assert c.n == 100
+    assert c.mc_order_matches >= 0.8 * c.n > c.stored_matches
+    assert abs(c.mc_order_mean - c.release_mean) < 0.01 < abs(c.stored_mean - c.release_mean)
