@@ -7,7 +7,12 @@ from __future__ import annotations
 #: (paper element, status, where in the output or what it needs)
 COVERAGE: tuple[tuple[str, str, str], ...] = (
     ("Figure 1", "not data", "a diagram of the task; nothing to compute"),
-    ("Table 1a", "reproduced", "table1a: mean TV per model x method, published value beside each"),
+    (
+        "Table 1a",
+        "reproduced",
+        "table1a: mean TV per model x method, published value beside each, labelled with where it was "
+        "published (paper Table 1a; '= release CSV' where the release's CSV gives the same value)",
+    ),
     ("Table 1b", "reproduced", "table1b: the knowledge-to-simulation gap"),
     ("Table 2", "reproduced", "table2: human annotators by steering mode, models on the same data"),
     (

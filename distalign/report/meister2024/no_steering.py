@@ -4,8 +4,8 @@ release's own per-question TVs (``results/eval_disagreement_bootstrapping.csv``,
 The targets stored beside every answer letter the options in alphabetical order of their text (the order
 of the group's count table), and the model's answers read the same way: in the task0 file of
 GAP21Q33_g_W82 GPT-4 gives B ("Refused") 3%. The release's task0 evaluation instead lettered the
-targets in ``MC_options`` order
-(A = "Top priority"); re-lettering them that way reproduces its per-question TVs.
+targets in ``MC_options`` order (A = "Top priority"); re-lettering them that way reproduces its
+per-question TVs.
 """
 
 from __future__ import annotations
