@@ -7,8 +7,10 @@ cell runs the same way.
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -28,7 +30,7 @@ try:
     import hydra
     from omegaconf import DictConfig
 
-    from distalign.records.config import register_configs
+    from distalign.engines.registry import register_configs
 
     register_configs()
 except KeyboardInterrupt:
@@ -59,6 +61,48 @@ def _show_only(argv: list[str]) -> list[str]:
     return argv
 
 
+EXAMPLES = (
+    ("one cell of the default model (CPU)", "launch.py"),
+    ("a grid", "launch.py -m model=smollm2_135m method=seq,verbalize steering=none,persona"),
+    ("seconds, no model: the plumbing", "launch.py -m experiment=smoke"),
+    (
+        "the plan and its cost, nothing called",
+        "launch.py -m experiment=demo sweep.dry_run=true",
+    ),
+    ("the shipped invented sample", "launch.py -m experiment=demo model=instant dataset.data_dir=fixture"),
+    ("one cell's composed config", "launch.py model=gpt4 method=seq --cfg job"),
+)
+
+
+def _experiments() -> list[tuple[str, str]]:
+    """Each experiment of conf/experiment with the first line of its comment."""
+    out = []
+    for path in sorted((Path(__file__).parent / "conf" / "experiment").glob("*.yaml")):
+        comments = [
+            ln.lstrip("# ").strip()
+            for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.startswith("#") and "@package" not in ln
+        ]
+        first = re.split(r"(?<!al)\.\s", " ".join(comments))[0] if comments else ""
+        out.append((path.stem, first if len(first) <= 110 else first[:109] + "…"))
+    return out
+
+
+def _help_tail() -> str:
+    width = max(len(d) for d, _ in EXAMPLES)
+    lines = ["", "== Examples ==", *(f"  {d:<{width}}  python {c}" for d, c in EXAMPLES), ""]
+    lines.append("== Experiments == (experiment=NAME: a whole grid; add -m)")
+    exps = _experiments()
+    name_w = max((len(n) for n, _ in exps), default=0)
+    lines += [f"  {n:<{name_w}}  {d}" for n, d in exps]
+    lines += [
+        "",
+        "Exit status: 0 done, 1 some cell failed (summary at the end), 2 bad input, 75 the sweep is running "
+        "elsewhere, 130 interrupted.",
+    ]
+    return "\n".join(lines)
+
+
 def _refuse_pasted_keys(argv: list[str]) -> None:
     """A key given where its variable's NAME belongs is refused before Hydra writes it into output folder
     names and YAML files (a key set in a config file is refused by validation, after Hydra saved it)."""
@@ -85,6 +129,11 @@ def main(cfg: DictConfig) -> object:
 if __name__ == "__main__":
     _refuse_pasted_keys(sys.argv[1:])
     sys.argv[1:] = _show_only(sys.argv[1:])
+    if _flag(sys.argv[1:], "--help", "-h"):
+        try:
+            main()
+        finally:  # after Hydra's groups and config, where a reader looks first
+            print(_help_tail())
     try:
         main()
         from distalign.sweep import orchestrate

@@ -36,9 +36,9 @@ from distalign.records.config import (  # noqa: E402
     DatasetConfig,
     MethodConfig,
     ModelConfig,
-    ServingConfig,
     SteeringConfig,
     SweepSettings,
+    serving,
 )
 from distalign.records.results import SweepOutcome  # noqa: E402
 from distalign.sweep.pool import ensure_ray  # noqa: E402
@@ -68,11 +68,9 @@ def write_survey(path: Path, n_items: int) -> Path:
 
 
 def api_cell(name: str, stub: OpenAIStub, key_env: str, rpm: float, survey: Path, retries: int) -> CellConfig:
-    serving = ServingConfig(
-        engine="litellm", api_base=stub.base_url, api_key_env=key_env, rpm=rpm, max_retries=retries
-    )
+    conf = serving("litellm", api_base=stub.base_url, api_key_env=key_env, rpm=rpm, max_retries=retries)
     return CellConfig(
-        model=ModelConfig(name=name, weights="openai/stub-model", serving=serving),
+        model=ModelConfig(name=name, weights="openai/stub-model", serving=conf),
         dataset=DatasetConfig(name="custom", path=str(survey)),
         steering=SteeringConfig(name="none", protocol="benchmark", steering="none"),
         method=MethodConfig(name="verbalize"),

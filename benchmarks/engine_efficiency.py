@@ -73,8 +73,9 @@ def _default_data_dir() -> str:
 def _conf(group: str, name: str, schema: type) -> Any:
     from omegaconf import OmegaConf
 
-    node = OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+    from distalign.records.config import from_config
+
+    return from_config(schema, OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml"))
 
 
 def grid(
@@ -150,8 +151,11 @@ def _output_tokens(results: dict[str, Any]) -> int:
 
 
 def sweep_side(cells: list[CellConfig], keys: list[str], tmp: Path) -> Side:
-    store = tmp / f"store-{cells[0].model.serving.engine}"
-    settings = SweepSettings(store=str(store), output_dir=str(tmp / "sweeps"), progress=False)
+    # each engine's sweep gets its own store and sweep folder: a cell's identity leaves the engine out,
+    # so a shared folder would let the second engine resume the first one's cells and run nothing
+    folder = tmp / f"sweep-{cells[0].model.serving.engine}"
+    store = folder / "store"
+    settings = SweepSettings(store=str(store), output_dir=str(folder / "sweeps"), progress=False)
     driver_cpu = time.process_time()
     out = run_sweep(cells, settings, NullTracker())
     end, driver_cpu = time.time(), time.process_time() - driver_cpu

@@ -13,8 +13,9 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from distalign.engines.registry import register_configs
 from distalign.errors import InputError
-from distalign.records.config import register_configs, to_cell
+from distalign.records.config import to_cell
 from distalign.sweep.cells import clear_dataset_cache
 from distalign.sweep.validate import validate_cells
 

@@ -130,3 +130,42 @@ def test_no_module_imports_itself_in_a_cycle() -> None:
     for start in sorted(modules):
         if start not in seen and (cycle := visit(start)):
             pytest.fail("import cycle: " + " -> ".join(cycle))
+
+
+#: third-party packages only these subpackages may import (DESIGN.md: the borders of the layers)
+BORDERS: dict[str, frozenset[str]] = {
+    "mlflow": frozenset({"tracking"}),
+    "ray": frozenset({"sweep"}),
+    "torch": frozenset({"engines"}),
+    "transformers": frozenset({"engines"}),
+    "vllm": frozenset({"engines"}),
+    "litellm": frozenset({"engines"}),
+}
+#: subpackages of one layer that must not know each other
+APART: tuple[tuple[str, str], ...] = (("methods", "engines"),)
+
+
+def _third_party_imports() -> list[tuple[str, str, str, int]]:
+    """(importing subpackage, guarded package, file, line) for every import of a guarded package."""
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            if top in BORDERS:
+                out.append((me, top, str(path.relative_to(PACKAGE)), line))
+    return out
+
+
+@pytest.mark.parametrize("use", _third_party_imports(), ids=lambda u: f"{u[2]}:{u[3]}")
+def test_third_party_packages_stay_behind_their_border(use: tuple[str, str, str, int]) -> None:
+    me, package, where, line = use
+    assert me in BORDERS[package], (
+        f"{where}:{line} imports {package}, allowed only in {sorted(BORDERS[package])}"
+    )
+
+
+@pytest.mark.parametrize("pair", APART, ids=lambda p: f"{p[0]}-{p[1]}")
+def test_methods_and_engines_do_not_import_each_other(pair: tuple[str, str]) -> None:
+    crossing = [f"{w}:{ln}" for me, other, w, ln in _edges() if {me, other} == set(pair)]
+    assert crossing == []

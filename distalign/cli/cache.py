@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
 
     stats = add_command(cache_sub, "stats", "entries, size and entries per model", (_STATS,))
     stats.add_argument("--store", type=Path, default=None, help=store_help)
+    stats.add_argument("--json", action="store_true", help="print the figures as JSON (for scripts)")
     stats.set_defaults(func=_stats)
 
     export = add_command(cache_sub, "export", "write every entry as JSON lines", (_EXPORT,))
@@ -60,8 +61,34 @@ def _open_store(folder: Path | None) -> Any:
     return ResponseStore(root)
 
 
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def stats_text(stats: dict[str, Any]) -> str:
+    """The store's figures for a reader: where, how big, how many answers per model."""
+    models: dict[str, int] = stats["models"]
+    lines = [
+        f"response store {stats['root']}",
+        f"  {stats['entries']:,} stored answers, {human_bytes(stats['bytes'])} "
+        f"in {stats['shards']} shard file(s)",
+    ]
+    if models:
+        width = max(len(m) for m in models)
+        lines.append("  answers per model:")
+        lines += [f"    {m:<{width}}  {n:>10,}" for m, n in sorted(models.items(), key=lambda kv: -kv[1])]
+    else:
+        lines.append("  (empty: a sweep stores every answer here as it comes in)")
+    return "\n".join(lines)
+
+
 def _stats(args: argparse.Namespace) -> int:
-    print(json.dumps(_open_store(args.store).stats(), indent=2))
+    stats = _open_store(args.store).stats()
+    print(json.dumps(stats, indent=2) if args.json else stats_text(stats))
     return 0
 
 

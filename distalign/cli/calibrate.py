@@ -42,6 +42,7 @@ from distalign.report.figures import (
     spread_figure,
 )
 from distalign.report.leaderboard import leaderboard
+from distalign.report.render import print_whole
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
 from distalign.survey.model import DATASETS, Survey
@@ -429,7 +430,7 @@ def _print(rows: list[dict[str, Any]], metrics: dict[str, Any], rates: pd.DataFr
         names = ["raw" if c == "calibration" and r[c] == "none" else str(r.get(c)) for c in labels]
         table.add_row(*names, tv, str(r["n"]), _fmt(r.get("extraction_rate")))
     console = Console()
-    console.print(table)
+    print_whole(console, table)  # piped: at its natural width, no name cut to "anthro…"
     shown = {k: v for k, v in metrics.items() if k in ("ece_before", "ece_after", "temperature", "dev_score")}
     if shown:
         console.print(", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
@@ -461,4 +462,4 @@ def _print_ood(table: pd.DataFrame) -> None:
             str(r["n"]),
             *(_fmt(r[f"alignment_{k}"]) for k in ("raw", "in_domain", "ood")),
         )
-    Console().print(t)
+    print_whole(Console(), t)

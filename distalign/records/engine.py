@@ -7,7 +7,9 @@ rejected at planning time instead of mid-sweep.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,16 @@ class Capabilities:
 
 class CapabilityError(ValueError):
     """A cell asks an engine for something it cannot do; raised at planning time."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """The batched engine interface (implemented in ``distalign.engines``; methods that drive an engine
+    directly, like the toy problem, see only this)."""
+
+    identity: ModelIdentity
+    capabilities: Capabilities
+
+    def option_logprobs(self, requests: Sequence[OptionLogprobRequest]) -> list[OptionLogprobResult]: ...
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]: ...

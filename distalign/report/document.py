@@ -9,7 +9,9 @@ effects) are added when the items hold calibrated cells.
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,15 @@ from distalign.records.config import CalibrationConfig
 from distalign.report import figures as F
 from distalign.report import style, tables
 from distalign.report.items import board, calibration_names, combine, human_distributions, is_calibrated
-from distalign.report.leaderboard import baseline_rows, human_baseline_rows, kss_table, leaderboard
+from distalign.report.leaderboard import (
+    MIN_PARSED,
+    baseline_rows,
+    filler_note,
+    human_baseline_rows,
+    kss_table,
+    leaderboard,
+    steering_label,
+)
 from distalign.survey.model import DATASETS, Survey
 
 log = logging.getLogger(__name__)
@@ -79,6 +89,7 @@ class _Writer:
         if shown.empty:
             return
         html = shown.to_html(index=False, border=0, na_rep=tables.DASH, escape=True, classes="table")
+        html = _FILLER_CELL.sub(r'<td class="filler" title="mostly filler">\1</td>', html)
         section.blocks.append(
             {
                 "kind": "table",
@@ -103,6 +114,10 @@ class _Writer:
         )
 
 
+#: a table cell whose number is marked as mostly filler
+_FILLER_CELL = re.compile(r"<td>([^<]*" + re.escape(tables.FILLER_MARK) + r")</td>")
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=f"--out {out}")
@@ -114,58 +129,98 @@ def _order(names: Iterable[str]) -> list[str]:
 
 
 def _benchmark(
-    w: _Writer, items: pd.DataFrame, rows: list[dict[str, Any]], colors: Mapping[str, str]
+    w: _Writer,
+    items: pd.DataFrame,
+    rows: list[dict[str, Any]],
+    colors: Mapping[str, str],
+    min_parsed: float,
+    coverage: str,
+    published: pd.DataFrame | None,
 ) -> list[_Section]:
     frame = pd.DataFrame(rows)
-    sel, dataset, steering = tables.aggregate_selection(frame)
-    where = style.label(dataset, style.DATASET_LABELS)
-    how = "persona + few-shot steering" if steering == "all" else f"steering {steering}"
-    board_sec = _Section(
-        "leaderboard",
-        "Leaderboard (Meister et al. 2024, Table 1)",
+    sel, _, _ = tables.aggregate_selection(frame)
+    headline = tables.headline_caption(frame)
+    intro = (
         "Mean total variation (TV) between predicted and human distributions; lower is better. Intervals are "
         "95% bootstrap intervals over each dataset's (item, group) pairs; an aggregate is the mean of the "
-        "dataset means.",
+        f"dataset means. A number from a cell where not every answer parsed shows the parsed share; "
+        f"{tables.FILLER_MARK} marks a cell that parsed fewer than {min_parsed:.0%} of its answers (the rest "
+        "are filler): it is hatched in the figures and left out of the knowledge-to-simulation gap."
     )
-    w.table(board_sec, "leaderboard", f"Table 1a: {where}, {how}", tables.table_1a(frame), frame)
+    if coverage:
+        intro = f"Compared on: {coverage}. " + intro
+    board_sec = _Section("leaderboard", "Leaderboard (Meister et al. 2024, Table 1)", intro)
+    caption = f"Table 1a: {headline}" + (f" ({coverage})" if coverage else "")
+    w.table(board_sec, "leaderboard", caption, tables.table_1a(frame, min_parsed), frame)
+    note = filler_note(rows, min_parsed)
+    if note:
+        board_sec.blocks.append({"kind": "note", "text": f"{tables.FILLER_MARK} {note}."})
+    if published is not None and len(published):
+        shown_pub = tables.published_table(frame, published)
+        w.table(
+            board_sec,
+            "published",
+            f"Published values of the paper's models on all items of the release ({headline}; the "
+            "release's leaderboard; ± half of its 95% interval; persona + few-shot without its own row: the "
+            "mean of the two published means), for comparison with the same models recomputed above on the "
+            "items compared",
+            shown_pub,
+            published,
+        )
     if not sel.empty:
         w.figure(
             board_sec,
             "leaderboard",
-            f"Mean TV per method and model ({where}, {how}); error bars: 95% bootstrap intervals; dashed "
-            "lines: baselines.",
-            F.leaderboard_figure(frame, colors),
+            f"Mean TV per method and model ({headline}); error bars: 95% bootstrap intervals; dashed "
+            "lines: baselines."
+            + (f" Hatched: fewer than {min_parsed:.0%} of answers parsed." if note else ""),
+            F.leaderboard_figure(frame, colors, min_parsed),
         )
     base = frame[frame["kind"] == "baseline"] if len(frame) else frame
     w.table(board_sec, "baselines", "Baselines", tables.baselines_table(frame), base)
-    kss = pd.DataFrame(kss_table(rows))
+    kss = pd.DataFrame(kss_table(rows, min_parsed=min_parsed))
     w.table(
         board_sec,
         "kss",
-        "Table 1b: knowledge-to-simulation gap TV(sequence) / TV(verbalize) - 1",
-        tables.kss_frame(frame),
+        "Table 1b: knowledge-to-simulation gap TV(sequence) / TV(verbalize) - 1"
+        + (f", {steering_label(str(kss['steering'].iloc[0]))}" if len(kss) else "")
+        + (f" (cells below {min_parsed:.0%} parsed left out)" if note else ""),
+        tables.kss_frame(frame, min_parsed),
         kss,
     )
     detail = _Section("by_steering", "By dataset and steering (Meister et al. 2024, Figure 4)")
     per = frame[frame["kind"].isin(["model", "human"])] if len(frame) else frame
     by_mode = per[~per["dataset"].isin(tables.AGGREGATES) & (per["steering"] != "all")] if len(per) else per
     if len(by_mode):
+        humans = " humans in black;" if (by_mode["kind"] == "human").any() else ""
+        hollow = (
+            f" hollow markers: fewer than {min_parsed:.0%} of answers parsed;"
+            if any(tables.is_filler(r, min_parsed) for r in by_mode.to_dict("records"))
+            else ""
+        )
         w.figure(
             detail,
             "steering",
             "Mean TV by steering mode, per dataset (columns) and method (rows); error bars: 95% bootstrap "
-            "intervals; humans in black.",
-            F.steering_figure(frame, colors),
+            f"intervals;{humans}{hollow}".rstrip(";")
+            + ".",
+            F.steering_figure(frame, colors, min_parsed),
         )
-    w.table(detail, "leaderboard_rows", "Every leaderboard row", tables.detail_table(frame), per)
+    w.table(detail, "leaderboard_rows", "Every leaderboard row", tables.detail_table(frame, min_parsed), per)
     sections = [board_sec, detail]
     rel = F.reliability_frame(items)
     if len(rel):
+        both = {"none", "temperature"} <= set(rel["calibration"].astype(str))
         r = _Section(
             "reliability",
             "Calibration of log-p (Meister et al. 2024, Figure 6)",
-            "Mean human probability against predicted option probability, in ten bins, before and after "
-            "temperature scaling; ECE = expected calibration error (before → after).",
+            "Mean human probability against predicted option probability, in ten equal-width bins (hollow: "
+            f"a bin of fewer than {F.SPARSE_BIN} probabilities; every bin's count is in the data CSV)"
+            + (
+                ", before and after temperature scaling; ECE = expected calibration error (before → after)."
+                if both
+                else "; ECE = expected calibration error."
+            ),
         )
         w.figure(
             r, "reliability", "Reliability diagrams of log-p cells.", F.reliability_figure(rel, colors), rel
@@ -241,6 +296,13 @@ def _supervision(
     return [sec]
 
 
+def _inlined(out: Path, block: dict[str, Any]) -> dict[str, Any]:
+    if block["kind"] != "figure":
+        return block
+    data = base64.b64encode((out / block["path"]).read_bytes()).decode("ascii")
+    return {**block, "src": f"data:image/png;base64,{data}"}
+
+
 def _render(out: Path, title: str, summary: str, sections: list[_Section]) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("distalign.report", "templates"),
@@ -251,8 +313,19 @@ def _render(out: Path, title: str, summary: str, sections: list[_Section]) -> tu
     )
     html, md = out / "report.html", out / "report.md"
     context = {"title": title, "summary": summary, "sections": [s for s in sections if s.blocks]}
-    html.write_text(env.get_template("report.html.j2").render(context), encoding="utf-8")
     md.write_text(env.get_template("report.md.j2").render(context), encoding="utf-8")
+    # the HTML carries its figures (base64 data URIs), so it shows them wherever it is opened alone,
+    # e.g. in MLflow's artifact viewer, which serves one file at a time
+    inline = {
+        "title": title,
+        "summary": summary,
+        "sections": [
+            _Section(s.key, s.title, s.intro, [_inlined(out, b) for b in s.blocks])
+            for s in sections
+            if s.blocks
+        ],
+    }
+    html.write_text(env.get_template("report.html.j2").render(inline), encoding="utf-8")
     return html, md
 
 
@@ -267,12 +340,20 @@ def write_report(
     extra_rows: Iterable[pd.DataFrame] = (),
     empty_rows: Iterable[Mapping[str, Any]] = (),
     calibration: CalibrationConfig | None = None,
+    min_parsed: float = MIN_PARSED,
+    coverage: str = "",
+    published: pd.DataFrame | None = None,
+    notes: Iterable[str] = (),
 ) -> ReportFiles:
     """Writes the report of ``items`` (a sweep's items tables or scored predictions) under ``out``.
 
     ``extra_rows`` are more scored items tables (e.g. the benchmark release's own rows) that go through
     exactly the same leaderboard, intervals and figures. Baselines are computed on ``surveys`` when given,
-    else on the distinct human distributions the items were scored against.
+    else on the distinct human distributions the items were scored against. A cell that parsed fewer than
+    ``min_parsed`` of its answers is marked in every table and figure and left out of the
+    knowledge-to-simulation gap. ``coverage`` says what a comparison covers ("OpinionQA, 6 of 100 items;
+    steering persona"), ``published`` holds published full-data rows shown beside Table 1a
+    (``kind, model, method, steering, dataset, mean, pm``), ``notes`` are lines added to the summary.
     """
     out = Path(out)
     _check_out(out)
@@ -289,15 +370,18 @@ def write_report(
     colors = style.colors(r["model"] for r in rows if r["kind"] != "baseline")
     out.mkdir(parents=True, exist_ok=True)
     w = _Writer(out)
-    sections = _benchmark(w, data, rows, colors)
+    sections = _benchmark(w, data, rows, colors, min_parsed, coverage, published)
     if is_calibrated(data):
         sections += _supervision(w, data, colors, seed, calibration)
     cells = data[["model", "method", "steering", "dataset"]].drop_duplicates()
+    models = ", ".join(style.display(m) for m in style.ordered(data["model"].astype(str)))
+    datasets = ", ".join(style.label(d, style.DATASET_LABELS) for d in order)
     summary = (
         f"{len(data):,} scored (item, group) rows in {len(cells):,} model × method × steering × dataset "
-        f"combinations; {len(set(data['model'].astype(str)))} model(s); datasets: {', '.join(order)}. "
+        f"combinations; models: {models}; datasets: {datasets}. "
         f"Intervals: {n_resamples} bootstrap resamples, seed {seed}."
     )
+    summary = " ".join([summary, *notes])
     html, md = _render(out, title, summary, sections)
     return ReportFiles(out, html, md, dict(w.tables), dict(w.figures), tuple(rows))
 

@@ -29,7 +29,8 @@ from distalign.metrics import reliability_curve
 from distalign.metrics.arrays import pad
 from distalign.report import style
 from distalign.report.items import calibration_names, evaluated
-from distalign.report.leaderboard import ALL_STEERING, STEERING_ORDER
+from distalign.report.leaderboard import ALL_STEERING, MIN_PARSED, STEERING_ORDER, is_filler
+from distalign.report.tables import headline_caption
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -163,8 +164,26 @@ def _grouped_legend(fig: Figure, groups: Sequence[Sequence[Any]]) -> None:
 def _model_legend(
     fig: Figure, models: Sequence[str], colors: Mapping[str, str], extra: Sequence = ()
 ) -> None:
-    handles = [Patch(facecolor=colors[m], label=m) for m in models] + list(extra)
+    handles = [Patch(facecolor=colors[m], label=style.display(m)) for m in models] + list(extra)
     _legend(fig, handles)
+
+
+#: how a number that is mostly filler is drawn: hatched and pale (bars), hollow (markers)
+FILLER_HATCH, FILLER_ALPHA = "///", 0.35
+
+
+def _filler(frame: pd.DataFrame, min_parsed: float) -> np.ndarray:
+    """Which rows of a leaderboard frame parsed fewer than ``min_parsed`` of their answers."""
+    if "extraction_rate" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return np.array([is_filler(r, min_parsed) for r in frame.reset_index().to_dict("records")], dtype=bool)
+
+
+def _filler_handle(min_parsed: float, bar: bool) -> Any:
+    label = f"< {min_parsed:.0%} of answers parsed (mostly filler)"
+    if bar:
+        return Patch(facecolor="white", edgecolor="0.3", hatch=FILLER_HATCH, label=label)
+    return Line2D([], [], color="0.3", marker="o", ms=4.5, markerfacecolor="white", ls="none", label=label)
 
 
 def _aggregate_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
@@ -181,10 +200,13 @@ def _aggregate_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
 
 
 @_styled
-def leaderboard_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = None) -> Figure:
+def leaderboard_figure(
+    rows: pd.DataFrame, palette: Mapping[str, str] | None = None, min_parsed: float = MIN_PARSED
+) -> Figure:
     """Table 1a as a figure: mean TV with its 95% interval per method (groups) and model (bars, one colour
-    and slot per model), on the aggregate row with steering "all" when present; baselines on the same
-    aggregate as dashed reference lines labelled in the right margin."""
+    and slot per model), on the headline dataset and steering (as Table 1a); baselines on the same
+    dataset as dashed reference lines labelled in the right margin. A bar whose cell parsed fewer than
+    ``min_parsed`` of its answers is hatched and pale."""
     rows = pd.DataFrame(rows)
     if rows.empty:
         return _empty("no leaderboard rows")
@@ -201,10 +223,16 @@ def leaderboard_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = N
     fig = Figure(figsize=(width_in, height), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(models)
+    any_filler = False
     for i, model in enumerate(models):
         sub = agg[agg["model"] == model].set_index("method").reindex(methods).dropna(subset=["mean"])
         x = np.array([methods.index(m) for m in sub.index]) + (i - (len(models) - 1) / 2) * width
-        ax.bar(x, sub["mean"], width * 0.92, color=colors[model], label=model, zorder=2)
+        filler = _filler(sub, min_parsed)
+        any_filler |= bool(filler.any())
+        bars = ax.bar(x, sub["mean"], width * 0.92, color=colors[model], label=style.display(model), zorder=2)
+        for bar, weak in zip(bars, filler, strict=True):
+            if weak:
+                bar.set(alpha=FILLER_ALPHA, hatch=FILLER_HATCH, edgecolor="0.3")
         ax.errorbar(x, sub["mean"], yerr=_errors(sub), fmt="none", ecolor="black", elinewidth=1, capsize=2.5)
     ax.set_xticks(range(len(methods)), [_wrap(style.method_label(m)) for m in methods])
     ax.set_xlim(-0.6, len(methods) - 0.4)
@@ -217,19 +245,21 @@ def leaderboard_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = N
     ax.set_ylim(0, top * 1.08 + 0.01)
     ax.set_ylabel("mean total variation (lower is better)")
     ax.grid(axis="y", color="0.9", zorder=0)
-    where = style.label(dataset, style.DATASET_LABELS)
-    how = "persona + few-shot steering" if steering == ALL_STEERING else f"steering: {steering}"
-    title = f"{where[:1].upper()}{where[1:]}, {how}; bars: 95% bootstrap intervals"
+    where = headline_caption(rows)
+    title = f"{where[:1].upper()}{where[1:]}; error bars: 95% bootstrap intervals"
     fig.suptitle(_wrap(title, int(width_in * 12)))
     _reference_lines(ax, refs)
-    _model_legend(fig, models, colors)
+    _model_legend(fig, models, colors, [_filler_handle(min_parsed, bar=True)] if any_filler else [])
     return fig
 
 
 @_styled
-def steering_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = None) -> Figure:
+def steering_figure(
+    rows: pd.DataFrame, palette: Mapping[str, str] | None = None, min_parsed: float = MIN_PARSED
+) -> Figure:
     """Figure 4's shape: mean TV by steering mode (none, persona, few-shot), one panel per dataset (columns)
-    and method (rows); one marker per model, humans in black in every panel of their dataset."""
+    and method (rows); one marker per model, humans in black in every panel of their dataset. A point
+    whose cell parsed fewer than ``min_parsed`` of its answers is hollow."""
     rows = pd.DataFrame(rows)
     if rows.empty:
         return _empty("no leaderboard rows")
@@ -251,6 +281,7 @@ def steering_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = None
     fig = Figure(figsize=(min(WIDE, 2.5 * nc + 1.0), 2.2 * nr + 1.0), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nr, nc, sharex=True, sharey=True, squeeze=False))
     step = 0.7 / max(len(models), 1)
+    any_filler = False
     for r, method in enumerate(methods):
         for c, dataset in enumerate(datasets):
             ax = axes[r, c]
@@ -266,17 +297,25 @@ def steering_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = None
                 if sub.empty:
                     continue
                 x = np.array([modes.index(s) for s in sub.index]) + (i - (len(models) - 1) / 2) * step
+                marker = style.MARKERS[i % len(style.MARKERS)]
                 ax.errorbar(
                     x,
                     sub["mean"],
                     yerr=_errors(sub),
                     color=colors[model],
-                    marker=style.MARKERS[i % len(style.MARKERS)],
+                    marker=marker,
                     ms=4.5,
                     lw=1,
                     capsize=2,
                     elinewidth=1,
                 )
+                weak = _filler(sub, min_parsed)
+                if weak.any():
+                    any_filler = True
+                    ax.plot(
+                        x[weak], sub["mean"].to_numpy(float)[weak], ls="none", marker=marker, ms=6,
+                        markerfacecolor="white", markeredgecolor=colors[model], zorder=3,
+                    )  # fmt: skip
             ax.grid(axis="y", color="0.9")
             if r == 0:
                 ax.set_title(style.label(dataset, style.DATASET_LABELS))
@@ -287,11 +326,16 @@ def steering_figure(rows: pd.DataFrame, palette: Mapping[str, str] | None = None
         ax.set_xlabel("steering")
     axes[0, 0].set_xlim(-0.5, len(modes) - 0.5)
     handles = [
-        Line2D([], [], color=colors[m], marker=style.MARKERS[i % len(style.MARKERS)], ms=4.5, label=m)
+        Line2D(
+            [], [], color=colors[m], marker=style.MARKERS[i % len(style.MARKERS)], ms=4.5,
+            label=style.display(m),
+        )
         for i, m in enumerate(models)
-    ]
+    ]  # fmt: skip
+    if any_filler:
+        handles.append(_filler_handle(min_parsed, bar=False))
     _legend(fig, handles)
-    fig.suptitle("Mean TV by steering mode (bars: 95% bootstrap intervals)")
+    fig.suptitle("Mean TV by steering mode (error bars: 95% bootstrap intervals)")
     return fig
 
 
@@ -361,10 +405,21 @@ def _ece(curve: pd.DataFrame) -> float:
     )
 
 
+#: a reliability bin holding fewer probabilities than this is drawn hollow (its mean is noisy)
+SPARSE_BIN = 20
+CALIBRATION_LOOKS: dict[str, tuple[str, str, str]] = {
+    "none": ("-", "o", "log-p"),
+    "temperature": ("--", "s", "temperature-scaled log-p"),
+}
+
+
 @_styled
 def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = None) -> Figure:
     """Figure 6's shape: reliability diagrams of log-p (model rows x dataset columns), before (solid) and
-    after temperature scaling (dashed), with the expected calibration error of each in the panel title."""
+    after temperature scaling (dashed) where each exists, bins with fewer than :data:`SPARSE_BIN`
+    probabilities hollow (each bin's count is in the figure's data), the expected calibration error in
+    the panel title ("before → after" only where both curves are drawn). The legend names only what is
+    drawn."""
     frame = pd.DataFrame(frame)
     if frame.empty:
         return _empty("no log-p cells")
@@ -372,49 +427,70 @@ def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = 
     datasets = _ordered(frame["dataset"].astype(str), list(style.DATASET_LABELS))
     colors = _palette(models, palette)
     nr, nc = len(models), len(datasets)
-    side = min(2.4, (WIDE - 0.6) / nc)
-    fig = Figure(figsize=(side * nc + 0.6, side * nr + 0.9), layout="constrained")
+    side = min(2.6, (WIDE - 0.6) / nc)
+    fig = Figure(figsize=(side * nc + 0.6, side * nr + 1.1), layout="constrained")
     fig.get_layout_engine().set(h_pad=0.1)
     axes = fig.subplots(nr, nc, sharex=True, sharey=True, squeeze=False)
-    looks = {"none": ("-", "o"), "temperature": ("--", "s")}
+    drawn: set[str] = set()
+    sparse_drawn = False
     for r, model in enumerate(models):
         for c, dataset in enumerate(datasets):
             ax = axes[r, c]
             ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
-            eces = []
-            for name, (ls, marker) in looks.items():
+            eces: dict[str, str] = {}
+            for name, (ls, marker, _) in CALIBRATION_LOOKS.items():
                 curve = frame[
                     (frame["model"] == model) & (frame["dataset"] == dataset) & (frame["calibration"] == name)
                 ].sort_values("bin")
                 if curve.empty:
                     continue
+                drawn.add(name)
                 face = colors[model] if name == "none" else "white"
-                ax.plot(
-                    curve["mean_pred"],
-                    curve["mean_true"],
-                    ls=ls,
-                    marker=marker,
-                    ms=3.5,
-                    lw=1.2,
-                    color=colors[model],
-                    markerfacecolor=face,
-                )
-                eces.append(f"{_ece(curve):.2f}")
+                ax.plot(curve["mean_pred"], curve["mean_true"], ls=ls, lw=1.2, color=colors[model])
+                counts = curve["count"].to_numpy(int)
+                sparse = counts < SPARSE_BIN
+                sparse_drawn |= bool(sparse.any())
+                xs, ys = curve["mean_pred"].to_numpy(float), curve["mean_true"].to_numpy(float)
+                ax.plot(xs[~sparse], ys[~sparse], ls="none", marker=marker, ms=3.5, color=colors[model],
+                        markerfacecolor=face)  # fmt: skip
+                ax.plot(xs[sparse], ys[sparse], ls="none", marker=marker, ms=3.5, color=colors[model],
+                        markerfacecolor="none", alpha=0.6)  # fmt: skip
+                eces[name] = f"{_ece(curve):.2f}"
             ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), aspect="equal")
             ax.set_xticks([0, 0.5, 1])
             ax.set_yticks([0, 0.5, 1])
             title = f"{style.label(dataset, style.DATASET_LABELS)}\n" if r == 0 else ""
-            ax.set_title(f"{title}ECE {' → '.join(eces)}", fontsize=8)
+            if len(eces) == 2:
+                ece = f"ECE {eces['none']} → {eces['temperature']}"
+            elif "none" in eces:
+                ece = f"ECE {eces['none']}"
+            else:
+                ece = f"ECE {eces.get('temperature', '')} (scaled)"
+            ax.set_title(f"{title}{ece}", fontsize=8)
             if c == 0:
-                ax.set_ylabel(f"{model}\nhuman probability")
+                ax.set_ylabel(f"{style.display(model)}\nhuman probability")
             if r == nr - 1:
                 ax.set_xlabel("predicted probability")
     handles = [
-        Line2D([], [], color="black", ls="-", marker="o", ms=3.5, label="log-p"),
-        Line2D([], [], color="black", ls="--", marker="s", ms=3.5, markerfacecolor="white",
-               label="temperature-scaled log-p"),
-        Line2D([], [], color="0.6", ls=":", label="perfect calibration"),
+        Line2D([], [], color="black", ls=ls, marker=marker, ms=3.5,
+               markerfacecolor="black" if name == "none" else "white", label=label)
+        for name, (ls, marker, label) in CALIBRATION_LOOKS.items()
+        if name in drawn
     ]  # fmt: skip
+    if sparse_drawn:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.4",
+                ls="none",
+                marker="o",
+                ms=3.5,
+                markerfacecolor="none",
+                label=f"bin of < {SPARSE_BIN} probabilities",
+            )  # fmt: skip
+        )
+    handles.append(Line2D([], [], color="0.6", ls=":", label="perfect calibration"))
     _legend(fig, handles, most=3)
     return fig
 

@@ -33,6 +33,7 @@ from distalign.metrics import (
 )
 from distalign.metrics.bootstrap import pooled_bootstraps
 from distalign.metrics.extraction import EXTRACTED
+from distalign.report import style
 from distalign.survey.model import DATASETS, Survey
 
 ALL_STEERING = "all"
@@ -47,8 +48,76 @@ ROW_KEYS: tuple[str, ...] = (
 HUMAN_MODELS: frozenset[str] = frozenset({"human", "humans"})
 
 
+#: a cell at or above this share of parsed answers is signal; below it, mostly filler (marked everywhere)
+MIN_PARSED = 0.9
+
+
 def aggregate_name(datasets: Sequence[str]) -> str:
-    return "three" if set(DATASETS) <= set(datasets) else "all"
+    """The headline dataset row: "three" (the benchmark's three), "all" (the mean of two or more others),
+    or the only dataset itself (no aggregate is made of one dataset)."""
+    present = list(dict.fromkeys(datasets))
+    if set(DATASETS) <= set(present):
+        return "three"
+    return present[0] if len(present) == 1 else "all"
+
+
+def headline_steering(steerings: Sequence[str]) -> str:
+    """The steering of the headline rows: "all" (persona + few-shot pooled) when present, else persona,
+    few-shot, none, in that order (the paper's headline is steered)."""
+    present = set(map(str, steerings))
+    if set(POOLED_STEERING) <= present:  # the modes themselves: their pool is the headline
+        present.add(ALL_STEERING)
+    for name in (ALL_STEERING, *POOLED_STEERING, "none"):
+        if name in present:
+            return name
+    return sorted(present)[0] if present else ""
+
+
+def steering_label(steering: str) -> str:
+    """How a steering row is named in captions: what it pools, never more."""
+    if steering == ALL_STEERING:
+        return "persona + few-shot steering"
+    return f"steering {steering.replace('_', '-')}"
+
+
+def is_filler(row: Mapping[str, Any], min_parsed: float = MIN_PARSED) -> bool:
+    """Whether a model row's share of parsed answers is below ``min_parsed`` (its number is mostly the
+    fallback for unparsed answers, not the model's)."""
+    rate = row.get("extraction_rate")
+    try:
+        r = float(rate)
+    except (TypeError, ValueError):
+        return False
+    return row.get("kind") != "baseline" and r == r and r < min_parsed
+
+
+def filler_rows(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSED) -> list[Mapping[str, Any]]:
+    """The headline-level model rows below ``min_parsed``: per dataset (and aggregate), per steering mode
+    and pooled, as shown."""
+    return [r for r in rows if r.get("kind") in ("model", "human") and is_filler(r, min_parsed)]
+
+
+def filler_note(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSED) -> str:
+    """One line naming the cells below ``min_parsed`` (model x method x steering x dataset, each with its
+    parsed share), or "" when there are none."""
+    seen: dict[tuple[str, str, str, str], float] = {}
+    for r in filler_rows(rows, min_parsed):
+        if r["steering"] == ALL_STEERING or r["dataset"] in ("three", "all"):
+            continue  # aggregates of the cells named below
+        seen[(str(r["model"]), str(r["method"]), str(r["steering"]), str(r["dataset"]))] = float(
+            r["extraction_rate"]
+        )
+    if not seen:
+        return ""
+    cells = "; ".join(
+        f"{style.display(m)} {style.method_label(me)} × {style.label(s, style.STEERING_LABELS)} on "
+        f"{style.label(d, style.DATASET_LABELS)}: {rate:.0%} parsed"
+        for (m, me, s, d), rate in seen.items()
+    )
+    return (
+        f"{len(seen)} cell(s) parsed fewer than {min_parsed:.0%} of their answers (the rest are filler, "
+        f"marked † and left out of the knowledge-to-simulation gap): {cells}"
+    )
 
 
 def _ordered(names: Sequence[str], order: Sequence[str]) -> list[str]:
@@ -86,9 +155,10 @@ def _requests(
     datasets the aggregate averages (with it), then any others on their own."""
     names = _ordered([d for d, v in pools.items() if len(v)], datasets_order)
     agg = aggregate_name(names)
-    inside = [d for d in names if agg == "all" or d in DATASETS]
+    inside = [d for d in names if agg != "three" or d in DATASETS]
     rest = [d for d in names if d not in inside]
-    requests: list[tuple[dict[str, np.ndarray], str | None]] = [({d: pools[d] for d in inside}, agg)]
+    made = agg if len(inside) > 1 else None  # one dataset is its own headline row
+    requests: list[tuple[dict[str, np.ndarray], str | None]] = [({d: pools[d] for d in inside}, made)]
     if rest:
         requests.append(({d: pools[d] for d in rest}, None))
     return names, agg, requests
@@ -114,7 +184,7 @@ def _bootstrap_many(
         merged: dict[str, Interval] = {}
         for _ in reqs:
             merged |= next(results)
-        out.append({d: merged[d] for d in [*names, agg]})
+        out.append({d: merged[d] for d in dict.fromkeys([*names, agg])})
     return out
 
 
@@ -148,8 +218,9 @@ def _selections(scored: pd.DataFrame) -> list[_Selection]:
         pos = np.flatnonzero(groups == g)
         model, method = (str(scored[c].iat[pos[0]]) for c in ("model", "method"))
         modes = _ordered(pd.unique(steering[pos]).tolist(), STEERING_ORDER)
-        picks = [(ALL_STEERING, np.isin(steering[pos], POOLED_STEERING))]
-        picks += [(s, steering[pos] == s) for s in modes]
+        picks = [(s, steering[pos] == s) for s in modes]
+        if set(POOLED_STEERING) <= set(modes):  # "all" pools persona and few-shot, so only with both
+            picks.insert(0, (ALL_STEERING, np.isin(steering[pos], POOLED_STEERING)))
         for name, keep in picks:
             rows = pos[keep]
             if rows.size:
@@ -194,9 +265,11 @@ def leaderboard(
     ):
         if not intervals:  # every score of the selection was excluded
             continue
-        *names, agg = intervals
-        averaged = [d for d in names if agg == "all" or d in DATASETS]
-        rates = _rates(sel, scored["row"], extracted, {agg: averaged})
+        names = [d for d in intervals if d in sel.by_dataset]
+        agg = aggregate_name(names)
+        averaged = [d for d in names if agg != "three" or d in DATASETS]
+        aggregates = {agg: averaged} if agg in intervals and agg not in sel.by_dataset else {}
+        rates = _rates(sel, scored["row"], extracted, aggregates)
         kind = "human" if sel.model in HUMAN_MODELS else "model"
         for name, iv in intervals.items():
             rows.append(_row(kind, sel.model, sel.method, sel.steering, name, iv, rates[name]))
@@ -256,34 +329,59 @@ def _baseline_rows(
     ]
 
 
-def kss_table(rows: Sequence[Mapping[str, Any]], steering: str = ALL_STEERING) -> list[dict[str, Any]]:
-    """Knowledge-to-simulation gap ``TV(seq) / TV(verbalize) - 1`` per model x dataset (Table 1b)."""
-    tv: dict[tuple[str, str, str], float] = {
-        (r["model"], r["dataset"], r["method"]): r["mean"]
+def kss_table(
+    rows: Sequence[Mapping[str, Any]],
+    steering: str | None = None,
+    min_parsed: float | None = MIN_PARSED,
+) -> list[dict[str, Any]]:
+    """Knowledge-to-simulation gap ``TV(seq) / TV(verbalize) - 1`` per model x dataset (Table 1b), on
+    ``steering`` (default: the headline steering of ``rows``, see :func:`headline_steering`). A pair
+    where either method parsed fewer than ``min_parsed`` of its answers is left out (its TV is mostly
+    filler); ``min_parsed=None`` keeps every pair."""
+    if steering is None:
+        steering = headline_steering([r["steering"] for r in rows if r["kind"] == "model"])
+    picked = [
+        r
         for r in rows
         if r["kind"] == "model" and r["steering"] == steering and r["method"] in ("seq", "verbalize")
+    ]
+    filler = {
+        (r["model"], r["dataset"], r["method"])
+        for r in picked
+        if min_parsed is not None and is_filler(r, min_parsed)
+    }
+    tv: dict[tuple[str, str, str], float] = {
+        (r["model"], r["dataset"], r["method"]): r["mean"] for r in picked
     }
     out = []
     for (model, dataset, method), seq in tv.items():
         verb = tv.get((model, dataset, "verbalize"))
-        if method == "seq" and verb is not None:
-            gap = knowledge_to_simulation_gap(seq, verb)
-            out.append(
-                {
-                    "model": model,
-                    "steering": steering,
-                    "dataset": dataset,
-                    "tv_seq": seq,
-                    "tv_verbalize": verb,
-                    "kss": gap,
-                }
-            )
+        if method != "seq" or verb is None:
+            continue
+        if (model, dataset, "seq") in filler or (model, dataset, "verbalize") in filler:
+            continue
+        out.append(
+            {
+                "model": model,
+                "steering": steering,
+                "dataset": dataset,
+                "tv_seq": seq,
+                "tv_verbalize": verb,
+                "kss": knowledge_to_simulation_gap(seq, verb),
+            }
+        )
     return out
 
 
 __all__ = [
     "ALL_STEERING",
     "BASELINES",
+    "MIN_PARSED",
+    "filler_note",
+    "filler_rows",
+    "headline_steering",
+    "is_filler",
+    "steering_label",
     "HUMAN_MODELS",
     "ROW_KEYS",
     "aggregate_name",

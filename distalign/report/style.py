@@ -1,8 +1,10 @@
-"""One look for every figure: a colour-blind-safe palette, one colour per model in every figure, and the
-same model order everywhere (a reader compares figures side by side)."""
+"""One look for every figure: a colour-blind-safe palette, one colour per model in every figure of every
+report (keyed by the model's name, not its position), one display name per model, and the same model
+order everywhere (a reader compares figures side by side)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,8 +19,48 @@ PALETTE: tuple[str, ...] = (
     "#F0E442",  # yellow
     "#000000",  # black
 )
-#: names drawn in fixed colours whatever else is in the figure
+#: the benchmark release's model folders -> the project's model configs (``conf/model``)
+RELEASE_MODELS: dict[str, str] = {
+    "gpt-4": "gpt4",
+    "gpt-3.5-turbo-0125": "gpt35_turbo",
+    "llama3-70b": "llama3_70b",
+    "anthropic_opus": "claude_3_opus",
+    "anthropic_haiku": "claude_3_haiku",
+}
+#: how models are named to a reader (keyed by config name); others show their config name
+DISPLAY_NAMES: dict[str, str] = {
+    "gpt4": "GPT-4",
+    "gpt35_turbo": "GPT-3.5 Turbo",
+    "gpt4o_mini": "GPT-4o mini",
+    "llama3_70b": "Llama 3 70B",
+    "llama3_8b": "Llama 3 8B",
+    "llama32_90b": "Llama 3.2 90B",
+    "claude_3_opus": "Claude 3 Opus",
+    "claude_3_haiku": "Claude 3 Haiku",
+    "claude_35_sonnet": "Claude 3.5 Sonnet",
+    "mistral_large": "Mistral Large",
+    "olmo2_7b": "OLMo 2 7B",
+    "qwen25_72b": "Qwen2.5 72B",
+    "qwen2_5_7b": "Qwen2.5 7B",
+    "smollm2_135m": "SmolLM2-135M",
+    "smollm2_135m_vllm": "SmolLM2-135M (vLLM)",
+    "human": "humans",
+    "humans": "humans",
+}
+#: names drawn in fixed colours whatever else is in the figure (config names): humans black, the
+#: benchmark's five models the first five colours of the palette
 FIXED: dict[str, str] = {"human": "#000000", "humans": "#000000"}
+MODEL_COLORS: dict[str, str] = {
+    "gpt4": "#0072B2",
+    "gpt35_turbo": "#E69F00",
+    "llama3_70b": "#009E73",
+    "claude_3_opus": "#CC79A7",
+    "claude_3_haiku": "#56B4E9",
+}
+#: colours of any other model, chosen by a hash of its name (Okabe & Ito's vermillion, then Tol's muted)
+OTHER_COLORS: tuple[str, ...] = (
+    "#D55E00", "#882255", "#44AA99", "#332288", "#999933", "#AA4499", "#117733", "#661100",
+)  # fmt: skip
 BASELINE_COLOR = "#7F7F7F"
 #: the benchmark's models first, in the paper's order; any other model follows alphabetically
 MODEL_ORDER: tuple[str, ...] = (
@@ -80,6 +122,16 @@ RC: dict[str, Any] = {
 }
 
 
+def canonical(name: str) -> str:
+    """A model's config name (a release folder name is mapped to the config of the same model)."""
+    return RELEASE_MODELS.get(str(name), str(name))
+
+
+def display(name: str) -> str:
+    """A model's one display name (terminal, tables, figures, MLflow)."""
+    return DISPLAY_NAMES.get(canonical(name), canonical(name))
+
+
 def ordered(names: Iterable[str], order: Sequence[str] = MODEL_ORDER) -> list[str]:
     """``names`` (deduplicated) in the canonical order, then unknown names alphabetically, humans last."""
     present = list(dict.fromkeys(str(n) for n in names))
@@ -90,11 +142,20 @@ def ordered(names: Iterable[str], order: Sequence[str] = MODEL_ORDER) -> list[st
 
 
 def colors(models: Iterable[str]) -> dict[str, str]:
-    """A colour per model, stable for the same set of models in every figure of a report."""
+    """A colour per model that depends on the model's name only, so a model has the same colour in every
+    figure of every report: the benchmark's models and humans fixed, any other by a hash of its name
+    (the next free colour if two names of one report hash alike)."""
     out: dict[str, str] = {}
-    free = iter(c for c in PALETTE if c not in FIXED.values())
+    taken = set()
     for name in ordered(models):
-        out[name] = FIXED.get(name) or next(free, "#999999")
+        key = canonical(name)
+        color = FIXED.get(key) or MODEL_COLORS.get(key)
+        if color is None:
+            start = zlib.crc32(key.encode("utf-8")) % len(OTHER_COLORS)
+            free = [OTHER_COLORS[(start + i) % len(OTHER_COLORS)] for i in range(len(OTHER_COLORS))]
+            color = next((c for c in free if c not in taken), free[0])
+        out[name] = color
+        taken.add(color)
     return out
 
 

@@ -10,10 +10,22 @@ from typing import Any
 import pandas as pd
 
 from distalign.report import style
-from distalign.report.leaderboard import ALL_STEERING, STEERING_ORDER, kss_table
+from distalign.report.leaderboard import (
+    ALL_STEERING,
+    MIN_PARSED,
+    STEERING_ORDER,
+    aggregate_name,
+    filler_note,
+    headline_steering,
+    is_filler,
+    kss_table,
+    steering_label,
+)
 
 AGGREGATES: tuple[str, ...] = ("three", "all")
 DASH = "—"  # the papers mark empty cells (a model that cannot serve a method) with an em dash
+#: marks a number whose cell parsed fewer than the threshold of its answers (mostly filler)
+FILLER_MARK = "†"
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -31,6 +43,40 @@ def plus_minus(row: Mapping[str, Any]) -> str:
     return f"{_num(mean)} ± {_num(half)}" if math.isfinite(half) else _num(mean)
 
 
+def shown(row: Mapping[str, Any], min_parsed: float = MIN_PARSED) -> str:
+    """A model row's number as every table shows it: ``mean ± half interval``, its parsed share when
+    less than all answers parsed, and :data:`FILLER_MARK` below ``min_parsed``."""
+    text = plus_minus(row)
+    rate = row.get("extraction_rate")
+    try:
+        r = float(rate)
+    except (TypeError, ValueError):
+        return text
+    if text == DASH or not math.isfinite(r) or r >= 1:
+        return text
+    text += f" ({r:.0%} parsed)"
+    return f"{text} {FILLER_MARK}" if is_filler(row, min_parsed) else text
+
+
+def dataset_scope(dataset: str, datasets: Sequence[str]) -> str:
+    """What an aggregate row covers, in words: "mean of OpinionQA and NYT Book Opinions" for "all"."""
+    if dataset == "all":
+        names = [style.label(d, style.DATASET_LABELS) for d in datasets if d not in AGGREGATES]
+        return "mean of " + " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return style.label(dataset, style.DATASET_LABELS)
+
+
+def headline_caption(rows: pd.DataFrame) -> str:
+    """What Table 1a and its figure show, from the rows present: "OpinionQA, steering persona"."""
+    sel, dataset, steering = aggregate_selection(rows)
+    if sel.empty:
+        return ""
+    scored = rows[rows["kind"].isin(["model", "human"])]
+    return (
+        f"{dataset_scope(dataset, list(scored['dataset'].astype(str).unique()))}, {steering_label(steering)}"
+    )
+
+
 def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
 
@@ -41,30 +87,90 @@ def _ordered(names: Sequence[str], order: Sequence[str]) -> list[str]:
 
 
 def aggregate_selection(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
-    """Model and human rows of Table 1a: the aggregate dataset ("three", else "all", else the only
-    dataset), steering "all" when present (persona + few-shot), else the first mode."""
+    """Model and human rows of Table 1a: the headline dataset ("three", "all", or the only dataset) and
+    the headline steering (``leaderboard.headline_steering``)."""
     scored = rows[rows["kind"].isin(["model", "human"])] if len(rows) else rows
     if scored.empty:
         return scored, "", ""
     names = scored["dataset"].astype(str)
-    dataset = next((a for a in AGGREGATES if (names == a).any()), names.iloc[0])
+    dataset = next((a for a in AGGREGATES if (names == a).any()), None)
+    if dataset is None:
+        dataset = aggregate_name(_ordered(names, list(style.DATASET_LABELS)))
+        dataset = dataset if (names == dataset).any() else names.iloc[0]
     sel = scored[names == dataset]
     steerings = sel["steering"].astype(str)
-    steering = ALL_STEERING if (steerings == ALL_STEERING).any() else _ordered(steerings, STEERING_ORDER)[0]
+    steering = headline_steering(list(steerings))
     return sel[steerings == steering], dataset, steering
 
 
-def table_1a(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Table 1a's shape: one row per model, one column per method, ``mean ± half interval``."""
+def table_1a(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSED) -> pd.DataFrame:
+    """Table 1a's shape: one row per model, one column per method, ``mean ± half interval`` (with the
+    parsed share where not every answer parsed, † below ``min_parsed``)."""
     sel, _, _ = aggregate_selection(_frame(rows))
     if sel.empty:
         return pd.DataFrame()
     methods = _ordered(sel["method"].astype(str), style.METHOD_ORDER)
-    cells = {(str(r["model"]), str(r["method"])): plus_minus(r) for _, r in sel.iterrows()}
+    cells = {(str(r["model"]), str(r["method"])): shown(r, min_parsed) for _, r in sel.iterrows()}
     return pd.DataFrame(
         [
-            {"model": m, **{style.method_label(me): cells.get((m, me), DASH) for me in methods}}
+            {
+                "model": style.display(m),
+                **{style.method_label(me): cells.get((m, me), DASH) for me in methods},
+            }
             for m in style.ordered(sel["model"].astype(str))
+        ]
+    )
+
+
+def published_table(rows: Sequence[Mapping[str, Any]], published: pd.DataFrame) -> pd.DataFrame:
+    """The published full-data values (``kind, model, method, steering, dataset, mean, pm``) of the
+    models in Table 1a, in its shape: the same headline dataset and steering (an aggregate is the mean
+    of the published dataset means)."""
+    frame = _frame(rows)
+    sel, dataset, steering = aggregate_selection(frame)
+    if sel.empty or published is None or published.empty:
+        return pd.DataFrame()
+    pub = published[published["kind"] == "model"]
+    if steering == ALL_STEERING:  # the pooled modes: the mean of the two published means where not given
+        pooled = pub[pub["steering"].isin(["persona", "few_shot"])]
+        pooled = pooled.groupby(["kind", "model", "method", "dataset"], as_index=False).agg(
+            mean=("mean", "mean"), pm=("pm", lambda x: math.nan), k=("steering", "nunique")
+        )
+        pooled = pooled[pooled["k"] == 2].drop(columns="k").assign(steering=ALL_STEERING)
+        given = pub[pub["steering"] == ALL_STEERING]
+        keys = set(zip(given["model"], given["method"], given["dataset"], strict=True))
+        missing = [
+            k not in keys for k in zip(pooled["model"], pooled["method"], pooled["dataset"], strict=True)
+        ]
+        pub = pd.concat([given, pooled[missing]], ignore_index=True)
+    else:
+        pub = pub[pub["steering"] == steering]
+    if dataset in AGGREGATES:
+        datasets = [d for d in frame["dataset"].astype(str).unique() if d not in AGGREGATES]
+        pub = pub[pub["dataset"].isin(datasets)]
+        pub = pub.groupby(["model", "method"], as_index=False).agg(
+            mean=("mean", "mean"), pm=("pm", lambda x: math.nan), k=("dataset", "nunique")
+        )
+        pub = pub[pub["k"] == len(datasets)]
+    else:
+        pub = pub[pub["dataset"] == dataset]
+    models = [m for m in style.ordered(sel["model"].astype(str)) if (pub["model"] == m).any()]
+    if not models:
+        return pd.DataFrame()
+    methods = _ordered(sel["method"].astype(str), style.METHOD_ORDER)
+    cells = {
+        (str(r["model"]), str(r["method"])): plus_minus(
+            {"mean": r["mean"], "ci_low": r["mean"] - r["pm"], "ci_high": r["mean"] + r["pm"]}
+        )
+        for _, r in pub.iterrows()
+    }
+    return pd.DataFrame(
+        [
+            {
+                "model": style.display(m),
+                **{style.method_label(me): cells.get((m, me), DASH) for me in methods},
+            }
+            for m in models
         ]
     )
 
@@ -88,10 +194,10 @@ def baselines_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     )
 
 
-def kss_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def kss_frame(rows: Sequence[Mapping[str, Any]], min_parsed: float | None = MIN_PARSED) -> pd.DataFrame:
     """Table 1b's shape: the knowledge-to-simulation gap ``TV(seq) / TV(verbalize) - 1`` per model, one
-    column per dataset (and the aggregate), as a percentage."""
-    kss = pd.DataFrame(kss_table(list(_frame(rows).to_dict("records"))))
+    column per dataset (and the aggregate), as a percentage; pairs below ``min_parsed`` left out."""
+    kss = pd.DataFrame(kss_table(list(_frame(rows).to_dict("records")), min_parsed=min_parsed))
     if kss.empty:
         return kss
     datasets = _ordered(kss["dataset"].astype(str), list(style.DATASET_LABELS))
@@ -101,13 +207,16 @@ def kss_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     }
     return pd.DataFrame(
         [
-            {"model": m, **{style.label(d, style.DATASET_LABELS): cells.get((m, d), DASH) for d in datasets}}
+            {
+                "model": style.display(m),
+                **{style.label(d, style.DATASET_LABELS): cells.get((m, d), DASH) for d in datasets},
+            }
             for m in style.ordered(kss["model"].astype(str))
         ]
     )
 
 
-def detail_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def detail_table(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSED) -> pd.DataFrame:
     """Every model row: model, method, steering, dataset, TV with interval, n and extraction rate."""
     df = _frame(rows)
     scored = df[df["kind"].isin(["model", "human"])] if len(df) else df
@@ -131,11 +240,11 @@ def detail_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     ).sort_values("_k", kind="stable")
     return pd.DataFrame(
         {
-            "model": ordered["model"].astype(str),
+            "model": [style.display(m) for m in ordered["model"]],
             "method": [style.method_label(m) for m in ordered["method"]],
             "steering": [style.label(s, style.STEERING_LABELS) for s in ordered["steering"]],
             "dataset": [style.label(d, style.DATASET_LABELS) for d in ordered["dataset"]],
-            "TV (95% CI)": [plus_minus(r) for _, r in ordered.iterrows()],
+            "TV (95% CI)": [shown(r, min_parsed) for _, r in ordered.iterrows()],
             "n": ordered["n"].astype(int).astype(str),
             "extraction": [_num(x) for x in ordered["extraction_rate"]],
         }
@@ -193,24 +302,29 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+def leaderboard_markdown(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSED) -> str:
     """The leaderboard in Markdown (e.g. an MLflow run description): Table 1a (mean TV ± half of the 95%
-    interval, lower is better), the baselines and the knowledge-to-simulation gap."""
+    interval, lower is better), the baselines, the knowledge-to-simulation gap and, when any cell parsed
+    fewer than ``min_parsed`` of its answers, a line naming those cells."""
     df = _frame(rows)
     if df.empty:
         return "_No scored cells._\n"
-    sel, dataset, steering = aggregate_selection(df)
+    sel, _, _ = aggregate_selection(df)
     parts = []
     if not sel.empty:
-        where = style.label(dataset, style.DATASET_LABELS)
-        how = "persona + few-shot steering" if steering == ALL_STEERING else f"steering {steering}"
-        parts.append(f"**Mean total variation** ({where}, {how}; ± half of the 95% bootstrap interval)\n")
-        parts.append(markdown_table(table_1a(df)))
+        parts.append(
+            f"**Mean total variation** ({headline_caption(df)}; ± half of the 95% bootstrap interval; "
+            f"lower is better)\n"
+        )
+        parts.append(markdown_table(table_1a(df, min_parsed)))
+    note = filler_note(list(df.to_dict("records")), min_parsed)
+    if note:
+        parts.append(f"**{FILLER_MARK} Mostly filler:** {note}.\n")
     base = baselines_table(df)
     if not base.empty:
         parts.append("**Baselines**\n")
         parts.append(markdown_table(base))
-    kss = kss_frame(df)
+    kss = kss_frame(df, min_parsed)
     if not kss.empty:
         parts.append("**Knowledge-to-simulation gap** TV(sequence) / TV(verbalize) - 1\n")
         parts.append(markdown_table(kss))
@@ -218,7 +332,12 @@ def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 __all__ = [
+    "FILLER_MARK",
     "baselines_table",
+    "dataset_scope",
+    "headline_caption",
+    "published_table",
+    "shown",
     "calibration_frame",
     "detail_table",
     "kss_frame",

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from distalign.engines.registry import pool_traits
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, ModelConfig
 from distalign.sweep.pool import actor_options
@@ -43,11 +44,9 @@ def _models(cells_or_models: Iterable[CellConfig | ModelConfig]) -> list[ModelCo
 
 def gpu_need(model: ModelConfig) -> GpuNeed:
     """What ``pool.actor_options`` reserves for this model, times the replicas the pool starts."""
-    s = model.serving
+    traits = pool_traits(model)
     per_actor = float(actor_options([model], f"capacity-{model.name}").get("num_gpus", 0) or 0)
-    replicas = 1 if s.engine == "litellm" else max(1, s.replicas)
-    source = "serving.tensor_parallel_size" if s.engine == "vllm" else "serving.num_gpus"
-    return GpuNeed(model.name, s.engine, per_actor, replicas, source)
+    return GpuNeed(model.name, traits.engine, per_actor, traits.replicas, traits.gpus_source)
 
 
 def gpu_needs(cells_or_models: Iterable[CellConfig | ModelConfig]) -> list[GpuNeed]:

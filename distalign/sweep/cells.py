@@ -12,15 +12,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.methods.registry import get_method
 from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec
 from distalign.prompts.templates import Templates
-from distalign.records.config import CellConfig, DatasetConfig, spec_hash
+from distalign.records.config import CellConfig, DatasetConfig, from_config, spec_hash
 from distalign.survey.model import Survey
 from distalign.survey.paths import HYDRA_OPTION, MissingDataError
 from distalign.survey.registry import load_survey
@@ -52,8 +50,7 @@ def as_cell(obj: Any) -> CellConfig:
     if isinstance(obj, CellConfig):
         return obj
     try:
-        conf = OmegaConf.merge(OmegaConf.structured(CellConfig), obj)
-        cell = OmegaConf.to_object(conf)
+        cell = from_config(CellConfig, obj)
     except Exception as exc:  # omegaconf reports the offending key in its message
         raise InputError(f"not a valid cell config: {exc}") from exc
     assert isinstance(cell, CellConfig)

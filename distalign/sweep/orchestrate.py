@@ -11,7 +11,8 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,8 @@ from omegaconf import DictConfig
 from distalign.engines.store import ResponseStore, StoreError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
-from distalign.records.results import SweepOutcome
 from distalign.report.document import ReportFiles, write_report
-from distalign.report.leaderboard import aggregate_name, kss_table
+from distalign.report.leaderboard import aggregate_name, headline_steering, kss_table
 from distalign.report.render import print_leaderboard
 from distalign.report.tables import leaderboard_markdown
 from distalign.scoring import results as cell_files
@@ -31,48 +31,23 @@ from distalign.scoring.results import read_items
 from distalign.survey.model import Survey
 from distalign.survey.paths import FIXTURE_NOTE, is_fixture
 from distalign.sweep.cells import cell_hash
+from distalign.sweep.damaged import set_aside_damaged
 from distalign.sweep.dryrun import describe
+from distalign.sweep.failures import FailureKind, failure_lines, summarise
 from distalign.sweep.lock import SweepBusy, SweepLock, tracking_store_lock
 from distalign.sweep.plan import summarize
 from distalign.sweep.pool import check_ray_address
+from distalign.sweep.record import sweep_metrics
 from distalign.sweep.runner import run_sweep, store_root, sweep_folder, sweep_id
-from distalign.sweep.validate import Validated, validate_cells
+from distalign.sweep.validate import Validated, check_serving, check_settings, validate_cells
 from distalign.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
-_COLLECTING = False
-_FAILED_CELLS: list[str] = []
 #: columns of the cells' items tables a report does not read (the raw responses are the bulk of them)
 SKIPPED_COLUMNS = ("responses",)
 #: exit status when another driver holds the sweep folder (EX_TEMPFAIL: try again later)
 BUSY_EXIT = 75
-
-
-@contextlib.contextmanager
-def collecting() -> Iterator[None]:
-    """While active, the task function only composes and returns its cell (the launcher runs them all)."""
-    global _COLLECTING
-    _COLLECTING = True
-    try:
-        yield
-    finally:
-        _COLLECTING = False
-
-
-def task(cfg: DictConfig) -> Any:
-    try:
-        cell = to_cell(cfg)
-    except InputError as exc:
-        raise _fail(f"configuration error: {exc}") from None
-    if _COLLECTING:
-        return cell
-    return run([cell]).summary_for(cell)
-
-
-def exit_code() -> int:
-    """Non-zero after a sweep in which some cell failed (all other cells still ran and were logged)."""
-    return 1 if _FAILED_CELLS else 0
 
 
 @dataclass
@@ -90,6 +65,50 @@ class Outcome:
         except InputError:
             return {"status": "skipped"}
         return self.summaries.get(key, {"status": "skipped"})
+
+
+@dataclass
+class Launch:
+    """One process's launch: whether the task function only composes cells (the Hydra launcher then runs
+    them all), and the outcome of the last sweep it ran (for the exit status)."""
+
+    composing: bool = False
+    last: Outcome | None = None
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        self.composing = True
+        try:
+            yield
+        finally:
+            self.composing = False
+
+    def exit_code(self) -> int:
+        """1 after a sweep in which some cell failed (all other cells still ran and were logged)."""
+        return 1 if self.last is not None and self.last.failed else 0
+
+
+#: Hydra calls the task function with the config alone, so the launch it belongs to is the process's
+LAUNCH = Launch()
+
+
+def collecting() -> contextlib.AbstractContextManager[None]:
+    """While active, the task function only composes and returns its cell (the launcher runs them all)."""
+    return LAUNCH.collecting()
+
+
+def task(cfg: DictConfig) -> Any:
+    try:
+        cell = to_cell(cfg)
+    except InputError as exc:
+        raise _fail(f"configuration error: {exc}") from None
+    if LAUNCH.composing:
+        return cell
+    return run([cell]).summary_for(cell)
+
+
+def exit_code() -> int:
+    return LAUNCH.exit_code()
 
 
 def _settings(cells: Sequence[CellConfig]) -> SweepSettings:
@@ -112,19 +131,54 @@ def _fail(message: str, code: int = 2) -> SystemExit:
 def run(cells: Sequence[CellConfig]) -> Outcome:
     try:
         settings = _settings(cells)
-        validated = validate_cells(cells, require_keys=not settings.dry_run, unsupported=settings.unsupported)
+        if settings.dry_run:
+            outcome = _dry_run(*_validate_dry(cells, settings), n_cells=len(cells))
+        else:
+            validated = validate_cells(cells, unsupported=settings.unsupported)
     except InputError as exc:
         raise _fail(f"configuration error: {exc}") from None
+    if not settings.dry_run:
+        for line in validated.unsupported_lines():
+            print(line)
+        outcome = _run(validated, settings)
+    LAUNCH.last = outcome
+    return outcome
+
+
+def _validate_dry(
+    cells: Sequence[CellConfig], settings: SweepSettings
+) -> tuple[Validated, InputError | None]:
+    """The cells a dry run can plan, and the first error the real run would stop at (missing data ...):
+    the plan of the other cells is still printed before that error ends the dry run."""
+    try:
+        return validate_cells(cells, require_keys=False, unsupported=settings.unsupported), None
+    except InputError as exc:
+        error = exc
+    check_settings(settings)  # a bad sweep setting concerns every cell: nothing to plan
+    good = []
+    for cell in cells:
+        with contextlib.suppress(InputError):
+            validate_cells([cell], require_keys=False, unsupported=settings.unsupported)
+            good.append(cell)
+    if not good:
+        raise error
+    return validate_cells(good, require_keys=False, unsupported=settings.unsupported), error
+
+
+def _dry_run(validated: Validated, error: InputError | None = None, n_cells: int = 0) -> Outcome:
     for line in validated.unsupported_lines():
         print(line)
-    if settings.dry_run:
-        return _dry_run(validated)
-    return _run(validated, settings)
-
-
-def _dry_run(validated: Validated) -> Outcome:
     summary = summarize(validated.cells)
     print(describe(summary))
+    if error is not None:
+        print(f"(the plan above covers {len(validated.cells)} of {n_cells} cells; the real run stops at:)")
+        raise error
+    # what the real run would refuse before its first request (keys) fails here too, after the plan
+    try:
+        for model in {c.config.model.name: c.config.model for c in validated.cells}.values():
+            check_serving(model, require_keys=True)
+    except InputError as exc:
+        raise _fail(f"configuration error: {exc}") from None
     if summary.failed:
         raise _fail(f"{len(summary.failed)} cell(s) could not be planned (see above)", 1)
     return Outcome(summaries={c.spec_hash: {"status": "planned"} for c in validated.cells})
@@ -174,37 +228,74 @@ def _run(validated: Validated, settings: SweepSettings) -> Outcome:
     except InputError as exc:
         lock.release()
         raise _fail(str(exc)) from None
+    # every way out closes the parent run: FINISHED, FAILED (any error) or KILLED (Ctrl-C, SIGTERM)
     try:
         with _sigterm_as_interrupt():
             return _sweep(validated, settings, tracker, folder)
     except StoreError as exc:  # answers could not be kept: stopped before sending more
-        with contextlib.suppress(Exception):
-            tracker.finish("FAILED")
+        _close(tracker, "FAILED")
         raise _fail(str(exc), 1) from None
     except KeyboardInterrupt:
         # stopped at once: no new work is sent, Ray (when this sweep started it) is shut down by run_sweep
         # and the cells finished so far stay FINISHED; the parent run says the sweep was stopped
-        with contextlib.suppress(Exception):
-            tracker.finish("KILLED")
+        _close(tracker, "KILLED")
         raise _fail(
             "interrupted; finished cells are kept: run the same command again to resume", 130
+        ) from None
+    except SystemExit:
+        _close(tracker, "FAILED")
+        raise
+    except InputError as exc:  # found once running (the cluster lacks GPUs, an unusable store, ...)
+        _close(tracker, "FAILED")
+        raise _fail(f"{exc}; finished cells are kept: fix it and run the same command again") from None
+    except Exception as exc:
+        _close(tracker, "FAILED")
+        where = _save_traceback(folder)
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise _fail(
+            f"the sweep stopped: {type(exc).__name__}: {first[:300]} (details in {where}); finished cells "
+            "are kept: run the same command again to resume",
+            1,
         ) from None
     finally:
         lock.release()
 
 
+def _close(tracker: MLflowTracker, status: str) -> None:
+    """Closes the parent run; a tracking store that fails now must not hide the error being reported."""
+    try:
+        tracker.finish(status)
+    except Exception:  # noqa: BLE001
+        log.warning(
+            "could not mark the MLflow parent run %s %s", tracker.parent_run_id, status, exc_info=True
+        )
+
+
+def _save_traceback(folder: Path) -> Path:
+    path = folder / "error.log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+    except OSError:
+        return Path("(not saved: the sweep folder is not writable)")
+    return path
+
+
 def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker, folder: Path) -> Outcome:
     cells = validated.cells
     hashes = [c.spec_hash for c in cells]
+    for line in set_aside_damaged(folder):
+        print(f"distalign: {line}", file=sys.stderr)
     done_before = cell_files.finished_cells(folder) & set(hashes)
-    if done_before:
-        print(f"resuming sweep {folder}: {len(done_before)} of {len(cells)} cells already finished")
+    n_cells = len(set(hashes))
+    if len(done_before) == n_cells:
+        print(f"all {n_cells} cells already finished: nothing to run; the report is rebuilt from {folder}")
+    elif done_before:
+        print(f"resuming sweep {folder}: {len(done_before)} of {n_cells} cells already finished")
+    if len(done_before) < n_cells:
+        tracker.reopen()  # real work starts: a FINISHED parent is reopened only now
     outcome = Outcome(tracking_uri=tracker.uri, parent_run_id=tracker.parent_run_id, folder=str(folder))
-    try:
-        sweep = run_sweep([c.config for c in cells], settings, tracker, folder, keep_items=False)
-    except InputError as exc:  # found once connected (e.g. the cluster lacks GPUs): nothing was run
-        tracker.finish("FAILED")
-        raise _fail(f"configuration error: {exc}") from None
+    sweep = run_sweep([c.config for c in cells], settings, tracker, folder, keep_items=False)
     for res in sweep.results:
         outcome.summaries[res.spec_hash] = {"status": res.status, **(res.metrics or {})}
         if res.status != "finished":
@@ -212,34 +303,44 @@ def _sweep(validated: Validated, settings: SweepSettings, tracker: MLflowTracker
     for h in done_before:
         outcome.summaries.setdefault(h, {"status": "finished", "resumed": True})
 
-    report = _report(folder, validated, settings)
-    rows = [dict(r) for r in report.rows]
-    outcome.leaderboard = rows
-    tracker.log_leaderboard(rows)
-    tracker.log_folder(report.out, "report")
-    tracker.set_description(leaderboard_markdown(rows))
-    tracker.log_parent_metrics(_totals(sweep))
-    tracker.finish("FAILED" if outcome.failed else "FINISHED")
-    _FAILED_CELLS.extend(outcome.failed)
+    finished = cell_files.finished_cells(folder) & set(hashes)
     invented = any(is_fixture(c.config.dataset.data_dir) for c in validated.cells)
-    _print_end(outcome, rows, tracker, report.html, invented)
+    rows: list[dict[str, Any]] = []
+    report_html: Path | None = None
+    if finished:  # a sweep whose every cell failed has nothing to report: its failures say why
+        report = _report(folder, validated, settings)
+        rows = [dict(r) for r in report.rows]
+        report_html = report.html
+        tracker.log_leaderboard(rows)
+        tracker.log_folder(report.out, "report")
+        note = f"\n\n_Data: {FIXTURE_NOTE}._\n" if invented else ""
+        tracker.set_description(leaderboard_markdown(rows, settings.min_parsed) + note)
+    else:
+        lines = failure_lines(summarise(sweep.results), n_cells)
+        tracker.set_description("_No cell finished._\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
+    outcome.leaderboard = rows
+    step, metrics = sweep_metrics(tracker.previous_metrics, sweep.totals, len(finished), len(outcome.failed))
+    tracker.log_parent_metrics(metrics, step=step)
+    tracker.finish("FAILED" if outcome.failed else "FINISHED")
+    _print_end(
+        outcome, rows, tracker, report_html, invented, summarise(sweep.results), n_cells, settings.min_parsed
+    )
     return outcome
-
-
-def _totals(sweep: SweepOutcome) -> Mapping[str, float]:
-    return {k: float(v) for k, v in sweep.totals.items() if isinstance(v, int | float)}
 
 
 def _unsupported_rows(validated: Validated, datasets: Sequence[str]) -> list[dict[str, Any]]:
     """The paper's empty cells ("—"): a model x method the model cannot serve, on the aggregate row."""
     seen = dict.fromkeys((c.model.name, c.method.name) for c, _ in validated.unsupported)
+    modes = [c.config.steering.name for c in validated.cells] + [
+        c.steering.name for c, _ in validated.unsupported
+    ]
     nan = float("nan")
     return [
         {
             "kind": "model",
             "model": model,
             "method": method,
-            "steering": "all",
+            "steering": headline_steering(modes),
             "dataset": aggregate_name(datasets),
             "mean": nan,
             "ci_low": nan,
@@ -267,6 +368,7 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
         n_resamples=settings.n_resamples,
         seed=settings.seed,
         empty_rows=_unsupported_rows(validated, list(surveys)),
+        min_parsed=settings.min_parsed,
         calibration=next(
             (c.config.calibration for c in validated.cells if c.config.calibration.name == "regression"), None
         ),
@@ -274,14 +376,24 @@ def _report(folder: Path, validated: Validated, settings: SweepSettings) -> Repo
 
 
 def _print_end(
-    outcome: Outcome, rows: list[dict[str, Any]], tracker: MLflowTracker, report: Path, invented: bool
+    outcome: Outcome,
+    rows: list[dict[str, Any]],
+    tracker: MLflowTracker,
+    report: Path | None,
+    invented: bool,
+    failures: list[FailureKind],
+    n_cells: int,
+    min_parsed: float,
 ) -> None:
-    print_leaderboard(rows, kss_table(rows))
+    if rows:
+        print_leaderboard(rows, kss_table(rows, min_parsed=min_parsed), min_parsed=min_parsed)
     if invented:
         print(f"\nData: {FIXTURE_NOTE}.")
     experiment = tracker.client.get_experiment(tracker.experiment_id).name
-    print(f"\nReport: {report}")
+    if report is not None:
+        print(f"\nReport: {report}")
     print(f"MLflow: {tracker.uri}  (experiment {experiment!r}, parent run {tracker.parent_run_id})")
     print(f"Open it with:  {tracker.ui_command()}")
-    if outcome.failed:
-        print(f"\n{len(outcome.failed)} cell(s) failed:", *outcome.failed, sep="\n  ", file=sys.stderr)
+    print(f"Runs table:    {tracker.runs_page()}")
+    if failures:
+        print("", *failure_lines(failures, n_cells), sep="\n", file=sys.stderr)

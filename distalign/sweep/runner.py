@@ -95,6 +95,7 @@ class _OpenCell:
     counted: set[str] = field(default_factory=set)  # the cell's distinct keys seen so far
     stats: KeyStats = field(default_factory=KeyStats)
     failed: bool = False
+    t0: float = field(default_factory=time.perf_counter)  # the cell's own wall time starts when it is opened
 
 
 @dataclass
@@ -115,9 +116,13 @@ class _Engines:
         self.settings, self.models = settings, models
         self._pools: EnginePools | None = None
         self._started_ray = False
+        #: told the models before Ray and the engines start (loading a model can take a minute)
+        self.on_start: Any = None
 
     def pools(self) -> EnginePools:
         if self._pools is None:
+            if self.on_start is not None:
+                self.on_start(list(self.models.values()))
             self._started_ray = ensure_ray(self.settings)
             # before any actor starts: an actor the cluster cannot place would wait forever
             check_gpu_capacity(list(self.models.values()))
@@ -284,7 +289,7 @@ class _Driver:
         t = time.perf_counter()
         cell = oc.cell
         try:
-            wall = time.perf_counter() - self.t0
+            wall = time.perf_counter() - oc.t0
             rows = [r for r in oc.rows if r is not None]
             result = score_cell(cell, rows, oc.stats, self.settings, wall)
         except Exception as exc:  # noqa: BLE001 - a cell that cannot be scored fails alone
@@ -473,6 +478,7 @@ def run_sweep(
         try:
             with SweepProgress(len(todo), 0, enabled=settings.progress) as progress:
                 driver.progress = progress
+                engines.on_start = progress.starting
                 driver.run(todo)
         finally:
             engines.shutdown()

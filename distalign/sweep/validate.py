@@ -7,17 +7,17 @@ dataset and templates are read once), so what passes here can be planned.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from distalign.engines.registry import check_serving as check_engine_serving
 from distalign.engines.registry import engine_capabilities
 from distalign.engines.secrets import key_refusal, looks_like_key
+from distalign.engines.weights import check_weights
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.prompts.render import STEERINGS, RenderedPrompt
-from distalign.records.config import CellConfig, ModelConfig, ServingConfig, SweepSettings
+from distalign.records.config import CellConfig, ModelConfig, SweepSettings
 from distalign.records.engine import (
     Capabilities,
     CapabilityError,
@@ -31,41 +31,6 @@ from distalign.sweep.cells import CALIBRATIONS, Cell, cell_method, resolve
 _PROBE_LETTERS = ("A", "B", "C")
 _PROBE_LABELS = ("Yes", "No", "Refused")
 UNSUPPORTED_POLICIES = ("skip", "error")
-
-#: the serving fields each engine reads; any other field set away from its default does nothing there
-_COMMON = (
-    "engine",
-    "batch_size",
-    "resources",
-    "capabilities",
-    "input_cost_per_token",
-    "output_cost_per_token",
-)
-SERVING_FIELDS: dict[str, tuple[str, ...]] = {
-    "hf": (*_COMMON, "device", "dtype", "replicas", "num_cpus", "num_gpus"),
-    "vllm": (
-        *_COMMON,
-        "device",
-        "dtype",
-        "replicas",
-        "num_cpus",
-        "num_gpus",
-        "tensor_parallel_size",
-        "gpu_memory_utilization",
-        "max_model_len",
-    ),
-    "litellm": (
-        *_COMMON,
-        "api_base",
-        "api_key_env",
-        "rpm",
-        "tpm",
-        "max_concurrency",
-        "max_retries",
-        "timeout_s",
-    ),
-    "instant": (*_COMMON, "replicas", "num_cpus"),
-}
 
 
 @dataclass
@@ -125,7 +90,7 @@ def _unsupported_error(cell: CellConfig, why: str) -> InputError:
     others = "seq or verbalize" if name in ("logprobs", "logp") else "another method"
     return InputError(
         f"model {model.name!r} ({model.serving.engine}: {model.weights}) cannot serve method {name!r}: "
-        f"{why}. Use method={others} for this model, serve a model that can (hf, vllm), set "
+        f"{why}. Use method={others} for this model, serve a model that can (a local engine), set "
         f"sweep.unsupported=skip to leave such cells empty, or, if the provider does support it, set "
         f"model.serving.capabilities in the model's config",
         where=f"model={model.name} method={name}",
@@ -133,41 +98,15 @@ def _unsupported_error(cell: CellConfig, why: str) -> InputError:
 
 
 def check_serving(model: ModelConfig, require_keys: bool = True) -> None:
+    """The engine's own checks (through the registry), then what holds for every engine: no key pasted
+    where a variable name belongs, and local weights that exist (seconds here, where an engine actor would
+    retry the hub for a minute)."""
     s = model.serving
-    where = f"model {model.name!r}: serving"
-    if s.replicas < 1:
-        raise InputError(f"replicas must be at least 1, got {s.replicas}", where=where)
-    if s.batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {s.batch_size}", where=where)
-    read = SERVING_FIELDS.get(s.engine)
-    if read is not None:
-        default = ServingConfig()
-        ignored = [
-            f.name
-            for f in dataclasses.fields(ServingConfig)
-            if f.name not in read and getattr(s, f.name) != getattr(default, f.name)
-        ]
-        if ignored:
-            raise InputError(
-                f"{', '.join(ignored)} set, but the {s.engine} engine does not use "
-                f"{'it' if len(ignored) == 1 else 'them'}; it reads: {', '.join(sorted(read))}",
-                where=f"{where}.{ignored[0]}",
-            )
-    if s.engine == "vllm" and s.num_gpus and s.tensor_parallel_size > s.num_gpus:
-        raise InputError(
-            f"tensor_parallel_size={s.tensor_parallel_size} needs that many GPUs but num_gpus={s.num_gpus}; "
-            f"set num_gpus >= tensor_parallel_size (or leave num_gpus at 0: vLLM actors reserve "
-            f"tensor_parallel_size GPUs)",
-            where=where,
-        )
     if s.api_key_env and looks_like_key(s.api_key_env):  # from a config file: argv is checked in launch.py
         raise InputError(key_refusal(f"model {model.name!r}: serving.api_key_env"))
-    if require_keys and s.engine == "litellm" and s.api_key_env and not os.environ.get(s.api_key_env):
-        raise InputError(
-            f"the API key variable {s.api_key_env} is not set in this environment; export it before "
-            f"launching (keys are read from the environment only, never from configs)",
-            where=f"model {model.name!r}: serving.api_key_env",
-        )
+    check_engine_serving(model, require_keys)
+    if require_keys:
+        check_weights(model)
 
 
 def _check_models_consistent(cells: Sequence[CellConfig]) -> None:

@@ -5,7 +5,9 @@ read back for the sweep's own use (resume and the leaderboard read the sweep fol
 one background thread, in the order they finish, through ``MlflowClient`` with explicit run ids (MLflow's
 global "active run" is never touched), so the driver goes on with the sweep while MLflow writes; the driver
 waits for the thread before it writes the parent run. Resuming a sweep re-opens its parent run (found by
-the sweep id) and never writes a second child run for a cell that has a finished one.
+the sweep id) only once the rerun has cells to run — a rerun that fails before doing any work leaves a
+FINISHED parent FINISHED — and never writes a second child run for a cell that has a finished one. The
+parent's metrics are the whole sweep's (``previous_metrics`` holds what earlier attempts recorded).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from distalign.engines.registry import serving_params
 from distalign.errors import InputError
-from distalign.records.config import CellConfig, cell_run_name, identity_dict
+from distalign.records.config import CellConfig, identity_dict
 from distalign.scoring.results import parquet_safe
 from distalign.survey.paths import tool_command
 from distalign.tracking.calibrators import log_calibrators
@@ -47,6 +50,8 @@ TAG_SPEC = "distalign.spec_hash"
 TAG_SWEEP = "distalign.sweep_id"
 TAG_KIND = "distalign.kind"
 ITEMS_ARTIFACT = "items.parquet"
+#: MLflow 3 opens an experiment on its GenAI page unless this tag says it is a (classic) ML experiment
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 TV_FIGURE = "tv_hist.svg"
 
 
@@ -79,16 +84,26 @@ def cell_params(cell: CellConfig, content: Mapping[str, str]) -> dict[str, str]:
     ident = flatten(identity_dict(cell, content))
     ident.update({"dataset.data_dir": cell.dataset.data_dir, "dataset.path": cell.dataset.path})
     ident["steering.templates"] = cell.steering.templates
-    s = cell.model.serving
-    serving = {
-        "serving.engine": s.engine,
-        "serving.device": s.device,
-        "serving.dtype": s.dtype,
-        "serving.tensor_parallel_size": s.tensor_parallel_size,
-        "serving.api_base": s.api_base,
-        "serving.api_key_env": s.api_key_env,
-    }
+    # a group's ``name`` that repeats another of its fields (``steering.steering``) is one param, not two
+    for group in ("model", "dataset", "steering", "method", "calibration"):
+        name = ident.get(f"{group}.name")
+        same = [
+            k for k, v in ident.items() if k.startswith(f"{group}.") and k != f"{group}.name" and v == name
+        ]
+        for k in same:
+            if k.rsplit(".", 1)[-1] == group:
+                ident.pop(k)
+    serving = serving_params(cell.model)
     return {k: ("" if v is None else str(v))[:6000] for k, v in {**ident, **serving}.items()}
+
+
+def run_name(cell: CellConfig) -> str:
+    """A child run's name, the parts that usually differ between the cells of a sweep first (method,
+    steering), so that names differ within what MLflow's runs table shows of them."""
+    parts = [cell.method.name, cell.steering.name, cell.model.name, cell.dataset.name]
+    if cell.calibration.name != "none":
+        parts.insert(1, cell.calibration.name)
+    return " · ".join(parts)
 
 
 class CellLog:
@@ -121,7 +136,7 @@ class CellLog:
         }
         if result.error:
             tags["distalign.error"] = str(result.error)[:5000]
-        run = self.client.create_run(self.experiment_id, run_name=cell_run_name(cell), tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=run_name(cell), tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         metrics = [
@@ -181,7 +196,11 @@ class MLflowTracker:
         try:
             self.client = MlflowClient(tracking_uri=self.uri)
             self.experiment_id = self._experiment(experiment)
+            #: the parent's metrics and status as earlier attempts left them (empty / None for a new sweep)
+            self.previous_metrics: dict[str, float] = {}
+            self.previous_status: str | None = None
             self.parent_run_id, self.resumed = self._parent(sweep_name, sweep_params or {})
+            self._reopened = not self.resumed
             self._close_stale_children()
         except (MlflowException, SQLAlchemyError) as exc:
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
@@ -197,12 +216,17 @@ class MLflowTracker:
 
     # -- set-up -------------------------------------------------------------------------------------------
     def _experiment(self, name: str) -> str:
+        """The experiment's id (created when missing), tagged as an ML experiment so that MLflow opens it
+        on its runs table."""
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
+            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return exp.experiment_id
         kwargs: dict[str, Any] = {}
         if _is_local(self.uri):
             kwargs["artifact_location"] = (Path.cwd() / "mlruns").resolve().as_uri()
+        kwargs["tags"] = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
         try:
             return self.client.create_experiment(name, **kwargs)
         except Exception:  # created concurrently by another driver: use theirs
@@ -219,10 +243,9 @@ class MLflowTracker:
             order_by=["attributes.start_time DESC"],
         )
         if runs:
-            run_id = runs[0].info.run_id
-            if runs[0].info.status != "RUNNING":
-                self.client.update_run(run_id, status="RUNNING")
-            return run_id, True
+            self.previous_metrics = dict(runs[0].data.metrics)
+            self.previous_status = runs[0].info.status
+            return runs[0].info.run_id, True
         tags = {TAG_SWEEP: self.sweep_id, TAG_KIND: "sweep", "distalign.git_revision": git_revision()}
         run = self.client.create_run(self.experiment_id, run_name=sweep_name, tags=tags)
         flat = {k: ("" if v is None else str(v))[:6000] for k, v in flatten(params).items()}
@@ -305,19 +328,31 @@ class MLflowTracker:
         """The parent run's description (MLflow's note), shown on its page in the MLflow UI."""
         self.client.set_tag(self.parent_run_id, "mlflow.note.content", markdown)
 
-    def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
+    def log_parent_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Metrics of the parent run at ``step`` (the attempt number: MLflow keeps each attempt's value
+        in the metric's history and shows the latest)."""
         self.flush()
         now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and _finite(v)]
-        if ms:
-            self.client.log_batch(self.parent_run_id, metrics=ms)
+        ms = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and _finite(v)]
+        for i in range(0, len(ms), 500):
+            self.client.log_batch(self.parent_run_id, metrics=ms[i : i + 500])
+
+    def reopen(self) -> None:
+        """Marks a resumed parent RUNNING again: called once the rerun has cells to run, so a rerun that
+        fails before any work never turns a FINISHED sweep back into a running or failed one."""
+        if not self._reopened:
+            self._reopened = True
+            if self.previous_status != "RUNNING":
+                self.client.update_run(self.parent_run_id, status="RUNNING")
 
     def finish(self, status: str = "FINISHED") -> None:
-        """Closes the parent run as FINISHED, FAILED or KILLED (an interrupted sweep)."""
+        """Closes the parent run as FINISHED, FAILED or KILLED (an interrupted sweep). A resumed parent
+        that was never reopened keeps its earlier end state, unless it was left RUNNING (a killed driver)."""
         try:
             self.close()
         finally:
-            self.client.set_terminated(self.parent_run_id, status=status)
+            if self._reopened or self.previous_status == "RUNNING":
+                self.client.set_terminated(self.parent_run_id, status=status)
 
     def ui_command(self) -> str:
         """A command that opens this store in MLflow's UI from any shell (absolute store path, this
@@ -329,6 +364,12 @@ class MLflowTracker:
             uri = f"sqlite:///{(Path.cwd() / uri[len('sqlite:///') :]).resolve()}"
         # litellm (installed beside mlflow) would otherwise fetch a price table when the UI imports it
         return f"LITELLM_LOCAL_MODEL_COST_MAP=True {tool_command('mlflow')} ui --backend-store-uri {uri}"
+
+    def runs_page(self) -> str:
+        """The address of the sweep's runs table in the UI (MLflow 3.x shows its GenAI pages unless the
+        address asks for the model-training view); local stores: the UI's default address."""
+        base = self.uri.rstrip("/") if self.uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{base}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
 
 
 def _provenance_tags() -> dict[str, str]:
@@ -346,4 +387,4 @@ def _finite(v: Any) -> bool:
     return f == f and f not in (float("inf"), float("-inf"))
 
 
-__all__ = ["MLflowTracker", "resolve_tracking_uri", "RunStatus", "RunTag"]
+__all__ = ["MLflowTracker", "resolve_tracking_uri", "run_name", "RunStatus", "RunTag"]

@@ -29,7 +29,8 @@ REGRESSION = CalibrationConfig(name="regression", params={"candidates": FAST})
 def test_the_kambhatla2025_preset_discards_unparsed_answers() -> None:
     from hydra import compose, initialize_config_dir
 
-    from distalign.records.config import register_configs, to_cell
+    from distalign.engines.registry import register_configs
+    from distalign.records.config import to_cell
 
     register_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

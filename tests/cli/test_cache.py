@@ -33,14 +33,19 @@ def store_dir(tmp_path: Path) -> Path:
 
 
 def test_stats_reports_entries_per_model(store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["cache", "stats", "--store", str(store_dir)]) == 0
+    assert _run(["cache", "stats", "--store", str(store_dir), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["entries"] == 3 and stats["models"] == {"alpha": 2, "beta": 1}
+    assert _run(["cache", "stats", "--store", str(store_dir)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert "3 stored answers" in text[1] and "KB" in text[1], text  # sizes for a reader, not byte counts
+    per_model = [line.split() for line in text[3:]]
+    assert per_model == [["alpha", "2"], ["beta", "1"]], text
 
 
 def test_store_from_environment(store_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("DISTALIGN_STORE", str(store_dir))
-    assert _run(["cache", "stats"]) == 0
+    assert _run(["cache", "stats", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 3
 
 
@@ -108,7 +113,9 @@ def test_verify_moves_a_damaged_shard_aside_and_stats_and_export_go_on(
     store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (store_dir / "shard-elsewhere-9.sqlite").write_bytes(b"not a database " * 500)
-    assert _run(["cache", "stats", "--store", str(store_dir)]) == 0  # reads around it (and moves it aside)
+    assert (
+        _run(["cache", "stats", "--store", str(store_dir), "--json"]) == 0
+    )  # reads around it (and moves it aside)
     assert json.loads(capsys.readouterr().out)["entries"] == 3
     (store_dir / "shard-elsewhere-8.sqlite").write_bytes(b"not a database " * 500)
     assert _run(["cache", "export", str(tmp_path / "all.jsonl"), "--store", str(store_dir)]) == 0

@@ -253,6 +253,19 @@ def test_huge_probabilities_calibrate_to_distributions(predictions: Path, tmp_pa
     np.testing.assert_allclose([sum(p) for p in written["probs"]], 1.0, atol=1e-6)
 
 
+def test_piped_tables_never_cut_a_name(predictions: Path, tmp_path: Path, capsys) -> None:
+    """Two long model names in a pipe (80 columns by default): both printed whole."""
+    df = pd.read_json(predictions, lines=True)
+    names = ("anthropic_claude_3_opus_20240229_release", "anthropic_claude_3_haiku_20240307_release")
+    both = pd.concat([df.assign(model=n) for n in names], ignore_index=True)
+    path = tmp_path / "two.jsonl"
+    both.to_json(path, orient="records", lines=True)
+    assert run(str(path), "--method", "temperature", "--data-dir", "fixture", "--out", str(tmp_path / "o"),
+               "--n-resamples", "20") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "…" not in out and all(n in out for n in names), out
+
+
 def test_the_supervision_protocol_discards_unparsed_answers_and_says_so(
     three_datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,12 +6,15 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from distalign import cli
 from distalign.records.results import CellResult
+from distalign.report.meister2024.release import import_release
+from distalign.report.meister2024.reproduce import score_rows
 from distalign.scoring.results import write_cell
 from distalign.survey import load_survey
 from distalign.sweep.cells import cell_hash as spec_hash
@@ -135,5 +138,77 @@ def test_with_meister2024_puts_a_new_model_on_the_papers_leaderboard(
     board = pd.read_csv(out / "tables" / "leaderboard.csv")
     three = board[(board["dataset"] == "three") & (board["steering"] == "all")]
     means = {(r.model, r.method): r.mean for r in three.itertuples()}
-    assert means[("gpt-4", "verbalize")] == pytest.approx(0.229, abs=0.001)  # the paper's Table 1a
+    # the release's gpt-4 is the project's gpt4 config
+    assert means[("gpt4", "verbalize")] == pytest.approx(0.229, abs=0.001)  # the paper's Table 1a
     assert means[("my-model", "verbalize")] == pytest.approx(means.get(("uniform", None), 0.360), abs=0.002)
+
+
+def _release_sweep(root: Path, release_dir: Path, n_items: int = 6) -> pd.DataFrame:
+    """A sweep folder of one finished cell (``instant`` x verbalize x persona) on the first ``n_items``
+    released OpinionQA items, every group the release evaluates; returns its items."""
+    survey = load_survey("opinionqa", release_dir)
+    chosen = list(survey.items)[:n_items]
+    rows = []
+    for d in survey.distributions:
+        if d.item_id in chosen:
+            pred = np.full(len(d.probs), 1 / len(d.probs))
+            rows.append(
+                {"dataset": "opinionqa", "item_id": d.item_id, "attribute": d.attribute, "group": d.group,
+                 "model": "instant", "method": "verbalize", "steering": "persona",
+                 "prompt_hash": f"{d.item_id}/{d.attribute}/{d.group}", "status": "ok",
+                 "pred_probs": pred.tolist(), "human_probs": list(map(float, d.probs)),
+                 "tv": 0.5 * float(np.abs(pred - np.asarray(d.probs)).sum()), "alignment": 0.5,
+                 "ordinal": None}
+            )  # fmt: skip
+    items = pd.DataFrame(rows)
+    cell = make_cell(method="verbalize", dataset="opinionqa", steering="persona")
+    write_cell(root, CellResult(spec_hash(cell), cell, "finished", None, items, {}))
+    return items
+
+
+@pytest.mark.slow
+def test_with_meister2024_compares_a_sweep_on_the_same_released_items(
+    release_dir: Path, tmp_path: Path
+) -> None:
+    """A sweep on 6 released OpinionQA items with persona steering: the sweep's model is in Table 1a
+    beside the paper's models, the paper's rows are recomputed on those 6 items (checked against a direct
+    computation from the release's raw file), the table names what it covers, the published full-data
+    values are shown too."""
+    items = _release_sweep(tmp_path / "sweep", release_dir)
+    out = tmp_path / "report"
+    argv = ["report", str(tmp_path / "sweep"), "--with", "meister2024", "--data-dir", str(release_dir)]
+    assert cli.main([*argv, "--out", str(out), "--n-resamples", "50"]) == 0
+    board = pd.read_csv(out / "tables" / "leaderboard.csv")
+    models = board[board["kind"] == "model"]
+    assert set(models["dataset"]) == {"opinionqa"} and set(models["steering"]) == {"persona"}
+    assert {"instant", "gpt4", "claude_3_opus"} <= set(models["model"])
+    md = (out / "report.md").read_text()
+    table_1a = md.split("### Table 1a")[1].split("###")[0]
+    assert "OpinionQA, 6 of 100 items; steering persona" in table_1a
+    for name in ("instant", "GPT-4", "Claude 3 Opus", "Llama 3 70B"):
+        assert f"| {name} |" in table_1a
+    assert "anthropic_opus" not in md and "persona_rerun" not in md
+    assert "Published values of the paper's models on all items" in md
+    # one number checked against a direct computation: the release's GPT-4 verbalized persona answers to
+    # those 6 items, scored as `distalign score` scores the release, averaged over the sweep's groups
+    preds = import_release(release_dir)
+    pick = (preds["model"] == "gpt-4") & (preds["method"] == "verbalize") & (preds["steering"] == "persona")
+    mine = preds[pick & preds["item_id"].isin(set(items["item_id"]))]
+    scored = score_rows(mine.reset_index(drop=True), {"opinionqa": load_survey("opinionqa", release_dir)})
+    pairs = set(zip(items["item_id"], items["attribute"], items["group"], strict=True))
+    tv = scored[
+        [k in pairs for k in zip(scored["item_id"], scored["attribute"], scored["group"], strict=True)]
+    ]
+    tv = tv["tv"].dropna()
+    row = models[(models["model"] == "gpt4") & (models["method"] == "verbalize")].iloc[0]
+    assert row["n"] == len(tv) > 0 and row["mean"] == pytest.approx(tv.mean(), abs=1e-9)
+
+
+def test_with_meister2024_refuses_a_sweep_on_other_data(tmp_path: Path, capsys) -> None:
+    """A sweep on the invented sample is not mixed with the release's rows: one line says why."""
+    _sweep(tmp_path / "sweep")  # invented NYT-shaped items (make_items)
+    argv = ["report", str(tmp_path / "sweep"), "--with", "meister2024", "--data-dir", "fixture"]
+    assert cli.main([*argv, "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--with meister2024" in err[0] and "other data" in err[0]
+    assert not (tmp_path / "report" / "report.html").exists()

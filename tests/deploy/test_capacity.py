@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from distalign.errors import InputError
-from distalign.records.config import ModelConfig, ServingConfig
+from distalign.records.config import ModelConfig, from_config, serving
 from distalign.sweep.capacity import check_gpu_capacity, gpu_needs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,19 +18,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def conf_model(name: str, **serving: object) -> ModelConfig:
     """A model exactly as conf/model/<name>.yaml defines it, with serving overrides."""
-    node = OmegaConf.merge(
-        OmegaConf.structured(ModelConfig), OmegaConf.load(REPO / "conf/model" / f"{name}.yaml")
-    )
-    model = OmegaConf.to_object(node)
-    assert isinstance(model, ModelConfig)
-    for key, value in serving.items():
-        setattr(model.serving, key, value)
-    return model
+    node = OmegaConf.merge(OmegaConf.load(REPO / "conf/model" / f"{name}.yaml"), {"serving": serving})
+    return from_config(ModelConfig, node)
 
 
 def vllm_model(name: str, tp: int, replicas: int = 1) -> ModelConfig:
-    serving = ServingConfig(engine="vllm", device="cuda", tensor_parallel_size=tp, replicas=replicas)
-    return ModelConfig(name=name, weights=f"org/{name}", serving=serving)
+    conf = serving("vllm", device="cuda", tensor_parallel_size=tp, replicas=replicas)
+    return ModelConfig(name=name, weights=f"org/{name}", serving=conf)
 
 
 def test_needs_follow_tensor_parallel_size_and_replicas() -> None:

@@ -197,7 +197,7 @@ def test_docs_show_the_two_compose_commands() -> None:
 def test_every_launch_command_composes() -> None:
     from hydra import compose, initialize_config_dir
 
-    from distalign.records.config import register_configs
+    from distalign.engines.registry import register_configs
 
     register_configs()
     commands = _commands("launch")

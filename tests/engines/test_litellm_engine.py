@@ -389,10 +389,24 @@ def test_async_interface_runs_inside_a_running_loop(openai_stub: OpenAIStub) -> 
     assert asyncio.run(main()) == [("echo:x",), ("echo:y",)]
 
 
-@pytest.mark.parametrize("bad", [{"rpm": 0}, {"max_concurrency": 0}, {"prices": {"input": 1.0}}])
-def test_bad_settings_are_input_errors(openai_stub: OpenAIStub, bad: dict) -> None:
+@pytest.mark.parametrize(
+    "bad", [{"rpm": 0}, {"tpm": -1}, {"timeout_s": 0}, {"max_concurrency": 0}, {"max_retries": -1}]
+)
+def test_bad_settings_are_input_errors_before_an_engine_is_built(bad: dict) -> None:
+    """The settings are checked once, by the registry, for a sweep's validation and for ``make_engine``."""
+    from distalign.engines.registry import check_serving, make_engine
+    from distalign.records.config import ModelConfig, serving
+
+    model = ModelConfig(name="m", weights="openai/stub-model", serving=serving("litellm", **bad))
+    key = next(iter(bad))
+    for check in (check_serving, make_engine):
+        with pytest.raises(InputError, match=f"serving.{key}"):
+            check(model)
+
+
+def test_bad_prices_are_input_errors(openai_stub: OpenAIStub) -> None:
     with pytest.raises(InputError):
-        make(openai_stub, **bad)
+        make(openai_stub, prices={"input": 1.0})
 
 
 # --- tokens and cost ----------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ from distalign.engines.instant import InstantEngine
 from distalign.engines.registry import engine_capabilities, make_engine, model_identity
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig, ServingConfig
+from distalign.records.config import serving as serving_config
 from distalign.records.engine import Capabilities
 
 
 def _model(engine: str = "instant", weights: str = "instant", **serving: object) -> ModelConfig:
-    return ModelConfig(name="m", weights=weights, serving=ServingConfig(engine=engine, **serving))
+    return ModelConfig(name="m", weights=weights, serving=serving_config(engine, **serving))
 
 
 def test_instant_engine_and_identity() -> None:

@@ -3,6 +3,7 @@ for calibrated cells, in HTML, Markdown and CSV that agree with each other."""
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def test_benchmark_report_writes_agreeing_html_markdown_and_csv(benchmark_items,
     assert set(files.tables) == {"leaderboard", "baselines", "kss", "leaderboard_rows", "reliability"}
     html, md = files.html.read_text(), files.markdown.read_text()
     assert "<title>A &lt;sweep&gt;</title>" in html and md.startswith("# A <sweep>")
-    assert _linked(html) == [f"figures/{n}.png" for n in ("leaderboard", "steering", "reliability")]
+    # the HTML carries its figures (it is viewed alone, e.g. in MLflow's artifact viewer)
+    inlined = [base64.b64decode(src.removeprefix("data:image/png;base64,")) for src in _linked(html)]
+    names = ("leaderboard", "steering", "reliability")
+    assert inlined == [(files.out / "figures" / f"{n}.png").read_bytes() for n in names]
     for name, path in files.figures.items():
         assert path == files.out / "figures" / f"{name}.png" and path.read_bytes()[:4] == b"\x89PNG"
         assert f"](figures/{name}.png)" in md
@@ -102,8 +106,58 @@ def test_leaderboard_markdown_is_table_1a_with_baselines_and_the_gap(benchmark_i
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| model |"))
     assert header == "| model | verbalize | sequence | log-p |"
-    gpt4 = next(line for line in lines if line.startswith("| gpt-4 |"))
-    assert re.fullmatch(r"\| gpt-4( \| 0\.\d{3} ± 0\.\d{3}){3} \|", gpt4)
+    # the release's gpt-4 is the config gpt4, shown by its one display name
+    gpt4 = next(line for line in lines if line.startswith("| GPT-4 |"))
+    assert re.fullmatch(r"\| GPT-4( \| 0\.\d{3} ± 0\.\d{3}){3} \|", gpt4)
     assert "| uniform |" in md and "| majority vote |" in md
-    assert "Knowledge-to-simulation gap" in md and re.search(r"\| gpt-4 \| [+-]\d+% \|", md)
+    assert "Knowledge-to-simulation gap" in md and re.search(r"\| GPT-4 \| [+-]\d+% \|", md)
     assert leaderboard_markdown([]) == "_No scored cells._\n"
+
+
+def _with_filler(items: pd.DataFrame, model: str, method: str, steering: str, parsed: int) -> pd.DataFrame:
+    """``items`` where one cell parsed only its first ``parsed`` predictions; the rest became uniform."""
+    out = items.copy()
+    cell = out.index[(out["model"] == model) & (out["method"] == method) & (out["steering"] == steering)]
+    weak = cell[parsed:]
+    out.loc[weak, "status"] = "unparsed"
+    return out
+
+
+def test_a_cell_mostly_filler_is_marked_everywhere_and_left_out_of_the_gap(tmp_path: Path) -> None:
+    items = make_items(
+        models=("smollm2_135m",),
+        methods=("verbalize", "seq"),
+        steerings=("persona",),
+        datasets=("opinionqa",),
+    )
+    n_cell = int((items["method"] == "verbalize").sum())
+    items = _with_filler(items, "smollm2_135m", "verbalize", "persona", parsed=n_cell // 4)
+    files = write_report(items, tmp_path / "r", title="t", n_resamples=50)
+    html, md = files.html.read_text(), files.markdown.read_text()
+    board = pd.read_csv(files.tables["leaderboard"])
+    verb = board[(board["method"] == "verbalize") & (board["kind"] == "model")].iloc[0]
+    assert verb["extraction_rate"] == pytest.approx(0.25)
+    # Table 1a's cell carries its parsed share and the mark, highlighted in the HTML
+    assert re.search(r'<td class="filler"[^>]*>0\.\d{3} ± 0\.\d{3} \(25% parsed\) †</td>', html)
+    assert "(25% parsed) †" in md and "SmolLM2-135M verbalize × persona on OpinionQA: 25% parsed" in md
+    # the gap is not computed from filler unless asked
+    assert "kss" not in files.tables or pd.read_csv(files.tables["kss"]).empty
+    assert leaderboard_markdown(board.to_dict("records")).count("†") >= 2
+    relaxed = write_report(items, tmp_path / "relaxed", title="t", n_resamples=50, min_parsed=0.2)
+    text = relaxed.markdown.read_text()
+    assert "(25% parsed) †" not in text and "(25% parsed)" in text and "cell(s) parsed fewer" not in text
+
+
+def test_labels_name_only_what_ran(tmp_path: Path) -> None:
+    items = make_items(
+        models=("gpt4",), methods=("verbalize", "logprobs"), steerings=("persona",), datasets=("opinionqa",)
+    )
+    files = write_report(items, tmp_path / "r", title="t", n_resamples=50)
+    html, md = files.html.read_text(), files.markdown.read_text()
+    board = pd.read_csv(files.tables["leaderboard"])
+    # one dataset, one steering mode: no "all" rows that would claim more
+    assert set(board["dataset"].dropna()) == {"opinionqa"}
+    assert set(board["steering"].dropna()) == {"persona"}
+    assert "Table 1a: OpinionQA, steering persona" in md
+    for claim in ("persona + few-shot", "all datasets", "humans in black", "temperature scaling"):
+        assert claim not in md and claim not in html

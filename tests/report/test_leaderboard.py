@@ -48,7 +48,9 @@ def test_three_is_the_mean_of_dataset_means_over_persona_and_few_shot() -> None:
     three = _find(rows, steering="all", dataset="three")
     assert three["mean"] == pytest.approx((0.2 + 0.4 + 0.7) / 3)  # not the pooled mean 0.4
     assert three["n"] == 6 and three["ci_low"] <= three["mean"] <= three["ci_high"]
-    assert _find(rows, steering="none", dataset="all")["mean"] == pytest.approx(0.9)
+    # one dataset is its own headline row: no "all" aggregate that would claim more
+    assert _find(rows, steering="none", dataset="opinionqa")["mean"] == pytest.approx(0.9)
+    assert not [r for r in rows if r["steering"] == "none" and r["dataset"] in ("all", "three")]
     assert _find(rows, steering="persona", dataset="three")["mean"] == pytest.approx((0.15 + 0.4 + 0.6) / 3)
     issue_schema = ("kind", "model", "method", "steering", "dataset", "mean", "ci_low", "ci_high", "n")
     assert tuple(rows[0]) == (*issue_schema, "extraction_rate")
@@ -59,7 +61,9 @@ def test_aggregate_is_all_without_the_three_datasets() -> None:
         _scored([("seq", "persona", "opinionqa", "a", 0.1), ("seq", "persona", "nyt_books", "a", 0.3)])
     )
     assert {r["dataset"] for r in rows} == {"opinionqa", "nyt_books", "all"}
-    assert _find(rows, steering="all", dataset="all")["mean"] == pytest.approx(0.2)
+    # persona alone is not named "all" (that pools persona and few-shot)
+    assert _find(rows, steering="persona", dataset="all")["mean"] == pytest.approx(0.2)
+    assert not [r for r in rows if r["steering"] == "all"]
 
 
 def test_excluded_answers_leave_means_but_count_in_extraction() -> None:

@@ -48,3 +48,21 @@ def test_a_narrow_terminal_folds_cells_instead_of_cutting_them() -> None:
                 columns[k] = columns.get(k, "") + cell.replace(" ", "")
     assert any(LONG_MODEL in c for c in columns.values())
     assert any("0.376±0.012" in c for c in columns.values())
+
+
+def test_the_leaderboard_ends_with_one_line_naming_the_cells_mostly_filler() -> None:
+    rows = [
+        {"kind": "model", "model": "smollm2_135m", "method": method, "steering": "persona",
+         "dataset": "opinionqa", "mean": 0.337, "ci_low": 0.3, "ci_high": 0.37, "n": 36,
+         "extraction_rate": rate}
+        for method, rate in (("verbalize", 10 / 36), ("seq", 1.0))
+    ]  # fmt: skip
+    out = StringIO()
+    print_leaderboard(rows, console=Console(file=out, width=80))
+    lines = out.getvalue().strip().splitlines()
+    assert "0.337 ± 0.035 †" in out.getvalue() and "0.337 ± 0.035 │" in out.getvalue()
+    assert lines[-1].startswith("† 1 cell(s) parsed fewer than 90%")
+    assert "SmolLM2-135M verbalize × persona on OpinionQA: 28% parsed" in lines[-1]
+    out = StringIO()
+    print_leaderboard(rows, console=Console(file=out, width=80), min_parsed=0.2)
+    assert "†" not in out.getvalue()

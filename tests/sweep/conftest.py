@@ -11,16 +11,16 @@ from distalign.records.config import (
     DatasetConfig,
     MethodConfig,
     ModelConfig,
-    ServingConfig,
     SteeringConfig,
     SweepSettings,
 )
+from distalign.records.config import serving as serving_config
 from distalign.sweep.cells import clear_dataset_cache
 
 
 def instant_model(name: str = "instant", **serving: object) -> ModelConfig:
     kw: dict[str, object] = {"engine": "instant", "batch_size": 16, **serving}
-    return ModelConfig(name=name, weights="instant", serving=ServingConfig(**kw))  # type: ignore[arg-type]
+    return ModelConfig(name=name, weights="instant", serving=serving_config(**kw))  # type: ignore[arg-type]
 
 
 def make_cell(

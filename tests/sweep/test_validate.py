@@ -12,16 +12,16 @@ from distalign.records.config import (
     CalibrationConfig,
     MethodConfig,
     ModelConfig,
-    ServingConfig,
     SteeringConfig,
 )
+from distalign.records.config import serving as serving_config
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.validate import validate_cells
 from tests.sweep.conftest import instant_model, make_cell, settings
 
 
 def _api_model(weights: str = "anthropic/claude-3-haiku-20240307", **serving: object) -> ModelConfig:
-    return ModelConfig(name="haiku", weights=weights, serving=ServingConfig(engine="litellm", **serving))
+    return ModelConfig(name="haiku", weights=weights, serving=serving_config("litellm", **serving))
 
 
 CASES = {
@@ -48,7 +48,7 @@ CASES = {
             model=ModelConfig(
                 name="big",
                 weights="org/big",
-                serving=ServingConfig(engine="vllm", tensor_parallel_size=4, num_gpus=2),
+                serving=serving_config("vllm", tensor_parallel_size=4, num_gpus=2),
             )
         ),
         "tensor_parallel_size=4",
@@ -123,7 +123,7 @@ def test_run_sweep_validates_before_starting_ray(tmp_path) -> None:
 )
 def test_a_serving_field_the_engine_ignores_is_rejected(engine: str, field: str, value: object) -> None:
     weights = "openai/gpt-4o-mini" if engine == "litellm" else "org/model"
-    model = ModelConfig(name="m", weights=weights, serving=ServingConfig(engine=engine, **{field: value}))
+    model = ModelConfig(name="m", weights=weights, serving=serving_config(engine, **{field: value}))
     with pytest.raises(
         InputError, match=f"{field} set, but the {engine} engine does not use it; it reads: "
     ) as err:

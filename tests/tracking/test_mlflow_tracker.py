@@ -127,3 +127,27 @@ def test_a_cell_that_fails_to_be_written_stops_the_sweep(store: str) -> None:
     tracker.log_cell(good)
     tracker.close()
     assert tracker.finished_cells() == {good.spec_hash}
+
+
+def test_the_runs_table_reads_at_a_glance(store: str) -> None:
+    """The experiment opens on MLflow's runs view (tagged as an ML experiment, also when it existed), the
+    child runs' names differ early, and no param repeats another."""
+    tracker = MLflowTracker(store, "exp", "sweep", "sweep-id")
+    cells = [make_cell(m, s) for m in ("seq", "verbalize", "logprobs") for s in ("none", "persona")]
+    for cell in cells:
+        tracker.log_cell(CellResult(_hash(cell), cell, "finished", None, _items(3), {"tv_mean": 0.3}))
+    tracker.flush()
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    children = tracker._children()
+    names = [r.info.run_name for r in children]
+    assert len({n[:20] for n in names}) == len(cells)
+    params = children[0].data.params
+    assert "steering.steering" not in params and params["steering.name"] in ("none", "persona")
+    tracker.close()
+    # an experiment created before the tag existed gets it when a sweep opens it again
+    tracker.client.delete_experiment_tag(tracker.experiment_id, "mlflow.experimentKind")
+    MLflowTracker(store, "exp", "sweep", "sweep-id").close()
+    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development"
+    )

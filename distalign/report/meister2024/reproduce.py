@@ -20,7 +20,7 @@ import pandas as pd
 from distalign.report import figures as F
 from distalign.report import style
 from distalign.report.figures import save_figure
-from distalign.report.leaderboard import baseline_rows, kss_table, leaderboard
+from distalign.report.leaderboard import ALL_STEERING, baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
 from distalign.report.meister2024.annotations import note_empty_steering, note_no_verbalized_coin
 from distalign.report.meister2024.coverage import coverage_markdown
@@ -177,7 +177,7 @@ def reproduce(
     two = scored[scored["dataset"].isin(HUMAN_DATASETS) & scored["steering"].isin(tables.STEERED)]
     two_rows = leaderboard(two, n_resamples=n_resamples, seed=seed)
     base = baseline_rows(surveys, n_resamples=n_resamples, seed=seed)
-    kss = kss_table(rows)
+    kss = kss_table(rows, ALL_STEERING, min_parsed=None)  # the paper keeps every pair
     lap("bootstrap")
     prov = _provenance(preds, scored, surveys)
     release = release_leaderboard(root)
