@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 #: published values are means of 1000 bootstrap means (not the sample mean), and the paper prints 3
 #: decimals: a difference within rounding plus 3 standard errors of that bootstrap mean is no difference
@@ -108,8 +109,11 @@ def model_reason(method: str, p: Provenance) -> str:
 UNEXPLAINED = "the published value also differs from the release's own per-row TVs"
 
 _MC_OPTIONS = (
-    "the release's no-steering OpinionQA targets pair the letters with the JSON's MC_options (MC order, some "
-    "split at commas) while the model was shown the options alphabetically"
+    "the release's no-steering evaluation lettered the targets in the JSON's MC_options order while the "
+    "stored targets letter them alphabetically by option text, as the model's answers do (GAP21Q33_g_W82: "
+    "B = 'Refused' gets 3%); re-lettering the targets in MC order reproduces 88 of the release's 100 "
+    "per-question TVs exactly (GPT-4 verbalize, Democrat: mean 0.419 vs its 0.417; as stored: 0.205), 10 "
+    "more within 0.005"
 )
 _COUNTRY_SHIFT = (
     "the release took GlobalOpinionQA baselines from GPT-3.5's persona sequence files, whose slots 0 and 1 "
@@ -153,7 +157,26 @@ NYT_INTERVALS = (
     "folder): same means, narrower NYT intervals than here"
 )
 
+
+def ece_reason(reading: Any, published: float) -> str:
+    """Why no reading of the release's log-p files gives the published ECE (``reading``: an
+    ``ece.Reading``): the range of every reading tried, and for saturated models, why scaling cannot help."""
+    tried = (
+        f"no reading of the release's {'rescaled_' if reading.calibration == 'temperature' else ''}"
+        f"model_logprobs files reaches {published:.2f}: the notebook's definition gives {reading.ece:.3f}; "
+        f"5/15/20 bins, bins on [0, 1] and each dataset alone give {reading.tried_low:.3f}-"
+        f"{reading.tried_high:.3f}"
+    )
+    if reading.saturated > 0.5:
+        tried += (
+            f"; {reading.saturated:.0%} of its probabilities are exactly 0 or 1, which no temperature moves, "
+            "so the release's scaled file stays as miscalibrated as the raw one"
+        )
+    return tried
+
+
 __all__ = [
+    "ece_reason",
     "BASELINE_REASONS",
     "HUMAN_DERIVED",
     "HUMAN_PAPER",

@@ -22,7 +22,9 @@ from distalign.report import style
 from distalign.report.figures import save_figure
 from distalign.report.leaderboard import ALL_STEERING, baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
+from distalign.report.meister2024.annotations import note_empty_steering, note_no_verbalized_coin
 from distalign.report.meister2024.coverage import coverage_markdown
+from distalign.report.meister2024.ece import readings
 from distalign.report.meister2024.figure_data import (
     FIGURE4_METHOD,
     coin_frame,
@@ -30,7 +32,9 @@ from distalign.report.meister2024.figure_data import (
     steering_frame,
 )
 from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
+from distalign.report.meister2024.likert import figure5, figure5_frame
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
+from distalign.report.meister2024.nyt_books import figure3, figure3_frame
 from distalign.report.meister2024.published import published, release_leaderboard
 from distalign.report.meister2024.release import RERUN, import_release
 from distalign.scoring.predictions import PredictionsWarning
@@ -47,7 +51,11 @@ TITLES: dict[str, str] = {
     "table3": "Table 3: ECE of log-p before and after temperature scaling (persona + few-shot)",
     **{f"table_{d}": f"Per-dataset table: {d} (each steering mode)" for d in DATASETS},
     "figure2_coin": "Figure 2: the biased coin, predicted against stated P(heads)",
+    "figure3_nyt_books": (
+        "Figure 3: NYT books with the largest Republican - Democrat differences in the annotators' answers"
+    ),
     "figure4_steering": "Figure 4: TV by steering mode and dataset, models (best method) and humans",
+    "figure5_likert": "Figure 5: marginal Likert distribution over the 235 NYT books, persona vs few-shot",
     "figure6_reliability": "Figure 6: reliability of log-p before and after temperature scaling",
 }
 
@@ -178,12 +186,14 @@ def reproduce(
         "table1a": table1a,
         "table1b": tables.table_1b(kss, table1a),
         "table2": tables.table_2(human_rows, two_rows, derived_human_tvs(root), release, prov),
-        "table3": tables.table_3(scored),
+        "table3": tables.table_3(scored, readings(root)),
     }
     per_dataset = tables.dataset_tables(rows, base, release, prov)
     out |= {f"table_{d}": per_dataset[per_dataset["dataset"] == d].reset_index(drop=True) for d in DATASETS}
     figures = {
         "figure2_coin": coin_frame(root),
+        "figure3_nyt_books": figure3_frame(root, n_resamples=n_resamples, seed=seed),
+        "figure5_likert": figure5_frame(root, n_resamples=n_resamples, seed=seed),
         "figure4_steering": steering_frame(rows, human_rows, figure4_method),
         "figure6_reliability": reliability_frame(scored),
     }
@@ -193,8 +203,10 @@ def reproduce(
 
 #: each figure's frame -> the report's drawing of it
 FIGURES = {
-    "figure2_coin": F.coin_figure,
-    "figure4_steering": F.steering_figure,
+    "figure2_coin": lambda frame, colors: note_no_verbalized_coin(F.coin_figure(frame, colors)),
+    "figure3_nyt_books": lambda frame, colors: figure3(frame),
+    "figure4_steering": lambda frame, colors: note_empty_steering(F.steering_figure(frame, colors)),
+    "figure5_likert": lambda frame, colors: figure5(frame),
     "figure6_reliability": F.reliability_figure,
 }
 
@@ -206,7 +218,12 @@ def _intro(name: str) -> str:
         "table1a": f"Intervals: 95% percentile bootstrap (1000 resamples of each dataset's pool). {nyt}.",
         "table_nyt_books": f"{nyt}.",
         "table3": (
-            "Each option of each (prediction, group) pair is one observation (n), 10 equal-width bins. "
+            "'reproduced' is the plain ECE: each option of each (prediction, group) pair is one "
+            "observation (n), 10 equal-width bins on [0, 1]. 'release recomputed' is the paper's own "
+            "reading, reconstructed from analysis/temp_scale_figs.ipynb: each option's avg_actual_results "
+            "against expected_results in the release's model_logprobs (before) and rescaled_model_logprobs "
+            "(after) files, persona + few-shot, the three datasets pooled, 10 equal-width bins between the "
+            "smallest and largest model probability. "
             "'temperature' is the release's own scaling, fitted on the very rows it is evaluated on (one "
             "temperature per model x dataset x steering mode), so it is an in-sample figure."
         ),

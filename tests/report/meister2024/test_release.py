@@ -129,3 +129,30 @@ def test_written_file_reads_back(imported: pd.DataFrame, tmp_path: Path, suffix:
 def test_missing_results_folder_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="distalign data download meister2024"):
         import_release(tmp_path)
+
+
+def test_notebook_ece_bins_span_the_observed_range() -> None:
+    """The notebook's bins run from the smallest to the largest model probability: a model that is off by
+    the same 0.1 everywhere has ECE 0.1 whichever bins are used."""
+    from distalign.report.meister2024.ece import notebook_ece
+
+    output = np.linspace(0.2, 0.6, 50)
+    assert notebook_ece(output + 0.1, output) == pytest.approx(0.1)
+    assert notebook_ece(output + 0.1, output, unit=True) == pytest.approx(0.1)
+    assert notebook_ece(output, output) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "model,method,party", [("gpt-4", "verbalize", "Democrat"), ("gpt-3.5-turbo-0125", "seq", "Republican")]
+)
+def test_no_steering_difference_is_the_mc_order_lettering(
+    release_dir: Path, model: str, method: str, party: str
+) -> None:
+    """The release's OpinionQA task0 TVs are reproduced by lettering the targets in MC_options order, not
+    by the stored (alphabetical) targets the project scores against."""
+    from distalign.report.meister2024.no_steering import check
+
+    c = check(release_dir, model, method, party)
+    assert c.n == 100
+    assert c.mc_order_matches >= 0.8 * c.n > c.stored_matches
+    assert abs(c.mc_order_mean - c.release_mean) < 0.01 < abs(c.stored_mean - c.release_mean)

@@ -83,7 +83,8 @@ def test_release_recomputed_matches_every_published_model_row(out: Path) -> None
         t = _table(out, name)
         t = t[(t["kind"] == "model") & t["release_recomputed"].notna() & t["published"].notna()]
         assert len(t) > 10, name
-        rounded = t["source"].isin(["paper"]) | (name == "table1a")
+        source = t["source"].fillna("")
+        rounded = (source.str.startswith("paper") & ~source.str.contains("unrounded")) | (name == "table1a")
         tol = [notes.tolerance(pm, r) for pm, r in zip(t["pm"], rounded, strict=True)]
         far = (t["release_recomputed"] - t["published"]).abs() > np.asarray(tol) + 0.0015
         assert not far.any(), t[far][["model", "method", "steering", "dataset"]]
@@ -122,4 +123,97 @@ def test_table_1b_and_3(out: Path) -> None:
     ece = _table(out, "table3")
     both = ece[ece["dataset"] == "all"].pivot(index="model", columns="method", values="reproduced")
     assert (both["temperature"] < both["none"]).all()  # scaling improves calibration for every model
-    assert ece["published"].isna().all()
+    pooled = ece[ece["dataset"] == "all"].set_index(["model", "method"])
+    published = {
+        ("gpt-4", "none"): 0.28, ("gpt-4", "temperature"): 0.07,
+        ("gpt-3.5-turbo-0125", "none"): 0.20, ("gpt-3.5-turbo-0125", "temperature"): 0.06,
+        ("llama3-70b", "none"): 0.13, ("llama3-70b", "temperature"): 0.11,
+    }  # fmt: skip  # the paper's Table 3
+    for key, value in published.items():
+        row = pooled.loc[key]
+        assert row["published"] == value and row["source"] == "paper Table 3"
+        near = min(abs(row["release_recomputed"] - value), abs(row["reproduced"] - value))
+        assert near <= 0.02 or "no reading" in row["why"]  # each difference is explained
+    # the notebook's reading reproduces GPT-4 before and after; Llama's saturation is named
+    assert abs(pooled.loc[("gpt-4", "none"), "release_recomputed"] - 0.28) <= 0.02
+    assert "exactly 0 or 1" in pooled.loc[("llama3-70b", "temperature"), "why"]
+
+
+def test_figures_say_what_the_release_lacks(out: Path) -> None:
+    """Figure 4's empty GlobalOpinionQA 'none' column and Figure 2's missing verbalize panel carry their
+    reason on the figure itself."""
+    from distalign.report import style
+    from distalign.report.meister2024.reproduce import FIGURES
+
+    steering = pd.read_csv(out / "figure4_steering.csv")
+    assert not ((steering["dataset"] == "global_opinions") & (steering["steering"] == "none")).any()
+    fig = FIGURES["figure4_steering"](steering, style.colors(steering["model"].astype(str)))
+    titled = [ax for ax in fig.axes if ax.get_title() == "GlobalOpinionQA"]
+    assert titled and any("task0" in t.get_text() for t in titled[0].texts)
+    assert not any("task0" in t.get_text() for ax in fig.axes if ax not in titled for t in ax.texts)
+    coin = pd.read_csv(out / "figure2_coin.csv")
+    assert "verbalize" not in set(coin["method"])
+    fig = FIGURES["figure2_coin"](coin, style.colors(coin["model"].astype(str)))
+    assert "distalign toy" in fig.get_suptitle()
+
+
+def test_figure_3_names_the_papers_books(out: Path) -> None:
+    """The 8 books of the paper's Figure 3 (the fixture), in its order, each group's mean inside its
+    interval, and the first half with Republicans above Democrats."""
+    from distalign.report.meister2024.published import published
+
+    frame = pd.read_csv(out / "figure3_nyt_books.csv")
+    books = list(dict.fromkeys(frame.sort_values("rank")["book"]))
+    expected = published()["figure3"]["books"]
+    assert len(books) == len(expected)
+    assert all(b.lower().startswith(e.lower()) for b, e in zip(books, expected, strict=True))
+    assert ((frame["ci_low"] <= frame["mean"]) & (frame["mean"] <= frame["ci_high"])).all()
+    wide = frame.pivot(index="rank", columns="group", values="mean")
+    assert np.allclose(wide["Republican"] - wide["Democrat"], frame.groupby("rank")["rep_minus_dem"].first())
+    assert (wide.loc[1:4, "Republican"] > wide.loc[1:4, "Democrat"]).all()
+    assert (wide.loc[5:8, "Republican"] < wide.loc[5:8, "Democrat"]).all()
+    assert (out / "figures" / "figure3_nyt_books.png").is_file()
+
+
+def test_figure_5_model_marginals_equal_the_releases_own(out: Path, release_dir: Path) -> None:
+    """The models' marginal Likert distributions recomputed from the verbalized files equal the release's
+    precomputed all_q_ID_to_TV.json for every model (and so does their mean); each line sums to 1."""
+    import json
+
+    from distalign.report.meister2024.likert import MODELS, model_marginal
+
+    own = json.loads((release_dir / "results/human_annotations/all_q_ID_to_TV.json").read_text())
+    for model in MODELS:
+        for party, steering, key in [
+            ("Democrat", "persona", "persona_avg"),
+            ("Republican", "few_shot", "fewshot_avg"),
+        ]:
+            ours = model_marginal(release_dir, model, steering, party)
+            assert np.allclose(ours, own[model]["express_distribution"][party][key])
+    frame = pd.read_csv(out / "figure5_likert.csv")
+    sums = frame.groupby(["who", "party", "steering"])["share"].sum().sort_index()
+    assert len(sums) == 10 and np.allclose(sums.loc["humans"], 1.0, atol=1e-6)
+    # the models' stated numbers are averaged as stated (as the release does): some do not sum to 1
+    assert ((sums.loc["models"] > 0.9) & (sums.loc["models"] <= 1.0 + 1e-9)).all()
+    models = frame[frame["who"] == "models"].set_index(["party", "steering", "option"])["share"].sort_index()
+    mean = np.mean([model_marginal(release_dir, m, "persona", "Democrat") for m in MODELS], axis=0)
+    assert np.allclose(models.loc[("Democrat", "persona")].to_numpy(), mean)
+    assert (out / "figures" / "figure5_likert.png").is_file()
+
+
+def test_every_published_value_says_where_it_was_published(out: Path) -> None:
+    """Each published value of Tables 1a, 1b, 2 and 3 names the paper's table it is printed in (and the
+    release file it equals, where the value was taken from there)."""
+    for name, table in [
+        ("table1a", "Table 1a"),
+        ("table1b", "Table 1b"),
+        ("table2", "Table 2"),
+        ("table3", "Table 3"),
+    ]:
+        t = _table(out, name)
+        t = t[t["published"].notna()]
+        paper = t["source"].str.startswith(f"paper {table}")
+        derived = t["source"] == "release derived JSON"  # Table 2's per-steering human rows
+        assert len(t) and (paper | derived).all(), t[~(paper | derived)][["model", "method", "source"]]
+    md = (out / "table1a.md").read_text()
+    assert "(paper Table 1a (= release CSV))" in md and "(paper Table 1a)" in md
