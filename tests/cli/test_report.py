@@ -62,7 +62,7 @@ def test_a_predictions_file_is_scored_against_its_surveys(tmp_path: Path) -> Non
     assert cli.main(argv) == 0
     board = pd.read_csv(out / "tables" / "leaderboard.csv")
     model = board[
-        (board["kind"] == "model") & (board["dataset"] == "nyt_books") & (board["steering"] == "all")
+        (board["kind"] == "model") & (board["dataset"] == "nyt_books") & (board["steering"] == "persona")
     ]
     uniform = board[(board["model"] == "uniform") & (board["dataset"] == "nyt_books")]
     assert model["mean"].iloc[0] == pytest.approx(uniform["mean"].iloc[0] / 2)  # halfway to uniform

@@ -100,23 +100,25 @@ def test_score_writes_leaderboard_kss_and_baselines(release_dir, tmp_path, capsy
     verb = [
         r
         for r in board
-        if r["method"] == "verbalize" and r["steering"] == "all" and r["dataset"] == "nyt_books"
+        if r["method"] == "verbalize" and r["steering"] == "persona" and r["dataset"] == "nyt_books"
     ]
     halfway = [0.25 * abs(d.probs - 0.25).sum() for d in survey.distributions[:40]]
     assert verb[0]["mean"] == pytest.approx(sum(halfway) / 40) and verb[0]["n"] == 40
-    seq = [r for r in board if r["method"] == "seq" and r["steering"] == "all" and r["dataset"] == "all"][0]
+    # one dataset, one steering mode: no "all" aggregate is made of them (labels say exactly what ran)
+    assert not [r for r in board if r["kind"] == "model" and "all" in (r["steering"], r["dataset"])]
+    seq = [
+        r for r in board if r["method"] == "seq" and (r["steering"], r["dataset"]) == ("persona", "nyt_books")
+    ][0]
     assert seq["extraction_rate"] == pytest.approx(30 / 40)
     assert {r["model"] for r in board if r["kind"] == "baseline"} == {
         "uniform",
         "majority",
         "discretization_30",
     }
-    seq_ds = [
-        r for r in board if r["method"] == "seq" and r["steering"] == "all" and r["dataset"] == "nyt_books"
-    ][0]
-    kss = json.loads((out / "kss.json").read_text())[0]
-    assert kss["kss"] == pytest.approx(seq_ds["mean"] / verb[0]["mean"] - 1)
-    assert (out / "scores.csv").is_file() and "Leaderboard" in capsys.readouterr().out
+    # seq parsed 30 of 40 answers (< 90%): filler, so no knowledge-to-simulation gap is claimed from it
+    assert json.loads((out / "kss.json").read_text()) == []
+    shown = capsys.readouterr().out
+    assert (out / "scores.csv").is_file() and "TV (95% CI)" in shown and "†" in shown
 
 
 @pytest.mark.parametrize(
@@ -277,7 +279,7 @@ def test_progress_is_shown_on_a_terminal_only(tmp_path, monkeypatch, capsys) -> 
     assert cli.main(["score", str(preds), "--data-dir", "fixture"]) == 0
     shown = terminal.getvalue()
     assert "reading p.jsonl" in shown and "bootstrap intervals" in shown
-    assert "Leaderboard" in capsys.readouterr().out and "Leaderboard" not in shown
+    assert "TV (95% CI)" in capsys.readouterr().out and "TV (95% CI)" not in shown
 
 
 def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys) -> None:
