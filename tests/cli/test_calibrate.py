@@ -73,7 +73,9 @@ def test_calibrate_writes_scores_and_predictions(predictions: Path, tmp_path: Pa
     by_dataset = rescored.groupby("dataset")["tv"].mean()
     for name in DATASETS:
         row = next(
-            r for r in rows if r["calibration"] == method and (r["steering"], r["dataset"]) == ("persona", name)
+            r
+            for r in rows
+            if r["calibration"] == method and (r["steering"], r["dataset"]) == ("persona", name)
         )
         assert by_dataset[name] == pytest.approx(row["mean"], abs=1e-6)
     metrics = json.loads((out / "metrics.json").read_text())
