@@ -53,6 +53,15 @@ ITEMS_ARTIFACT = "items.parquet"
 #: MLflow 3 opens an experiment on its GenAI page unless this tag says it is a (classic) ML experiment
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 TV_FIGURE = "tv_hist.svg"
+#: the metrics the runs table shows as columns: MLflow's UI keeps its column choice per browser and starts
+#: with none; a view stored on the experiment (a ``mlflow.sharedViewState.<key>`` tag, MLflow's "share
+#: view") is applied by any browser that opens the runs page with ``viewStateShareKey=<key>``
+TABLE_METRICS = ("tv_mean", "tv_ci_low", "tv_ci_high", "extraction_rate")
+VIEW_KEY = "distalign-runs"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+VIEW_STATE = json.dumps(
+    {"selectedColumns": [f"metrics.`{m}`" for m in TABLE_METRICS] + ["attributes.`Dataset`"]}
+)
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -218,15 +227,17 @@ class MLflowTracker:
     def _experiment(self, name: str) -> str:
         """The experiment's id (created when missing), tagged as an ML experiment so that MLflow opens it
         on its runs table."""
+        tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, VIEW_TAG: VIEW_STATE}
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
-            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-                self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            for key, value in tags.items():
+                if exp.tags.get(key) != value:
+                    self.client.set_experiment_tag(exp.experiment_id, key, value)
             return exp.experiment_id
         kwargs: dict[str, Any] = {}
         if _is_local(self.uri):
             kwargs["artifact_location"] = (Path.cwd() / "mlruns").resolve().as_uri()
-        kwargs["tags"] = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        kwargs["tags"] = tags
         try:
             return self.client.create_experiment(name, **kwargs)
         except Exception:  # created concurrently by another driver: use theirs
@@ -372,9 +383,13 @@ class MLflowTracker:
 
     def runs_page(self) -> str:
         """The address of the sweep's runs table in the UI (MLflow 3.x shows its GenAI pages unless the
-        address asks for the model-training view); local stores: the UI's default address."""
+        address asks for the model-training view), with the experiment's stored view (:data:`VIEW_KEY`: the
+        key metrics as columns); local stores: the UI's default address."""
         base = self.uri.rstrip("/") if self.uri.startswith("http") else "http://127.0.0.1:5000"
-        return f"{base}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
+        return (
+            f"{base}/#/experiments/{self.experiment_id}"
+            f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+        )
 
 
 def _provenance_tags() -> dict[str, str]:

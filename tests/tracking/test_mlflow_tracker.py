@@ -5,14 +5,17 @@ twice), a failed one is not."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from distalign.records.results import ITEM_COLUMNS, CellResult
+from distalign.scoring.scores import cell_scores
 from distalign.sweep.cells import cell_hash
 from distalign.tracking.mlflow_tracker import ITEMS_ARTIFACT, TAG_SPEC, MLflowTracker
 from tests.sweep.conftest import make_cell
@@ -150,4 +153,29 @@ def test_the_runs_table_reads_at_a_glance(store: str) -> None:
     MLflowTracker(store, "exp", "sweep", "sweep-id").close()
     assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == (
         "custom_model_development"
+    )
+
+
+def test_the_runs_table_shows_the_key_metrics_as_columns(store: str) -> None:
+    """The experiment carries a stored view whose columns are TV, its interval and the extraction rate,
+    named as a scored cell logs them, and the runs page the sweep prints opens that view; an experiment
+    made before the view existed gets it when a sweep opens it again."""
+    tracker = MLflowTracker(store, "exp", "sweep", "sweep-id")
+    scored = pd.DataFrame({"row": [0, 1, 2], "status": ["ok"] * 3, "tv": [0.1, 0.2, 0.4]})
+    scored["alignment"] = 1 - scored["tv"]
+    logged = cell_scores(scored, n_resamples=50)
+    tags = tracker.client.get_experiment(tracker.experiment_id).tags
+    key = parse_qs(urlsplit(tracker.runs_page().split("#", 1)[1]).query)["viewStateShareKey"][0]
+    view = json.loads(tags[f"mlflow.sharedViewState.{key}"])
+    metric_columns = [c for c in view["selectedColumns"] if c.startswith("metrics.")]
+    assert metric_columns == [
+        f"metrics.`{m}`" for m in ("tv_mean", "tv_ci_low", "tv_ci_high", "extraction_rate")
+    ]
+    assert all(c[len("metrics.`") : -1] in logged for c in metric_columns)
+    tracker.close()
+    tracker.client.delete_experiment_tag(tracker.experiment_id, f"mlflow.sharedViewState.{key}")
+    MLflowTracker(store, "exp", "sweep", "sweep-id").close()
+    assert (
+        tracker.client.get_experiment(tracker.experiment_id).tags[f"mlflow.sharedViewState.{key}"]
+        == (tags[f"mlflow.sharedViewState.{key}"])
     )
