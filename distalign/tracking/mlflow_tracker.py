@@ -55,13 +55,11 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 TV_FIGURE = "tv_hist.svg"
 #: the metrics the runs table shows as columns: MLflow's UI keeps its column choice per browser and starts
 #: with none; a view stored on the experiment (a ``mlflow.sharedViewState.<key>`` tag, MLflow's "share
-#: view") is applied by any browser that opens the runs page with ``viewStateShareKey=<key>``
+#: view") is applied by any browser that opens ``/experiments/<id>/runs?viewStateShareKey=<key>``
 TABLE_METRICS = ("tv_mean", "tv_ci_low", "tv_ci_high", "extraction_rate")
 VIEW_KEY = "distalign-runs"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-VIEW_STATE = json.dumps(
-    {"selectedColumns": [f"metrics.`{m}`" for m in TABLE_METRICS] + ["attributes.`Dataset`"]}
-)
+VIEW_STATE = json.dumps({"selectedColumns": [f"metrics.`{m}`" for m in TABLE_METRICS]})
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -387,7 +385,7 @@ class MLflowTracker:
         key metrics as columns); local stores: the UI's default address."""
         base = self.uri.rstrip("/") if self.uri.startswith("http") else "http://127.0.0.1:5000"
         return (
-            f"{base}/#/experiments/{self.experiment_id}"
+            f"{base}/#/experiments/{self.experiment_id}/runs"  # the UI drops the view key on its way to /runs
             f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
         )
 
