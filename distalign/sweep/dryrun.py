@@ -8,8 +8,10 @@ PRICE_HINT = "set model.serving.input_cost_per_token / output_cost_per_token to 
 
 
 def _usd(value: float) -> str:
-    """Four significant decimals for cents, fewer for large sums ($292.6, $0.0123)."""
-    return f"${value:,.1f}" if value >= 100 else f"${value:.4f}"
+    """Fewer decimals the larger the sum ($292.6, $85.85, $0.0123)."""
+    if value >= 100:
+        return f"${value:,.1f}"
+    return f"${value:.2f}" if value >= 1 else f"${value:.4f}"
 
 
 def cost_line(summary: PlanSummary) -> str:
