@@ -67,7 +67,7 @@ def test_the_imported_release_scores_and_calibrates_as_it_is(
     assert code == 0, captured.err
     (warning,) = [x for x in captured.err.splitlines() if "no human distribution" in x]
     assert "CREGION" in warning or "EDUCATION" in warning or "INCOME" in warning
-    assert "gpt-4" in captured.out and "logprobs+temperature" in captured.out
+    assert "GPT-4" in captured.out and "logprobs+temperature" in captured.out
     logp = tmp_path / "logp.parquet"
     frame = pd.read_parquet(preds)
     frame[(frame["method"] == "logprobs") & (frame["model"] == "gpt-4")].to_parquet(logp)
