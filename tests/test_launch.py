@@ -450,12 +450,12 @@ def test_an_interrupted_sweep_stops_cleanly(tmp_path: Path, when: str, signum: i
     env.update(
         DISTALIGN_STORE=str(tmp_path / "store"),
         PYTHONUNBUFFERED="1",
-        DISTALIGN_INSTANT_DELAY_S="0.5",
         RAY_TMPDIR=str(ray_tmp),
     )
     cmd = [
         sys.executable, str(REPO / "launch.py"), "-m", *FAST, "method=seq,verbalize,logprobs",
-        "steering=none,persona", "model.serving.batch_size=1", "sweep.progress=false",
+        "steering=none,persona", "model.serving.batch_size=1", "model.serving.delay_s=0.5",
+        "sweep.progress=false",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
