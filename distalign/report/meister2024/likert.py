@@ -197,8 +197,8 @@ def figure13(frame: pd.DataFrame) -> Figure:
             n = int(frame[(frame["group"] == group) & (frame["steering"] == "ground_truth")]["n"].max())
             ax.set_xticks([1, 2, 3, 4])
             ax.set_title(f"{group} ({n} books)")
+            ax.set_xlabel("answer: 1 = very unlikely ... 4 = very likely", fontsize=8)
         axes[0].set_ylabel("share of answers (mean over books)")
-        fig.supxlabel("answer (1 very unlikely - 4 very likely)", fontsize=9)
         handles = [
             Line2D([], [], color=HUMAN_LINES[k][0], marker="o", ms=4, label=HUMAN_LINES[k][1]) for k in drawn
         ]
