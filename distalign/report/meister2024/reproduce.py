@@ -133,28 +133,29 @@ def _provenance(
         ["zero", "off", "unparsed", "tv_ok", "tv"]
     ].sum()
     counts = frame.groupby(["model", "method", "steering", "dataset"]).size()
+    # plain dicts: the tables ask a few hundred times, and a MultiIndex look-up each time costs seconds
+    sum_of = dict(zip(sums.index, sums.to_numpy(dtype=float), strict=True))
+    count_of = dict(zip(counts.index, counts.to_numpy(), strict=True))
 
     def of(model: str, method: str, steerings: Sequence[str], datasets: Sequence[str]) -> Provenance:
         keys = [
-            (model, method, s, d)
-            for s in steerings
-            for d in datasets
-            if (model, method, s, d) in counts.index
+            (model, method, s, d) for s in steerings for d in datasets if (model, method, s, d) in count_of
         ]
         if not keys:
             return Provenance(0, 0, 0, 0, float("nan"))
-        part, n = sums.loc[keys], counts.loc[keys]
-        per_dataset = part.groupby(level="dataset")[["tv", "tv_ok"]].sum()
-        means = per_dataset["tv"] / per_dataset["tv_ok"].replace(0, np.nan)
-        release_mean = (
-            float(means.mean()) if means.notna().all() and len(means) == len(set(datasets)) else np.nan
-        )
+        part = np.array([sum_of[k] for k in keys])  # columns: zero, off, unparsed, tv_ok, tv
+        tv: dict[str, float] = {}
+        ok: dict[str, float] = {}
+        for k, (_, _, _, tv_ok, tv_sum) in zip(keys, part, strict=True):
+            tv[k[3]], ok[k[3]] = tv.get(k[3], 0.0) + tv_sum, ok.get(k[3], 0.0) + tv_ok
+        means = [tv[d] / ok[d] if ok[d] else np.nan for d in tv]
+        complete = not np.isnan(means).any() and len(means) == len(set(datasets))
         return Provenance(
-            int(n.sum()),
-            int(part["zero"].sum()),
-            int(part["off"].sum()),
-            int(part["unparsed"].sum()),
-            release_mean,
+            int(sum(count_of[k] for k in keys)),
+            int(part[:, 0].sum()),
+            int(part[:, 1].sum()),
+            int(part[:, 2].sum()),
+            float(np.mean(means)) if complete else np.nan,
         )
 
     return of
