@@ -76,7 +76,8 @@ COVERAGE: tuple[tuple[str, str, str], ...] = (
         "exports (results/human_annotations), estimating their own vs the other group, as the authors' "
         "notebooks split them; the paper's text is not here, so the values beside are those the notebooks "
         "printed (repository history, not in the release): OpinionQA both modes and NYT persona within "
-        "0.002, NYT few-shot 0.009 lower, with the reason on the table",
+        "0.002, NYT few-shot 0.009 lower because the notebook printed a run on another few-shot export (its "
+        "code, rerun on the release's, gives this table's values)",
     ),
     (
         "Table 10",
