@@ -120,7 +120,7 @@ class _Engines:
     def get(self) -> EnginePool:
         if self.pool is None:
             if self.on_start is not None:
-                self.on_start(list(self.models.values()))
+                self.on_start(list(self.models.values()), self.settings.executor)
             if self.settings.executor == "inline":
                 self.pool = InlinePool(self.models)
             else:
