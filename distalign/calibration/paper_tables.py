@@ -19,6 +19,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from distalign.survey.model import DATASETS
+
 LOGPROBS = "logprobs"
 #: the paper's datasets whose surveys are not public (they can be given as custom survey files)
 NOT_PUBLIC: dict[str, str] = {"wgm": "WGM (Wellcome Global Monitor 2018)", "wvs": "WVS (World Values Survey)"}
@@ -43,6 +45,12 @@ def not_public_line(datasets: Iterable[str]) -> str | None:
         f"The paper's {' and '.join(missing)} columns: not public, so not shown; give those surveys as "
         "custom survey files (--survey) to fill them."
     )
+
+
+def _dataset_order(datasets: pd.Series) -> list[str]:
+    """The benchmark's datasets in its order (OpinionQA first, as the paper's OQA column), then others."""
+    present = list(dict.fromkeys(datasets.astype(str)))
+    return [d for d in DATASETS if d in present] + [d for d in present if d not in DATASETS]
 
 
 def _pct(x: pd.Series) -> pd.Series:
@@ -81,7 +89,7 @@ def logp_table(calibration_table: pd.DataFrame) -> pd.DataFrame:
             "mark": t["alignment_mark"].fillna("").astype(str),
         }
     )
-    order = list(dict.fromkeys(long["dataset"]))
+    order = _dataset_order(long["dataset"])
     labels = {"n": "n", "raw": "raw (%)", "calibrated": "calibrated (%)", "mark": "sig."}
     return _wide(long, ["model", "prompt"], labels, order)
 
@@ -111,6 +119,6 @@ def ood_paper_table(ood: pd.DataFrame, logp: bool) -> pd.DataFrame:
     rows = ["model", "prompt"] if logp else ["model", "method", "prompt"]
     if logp:
         long = long.drop(columns="method")
-    order = list(dict.fromkeys(long["dataset"]))
+    order = _dataset_order(long["dataset"])
     labels = {"n": "n", "raw": "raw (%)", "in_domain": "in-domain (%)", "ood": "out-of-domain (%)"}
     return _wide(long, rows, labels, order)

@@ -274,7 +274,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             for name, paper in paper_ood_tables(table).items():  # Tables 11 and 12
                 written += [str(folder / f) for f in _write_table(folder, name, paper)]
         _say_not_public(items, written)
-    for folder, names in _by_folder(written).items():
+    for folder, names in _by_folder(list(dict.fromkeys(written))).items():
         Console().print(f"wrote {folder}/: {', '.join(names)}")
     return 0
 
