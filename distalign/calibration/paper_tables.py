@@ -42,8 +42,8 @@ def not_public_line(datasets: Iterable[str]) -> str | None:
     if not missing:
         return None
     return (
-        f"The paper's {' and '.join(missing)} columns: not public, so not shown; give those surveys as "
-        "custom survey files (--survey) to fill them."
+        f"The paper's {' and '.join(missing)} columns: not public, so not shown (those surveys, given as "
+        "custom survey files, fill them)."
     )
 
 
