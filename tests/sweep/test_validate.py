@@ -154,6 +154,7 @@ def test_unsupported_cells_are_skipped_and_listed_when_asked() -> None:
         ("num_cpus", 0, "sweep.num_cpus: must be a whole number of at least 1"),
         ("experiment", "", "sweep.experiment: must be a non-empty text"),
         ("progress", "yes", "sweep.progress: must be true or false"),
+        ("executor", "threads", "sweep.executor: must be one of ray, inline"),
     ],
 )
 def test_every_sweep_setting_is_checked_before_anything_runs(
