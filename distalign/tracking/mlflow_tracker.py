@@ -34,7 +34,7 @@ from distalign.records.config import CellConfig, identity_dict
 from distalign.scoring.results import parquet_safe
 from distalign.survey.paths import tool_command
 from distalign.tracking.calibrators import log_calibrators
-from distalign.tracking.figures import tv_histogram_svg
+from distalign.tracking.figures import tv_histogram
 from distalign.tracking.provenance import git_revision, package_versions
 from distalign.tracking.store_check import check_tracking_uri
 
@@ -52,7 +52,7 @@ TAG_KIND = "distalign.kind"
 ITEMS_ARTIFACT = "items.parquet"
 #: MLflow 3 opens an experiment on its GenAI page unless this tag says it is a (classic) ML experiment
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
-TV_FIGURE = "tv_hist.svg"
+TV_FIGURE = "tv_hist.png"
 #: the metrics the runs table shows as columns: MLflow's UI keeps its column choice per browser and starts
 #: with none; a view stored on the experiment (a ``mlflow.sharedViewState.<key>`` tag, MLflow's "share
 #: view") is applied by any browser that opens ``/experiments/<id>/runs?viewStateShareKey=<key>``
@@ -181,8 +181,8 @@ class CellLog:
             parquet_safe(items).to_parquet(Path(tmp) / ITEMS_ARTIFACT, index=False)
             if "tv" in items:
                 (Path(tmp) / "figures").mkdir()
-                svg = tv_histogram_svg(items["tv"].to_numpy(dtype=float))
-                (Path(tmp) / "figures" / TV_FIGURE).write_text(svg, encoding="utf-8")
+                figure = tv_histogram(items["tv"].to_numpy(dtype=float))
+                figure.savefig(Path(tmp) / "figures" / TV_FIGURE, dpi=120, facecolor="white")
             self.client.log_artifacts(run_id, tmp)
 
 
