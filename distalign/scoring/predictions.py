@@ -28,11 +28,11 @@ import pandas as pd
 from distalign.errors import InputError
 from distalign.methods.registry import PARSERS, get_method
 from distalign.survey.model import Item, Survey
+from distalign.survey.parsing import read_jsonl, table_kind
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")
 #: what makes two rows the same prediction
 IDENTITY: tuple[str, ...] = (*KEYS, "attribute", "group")
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 META_COLUMNS: tuple[str, ...] = (
     "row", "model", "method", "steering", "dataset", "item_id", "attribute", "group",
     "status", "detail", "n_total", "n_valid",
@@ -65,14 +65,12 @@ def is_blank(value: Any) -> bool:
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """The raw predictions table with a ``row`` column (1-based data row); format by extension."""
     path = Path(path)
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(f"unknown predictions format {path.suffix!r} (use {', '.join(SUFFIXES)})", file=path)
+    kind = table_kind(path, "predictions")
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
         if kind == "jsonl":
-            df = _read_jsonl(path)
+            df = pd.DataFrame.from_records([obj for _, obj in read_jsonl(path, count="row")])
         elif kind == "csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
@@ -88,20 +86,6 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     df["row"] = np.arange(1, len(df) + 1)
     return df
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(x for x in fh if x.strip()):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", file=path, where=f"row {n + 1}") from None
-            if not isinstance(obj, dict):
-                raise InputError("expected one JSON object per line", file=path, where=f"row {n + 1}")
-            records.append(obj)
-    return pd.DataFrame.from_records(records)
 
 
 @dataclass(frozen=True)
