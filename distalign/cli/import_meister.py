@@ -18,7 +18,7 @@ from distalign.report.meister2024.humans import human_predictions
 from distalign.report.meister2024.predictions_file import write_predictions
 from distalign.report.meister2024.release import COLUMNS, import_release
 from distalign.scoring.results import CELLS, raw_predictions
-from distalign.survey.parsing import TABLE_SUFFIXES, table_kind
+from distalign.survey.parsing import TABLE_SUFFIXES
 
 SOURCES = ("meister2024",)
 
@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     out: Path = args.out
-    table_kind(out, "predictions")  # before reading 60 MB of JSON
+    if out.suffix.lower() not in TABLE_SUFFIXES:  # before reading 60 MB of JSON
+        known = ", ".join(TABLE_SUFFIXES)
+        raise InputError(f"unknown predictions format {out.suffix!r} (use {known})", where="--out")
     check_output(out, "--out")
     if args.source not in SOURCES:
         folder = Path(args.source)
