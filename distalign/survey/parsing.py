@@ -6,7 +6,7 @@ import ast
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,23 +41,23 @@ def table_kind(path: Path, what: str) -> str:
     return kind
 
 
-def read_jsonl(path: Path, count: Literal["line", "row"] = "line") -> list[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path, count: Literal["line", "row"] = "line") -> Iterator[tuple[int, dict[str, Any]]]:
     """The JSON object of each non-blank line with its number: the file's line, or with ``count="row"``
     the data row (blank lines not counted); errors name that number."""
-    out: list[tuple[int, dict[str, Any]]] = []
+    rows = 0
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            n = lineno if count == "line" else len(out) + 1
+            rows += 1
+            n = lineno if count == "line" else rows
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"not valid JSON ({exc.msg})", file=path, where=f"{count} {n}") from None
             if not isinstance(obj, dict):
                 raise InputError("expected one JSON object per line", file=path, where=f"{count} {n}")
-            out.append((n, obj))
-    return out
+            yield n, obj
 
 
 def literal_list(text: str, *, file: Path, where: str) -> list[Any]:
