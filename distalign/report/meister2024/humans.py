@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,13 @@ QUESTION_BLOCK = "Q138"  # the block without an option suffix: the annotator's o
 _HEADER = re.compile(r"^(?P<text>.*?)<br>(?P<options>(?:[A-Z]\. [^<]*<br>)+)\s*-", re.S)
 _OPTION = re.compile(r"[A-Z]\. ([^<]*)<br>")
 DERIVED = {"opinionqa": "OQA_human_tv_data.json", "nyt_books": "NYT_human_tv_data.json"}
+#: the annotators' own demographics in the exports: attribute -> (column, {group: the answer given})
+ANNOTATOR_COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
+    "POLPARTY": ("Q_DemRepub", {"Democrat": "Democrat", "Republican": "Republican"}),
+    "SEX": ("QDem_Gend", {"Male": "Male", "Female": "Female"}),
+    "RACE": ("QDem_Race", {"Black": "Black or African American", "White": "White or Caucasian American"}),
+}
+IN_GROUP, OUT_GROUP = "in-group", "out-group"
 _DERIVED_STEERING = {"nosteer": "none", "persona": "persona", "fewshot": "few_shot"}
 
 
@@ -130,11 +137,13 @@ def _records(path: Path) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class _Export:
-    """One export: its question-text header row and the estimate columns as one float matrix."""
+    """One export: its question-text header row, the estimate columns as one float matrix and the
+    annotators' own demographics (``ANNOTATOR_COLUMNS``)."""
 
     header: pd.Series
     values: np.ndarray  # (annotators, estimate columns); NaN where not answered
     column: Mapping[str, int]
+    own: Mapping[str, np.ndarray]  # demographic column -> each annotator's answer ("" where absent)
 
     @classmethod
     def read(cls, paths: Sequence[Path]) -> _Export:
@@ -143,6 +152,7 @@ class _Export:
         columns: list[str] = []
         header = pd.Series(dtype=object)
         parts: list[np.ndarray] = []
+        own: dict[str, list[str]] = {c: [] for c, _ in ANNOTATOR_COLUMNS.values()}
         for path in paths:
             records = _records(path)
             if len(records) < 3:
@@ -159,8 +169,17 @@ class _Export:
             cells = np.array([[r[i] if i < len(r) else "" for i in idx] for r in records[3:]], dtype=object)
             flat = pd.to_numeric(pd.Series(cells.ravel(), dtype=object), errors="coerce")
             parts.append(flat.to_numpy(dtype=float).reshape(len(records) - 3, len(idx)))
+            for c, answers in own.items():
+                i = position.get(c)
+                answers += [r[i] if i is not None and i < len(r) else "" for r in records[3:]]
         values = np.vstack(parts) if parts else np.zeros((0, len(columns)))
-        return cls(header, values, {c: j for j, c in enumerate(columns)})
+        mine = {c: np.asarray(a, dtype=object) for c, a in own.items()}
+        return cls(header, values, {c: j for j, c in enumerate(columns)}, mine)
+
+    def where(self, column: str, answer: str) -> _Export:
+        """The annotators who gave ``answer`` to the demographic question ``column``, in file order."""
+        keep = self.own[column] == answer
+        return _Export(self.header, self.values[keep], self.column, {c: a[keep] for c, a in self.own.items()})
 
     def estimate(
         self, number: str, block: str, n_options: int, max_annotators: int | None
@@ -178,43 +197,110 @@ class _Export:
         return x.mean(axis=0), len(x)
 
 
-def human_predictions(data_dir: str | Path | None = None, max_annotators: int | None = 4) -> pd.DataFrame:
-    """One predictions row per dataset x steering x item x group with the annotators' mean estimate
-    (``probs`` aligned with ``options`` as shown); extra columns ``n_annotators`` and ``source``."""
+def read_exports(
+    data_dir: str | Path | None = None, keys: Iterable[tuple[str, str]] = tuple(EXPORTS)
+) -> dict[tuple[str, str], _Export]:
+    """The exports of ``EXPORTS`` (those of ``keys``: (dataset, steering)), each read once."""
     root = resolve_data_dir(data_dir)
+    return {key: _Export.read([root / ANNOTATIONS / f for f in EXPORTS[key]]) for key in keys}
+
+
+def _block_rows(
+    export: _Export,
+    dataset: str,
+    steering: str,
+    questions: Mapping[str, tuple],
+    blocks: Mapping[str, tuple[str | None, str | None, str | None]],
+    max_annotators: int | None,
+    file: Path,
+    **extra: str,
+) -> list[dict]:
+    """One predictions row per question x block with the annotators' mean estimate."""
+    header, rows = export.header, []
+    for block, (attribute, group, word) in blocks.items():
+        first = next((f"{n}_{block}_1" for n in questions if f"{n}_{block}_1" in header.index), None)
+        if first is None:
+            raise InputError(f"no columns of block {block!r}", file=file)
+        if word is not None and not re.search(rf"\b{word}s?\b", str(header[first]).lower()):
+            raise InputError(f"block {block!r} was expected to ask about {group}", file=file)
+        for number, (item_id, shown) in questions.items():
+            est = export.estimate(number, block, len(shown), max_annotators)
+            if est is None:
+                continue
+            mean, n = est
+            rows.append(
+                {
+                    "model": HUMAN,
+                    "method": METHOD,
+                    "steering": steering,
+                    "dataset": dataset,
+                    "item_id": item_id,
+                    "attribute": attribute,
+                    "group": group,
+                    "probs": mean.tolist(),
+                    "options": shown,
+                    "n_annotators": n,
+                    "source": f"{ANNOTATIONS}/{EXPORTS[(dataset, steering)][0]}",
+                    **extra,
+                }
+            )
+    return rows
+
+
+def _questions_of(root: Path, dataset: str, export: _Export, file: Path) -> dict[str, tuple]:
+    return _questions(export.header, dataset, _item_keys(root, dataset), file)
+
+
+def human_predictions(
+    data_dir: str | Path | None = None,
+    max_annotators: int | None = 4,
+    exports: Mapping[tuple[str, str], _Export] | None = None,
+) -> pd.DataFrame:
+    """One predictions row per dataset x steering x item x group with the annotators' mean estimate
+    (``probs`` aligned with ``options`` as shown); extra columns ``n_annotators`` and ``source``.
+    ``exports``: those of ``read_exports`` (read here when not given)."""
+    root = resolve_data_dir(data_dir)
+    exports = exports if exports is not None else read_exports(root)
     rows = []
-    for (dataset, steering), files in EXPORTS.items():
-        keys = _item_keys(root, dataset)
-        export = _Export.read([root / ANNOTATIONS / f for f in files])
-        header, file = export.header, root / ANNOTATIONS / files[0]
-        questions = _questions(header, dataset, keys, file)
+    for (dataset, steering), export in exports.items():
+        file = root / ANNOTATIONS / EXPORTS[(dataset, steering)][0]
+        questions = _questions_of(root, dataset, export, file)
         blocks = {NO_STEERING_BLOCK: (None, None, None)} if steering == "none" else BLOCKS[dataset]
-        for block, (attribute, group, word) in blocks.items():
-            first = next((f"{n}_{block}_1" for n in questions if f"{n}_{block}_1" in header.index), None)
-            if first is None:
-                raise InputError(f"no columns of block {block!r}", file=file)
-            if word is not None and not re.search(rf"\b{word}s?\b", str(header[first]).lower()):
-                raise InputError(f"block {block!r} was expected to ask about {group}", file=file)
-            for number, (item_id, shown) in questions.items():
-                est = export.estimate(number, block, len(shown), max_annotators)
-                if est is None:
-                    continue
-                mean, n = est
-                rows.append(
-                    {
-                        "model": HUMAN,
-                        "method": METHOD,
-                        "steering": steering,
-                        "dataset": dataset,
-                        "item_id": item_id,
-                        "attribute": attribute,
-                        "group": group,
-                        "probs": mean.tolist(),
-                        "options": shown,
-                        "n_annotators": n,
-                        "source": f"{ANNOTATIONS}/{files[0]}",
-                    }
-                )
+        rows += _block_rows(export, dataset, steering, questions, blocks, max_annotators, file)
+    return pd.DataFrame(rows)
+
+
+def in_out_group_predictions(
+    data_dir: str | Path | None = None,
+    max_annotators: int | None = 4,
+    exports: Mapping[tuple[str, str], _Export] | None = None,
+) -> pd.DataFrame:
+    """The annotators split by their own group (persona and few-shot steering): ``method`` ``in-group``
+    rows are the estimates of a group's members for their own group, ``out-group`` rows the same members'
+    estimates for the other group of the attribute (Democrats estimating Republicans, ...), each from the
+    first ``max_annotators`` complete answers of those members; ``annotators`` names the members' group.
+    This is the split of the authors' notebooks (annotators filtered on their answer to the demographic
+    question, then estimates of their own vs the other group)."""
+    root = resolve_data_dir(data_dir)
+    exports = exports if exports is not None else read_exports(root)
+    rows = []
+    for (dataset, steering), export in exports.items():
+        if steering == "none":
+            continue
+        file = root / ANNOTATIONS / EXPORTS[(dataset, steering)][0]
+        questions = _questions_of(root, dataset, export, file)
+        blocks = BLOCKS[dataset]
+        for block, spec in blocks.items():
+            attribute, group, _ = spec
+            column, answers = ANNOTATOR_COLUMNS[str(attribute)]
+            members = export.where(column, answers[str(group)])
+            (other,) = [b for b, s in blocks.items() if s[0] == attribute and b != block]
+            for method, chosen in ((IN_GROUP, block), (OUT_GROUP, other)):
+                part = _block_rows(
+                    members, dataset, steering, questions, {chosen: blocks[chosen]}, max_annotators, file,
+                    annotators=str(group),
+                )  # fmt: skip
+                rows += [r | {"method": method} for r in part]
     return pd.DataFrame(rows)
 
 
@@ -230,4 +316,14 @@ def derived_human_tvs(data_dir: str | Path | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-__all__ = ["EXPORTS", "HUMAN", "derived_human_tvs", "human_predictions"]
+__all__ = [
+    "ANNOTATOR_COLUMNS",
+    "EXPORTS",
+    "HUMAN",
+    "IN_GROUP",
+    "OUT_GROUP",
+    "derived_human_tvs",
+    "human_predictions",
+    "in_out_group_predictions",
+    "read_exports",
+]

@@ -8,6 +8,7 @@ estimates and the annotators' own answers (ground truth), which the release keep
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from distalign.errors import InputError
 from distalign.report import style
+from distalign.survey.model import Survey
 
 HUMAN_MARGINALS = "results/human_annotations/all_q_ID_to_TV.json"
 MODELS: tuple[str, ...] = ("gpt-3.5-turbo-0125", "gpt-4", "anthropic_haiku", "anthropic_opus", "llama3-70b")
@@ -114,4 +116,114 @@ def figure5(frame: pd.DataFrame) -> Figure:
         return fig
 
 
-__all__ = ["FIGURE5_COLUMNS", "figure5", "figure5_frame", "model_marginal"]
+#: Figure 13: the annotators' marginals per group, recomputed from their estimates (``humans``)
+GROUPS: tuple[str, ...] = ("Democrat", "Republican", "Male", "Female")
+FIGURE13_COLUMNS: tuple[str, ...] = ("group", "steering", "option", "share", "pm", "n", "release_share")
+#: steering -> (colour, label, the key of all_q_ID_to_TV.json), in drawing order
+HUMAN_LINES: dict[str, tuple[str, str, str]] = {
+    "ground_truth": ("#1F77B4", "the group's own answers (ground truth)", "gt"),
+    "none": ("#7F7F7F", "annotators' estimate, no steering", "nosteer"),
+    "persona": ("#9467BD", "annotators' estimate, persona", "persona"),
+    "few_shot": ("#E377C2", "annotators' estimate, few-shot", "fewshot"),
+}
+
+
+def figure13_frame(
+    root: Path, humans: pd.DataFrame, survey: Survey, n_resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """``FIGURE13_COLUMNS``: per NYT group, the share of each Likert option averaged over the books, of the
+    annotators' estimates (``humans``: ``human_predictions`` rows, renormalised per book; no steering asks
+    once for every group) and of the group's own answers (``survey``: NYT); ``pm``: half the 95%
+    bootstrap interval over the books; ``release_share``: the release's precomputed value
+    (``all_q_ID_to_TV.json``)."""
+    path = root / HUMAN_MARGINALS
+    if not path.is_file():
+        raise InputError("the release's NYT marginals (all_q_ID_to_TV.json) are missing", file=path)
+    stored = json.loads(path.read_text(encoding="utf-8"))["humans"]
+    nyt = humans[humans["dataset"] == "nyt_books"]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group in GROUPS:
+        per_line: dict[str, np.ndarray] = {
+            "ground_truth": np.vstack(
+                [
+                    _in_order(d.probs, survey.items[d.item_id].options, survey.items[d.item_id].options)
+                    for d in survey.distributions
+                    if d.group == group
+                ]
+            )
+        }
+        for steering in ("none", "persona", "few_shot"):
+            part = nyt[(nyt["steering"] == steering) & ((nyt["group"] == group) | (steering == "none"))]
+            per_line[steering] = np.vstack(
+                [
+                    _in_order(p, o, survey.items[i].options)
+                    for p, o, i in zip(part["probs"], part["options"], part["item_id"], strict=True)
+                ]
+            )
+        for steering, values in per_line.items():
+            mean, pm = values.mean(axis=0), _bootstrap_pm(values, rng, n_resamples)
+            theirs = stored.get(group, {}).get(f"{HUMAN_LINES[steering][2]}_avg", [np.nan] * len(mean))
+            rows += [
+                (group, steering, i + 1, float(m), float(e), len(values), float(t))
+                for i, (m, e, t) in enumerate(zip(mean, pm, theirs, strict=True))
+            ]
+    return pd.DataFrame(rows, columns=list(FIGURE13_COLUMNS))
+
+
+def _in_order(probs: Sequence[float], shown: Sequence[str], options: Sequence[str]) -> np.ndarray:
+    """``probs`` (aligned with ``shown``) renormalised and put in the survey's option order."""
+    p = np.asarray(probs, dtype=float)
+    by_label = dict(zip(shown, p / p.sum(), strict=True))
+    return np.array([by_label[o] for o in options], dtype=float)
+
+
+def figure13(frame: pd.DataFrame) -> Figure:
+    """One panel per NYT group: the annotators' estimates by steering mode against the group's answers."""
+    with matplotlib.rc_context(style.RC):
+        groups = [g for g in GROUPS if (frame["group"] == g).any()]
+        fig = Figure(figsize=(10.0, 3.9), layout="constrained")
+        axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
+        drawn: list[str] = []
+        for ax, group in zip(axes, groups, strict=True):
+            for steering, (color, _, _) in HUMAN_LINES.items():
+                sub = frame[(frame["group"] == group) & (frame["steering"] == steering)].sort_values("option")
+                if sub.empty:
+                    continue
+                ax.errorbar(sub["option"], sub["share"], yerr=sub["pm"], color=color, marker="o", ms=4,
+                            lw=1.5, capsize=2)  # fmt: skip
+                if steering not in drawn:
+                    drawn.append(steering)
+            n = int(frame[(frame["group"] == group) & (frame["steering"] == "ground_truth")]["n"].max())
+            ax.set_xticks([1, 2, 3, 4])
+            ax.set_title(f"{group} ({n} books)")
+            ax.set_xlabel("answer: 1 = very unlikely ... 4 = very likely", fontsize=8)
+        axes[0].set_ylabel("share of answers (mean over books)")
+        handles = [
+            Line2D([], [], color=HUMAN_LINES[k][0], marker="o", ms=4, label=HUMAN_LINES[k][1]) for k in drawn
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False, fontsize=8)
+        gap = float((frame["share"] - frame["release_share"]).abs().max())
+        same = (
+            "equal to the release's precomputed marginals (all_q_ID_to_TV.json)"
+            if gap < 5e-4
+            else f"the release's precomputed marginals differ by up to {gap:.3f}"
+        )
+        fig.suptitle(
+            "NYT: the human annotators' estimates of how likely each group reads a book, averaged over the "
+            f"books (bars: 95% bootstrap intervals)\nrecomputed from the survey exports (up to 4 annotators "
+            f"per book); {same}",
+            fontsize=9.5,
+        )
+        return fig
+
+
+__all__ = [
+    "FIGURE5_COLUMNS",
+    "FIGURE13_COLUMNS",
+    "figure13",
+    "figure13_frame",
+    "figure5",
+    "figure5_frame",
+    "model_marginal",
+]

@@ -23,6 +23,7 @@ from distalign.report.figures import save_figure
 from distalign.report.leaderboard import ALL_STEERING, baseline_rows, kss_table, leaderboard
 from distalign.report.meister2024 import tables
 from distalign.report.meister2024.annotations import note_empty_steering, note_no_verbalized_coin
+from distalign.report.meister2024.countries import country_markdown, country_table
 from distalign.report.meister2024.coverage import coverage_markdown
 from distalign.report.meister2024.ece import readings
 from distalign.report.meister2024.figure_data import (
@@ -31,8 +32,15 @@ from distalign.report.meister2024.figure_data import (
     reliability_frame,
     steering_frame,
 )
-from distalign.report.meister2024.humans import derived_human_tvs, human_predictions
-from distalign.report.meister2024.likert import figure5, figure5_frame
+from distalign.report.meister2024.humans import (
+    derived_human_tvs,
+    human_predictions,
+    in_out_group_predictions,
+    read_exports,
+)
+from distalign.report.meister2024.ingroup import table_6
+from distalign.report.meister2024.likert import figure5, figure5_frame, figure13, figure13_frame
+from distalign.report.meister2024.no_steering_table import table_10
 from distalign.report.meister2024.notes import NYT_INTERVALS, Provenance
 from distalign.report.meister2024.nyt_books import figure3, figure3_frame
 from distalign.report.meister2024.published import published, release_leaderboard
@@ -49,6 +57,12 @@ TITLES: dict[str, str] = {
     "table1b": "Table 1b: knowledge-to-simulation gap TV(seq)/TV(verbalize) - 1",
     "table2": "Table 2: human annotators (OpinionQA + NYT) by steering mode, and the models on the same data",
     "table3": "Table 3: ECE of log-p before and after temperature scaling (persona + few-shot)",
+    "table6": "Table 6: annotators estimating their own group (in-group) vs the other group (out-group)",
+    "table10": "Table 10: no steering beside persona + few-shot steering (OpinionQA and NYT)",
+    "table_global_countries": (
+        "GlobalOpinionQA (appendix): the evaluated countries and each model's mean TV there, "
+        "persona + few-shot"
+    ),
     **{f"table_{d}": f"Per-dataset table: {d} (each steering mode)" for d in DATASETS},
     "figure2_coin": "Figure 2: the biased coin, predicted against stated P(heads)",
     "figure3_nyt_books": (
@@ -57,6 +71,7 @@ TITLES: dict[str, str] = {
     "figure4_steering": "Figure 4: TV by steering mode and dataset, models (best method) and humans",
     "figure5_likert": "Figure 5: marginal Likert distribution over the 235 NYT books, persona vs few-shot",
     "figure6_reliability": "Figure 6: reliability of log-p before and after temperature scaling",
+    "figure13_human_likert": "Figure 13: the annotators' marginal Likert distribution over the 235 NYT books",
 }
 
 
@@ -65,6 +80,8 @@ class Reproduction:
     tables: dict[str, pd.DataFrame]
     figures: dict[str, pd.DataFrame]
     timings: dict[str, float] = field(default_factory=dict)
+    #: tables of their own shape (not ``tables.TABLE_COLUMNS``), written with ``country_markdown``
+    wide: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def load_surveys(root: Path, names: Sequence[str] = DATASETS) -> dict[str, Survey]:
@@ -116,28 +133,29 @@ def _provenance(
         ["zero", "off", "unparsed", "tv_ok", "tv"]
     ].sum()
     counts = frame.groupby(["model", "method", "steering", "dataset"]).size()
+    # plain dicts: the tables ask a few hundred times, and a MultiIndex look-up each time costs seconds
+    sum_of = dict(zip(sums.index, sums.to_numpy(dtype=float), strict=True))
+    count_of = dict(zip(counts.index, counts.to_numpy(), strict=True))
 
     def of(model: str, method: str, steerings: Sequence[str], datasets: Sequence[str]) -> Provenance:
         keys = [
-            (model, method, s, d)
-            for s in steerings
-            for d in datasets
-            if (model, method, s, d) in counts.index
+            (model, method, s, d) for s in steerings for d in datasets if (model, method, s, d) in count_of
         ]
         if not keys:
             return Provenance(0, 0, 0, 0, float("nan"))
-        part, n = sums.loc[keys], counts.loc[keys]
-        per_dataset = part.groupby(level="dataset")[["tv", "tv_ok"]].sum()
-        means = per_dataset["tv"] / per_dataset["tv_ok"].replace(0, np.nan)
-        release_mean = (
-            float(means.mean()) if means.notna().all() and len(means) == len(set(datasets)) else np.nan
-        )
+        part = np.array([sum_of[k] for k in keys])  # columns: zero, off, unparsed, tv_ok, tv
+        tv: dict[str, float] = {}
+        ok: dict[str, float] = {}
+        for k, (_, _, _, tv_ok, tv_sum) in zip(keys, part, strict=True):
+            tv[k[3]], ok[k[3]] = tv.get(k[3], 0.0) + tv_sum, ok.get(k[3], 0.0) + tv_ok
+        means = [tv[d] / ok[d] if ok[d] else np.nan for d in tv]
+        complete = not np.isnan(means).any() and len(means) == len(set(datasets))
         return Provenance(
-            int(n.sum()),
-            int(part["zero"].sum()),
-            int(part["off"].sum()),
-            int(part["unparsed"].sum()),
-            release_mean,
+            int(sum(count_of[k] for k in keys)),
+            int(part[:, 0].sum()),
+            int(part[:, 1].sum()),
+            int(part[:, 2].sum()),
+            float(np.mean(means)) if complete else np.nan,
         )
 
     return of
@@ -165,10 +183,14 @@ def reproduce(
     preds = import_release(root, provenance=True)
     # the release pooled the answers it holds twice for one pair (``*_rerun``) with the others
     preds = preds.assign(steering=preds["steering"].astype(str).str.removesuffix(RERUN))
-    humans = human_predictions(root)
+    exports = read_exports(root)
+    humans = human_predictions(root, exports=exports)
+    split = in_out_group_predictions(root, exports=exports)
     lap("read")
     scored = score_rows(preds, surveys)
-    human_scored = score_rows(humans, {d: surveys[d] for d in HUMAN_DATASETS})
+    human_surveys = {d: surveys[d] for d in HUMAN_DATASETS}
+    human_scored = score_rows(humans, human_surveys)
+    split_scored = score_rows(split, human_surveys)
     lap("score")
     rows = leaderboard(scored, n_resamples=n_resamples, seed=seed)
     human_rows = [
@@ -176,17 +198,21 @@ def reproduce(
     ]
     two = scored[scored["dataset"].isin(HUMAN_DATASETS) & scored["steering"].isin(tables.STEERED)]
     two_rows = leaderboard(two, n_resamples=n_resamples, seed=seed)
+    split_rows = leaderboard(split_scored, n_resamples=n_resamples, seed=seed)
     base = baseline_rows(surveys, n_resamples=n_resamples, seed=seed)
     kss = kss_table(rows, ALL_STEERING, min_parsed=None)  # the paper keeps every pair
     lap("bootstrap")
     prov = _provenance(preds, scored, surveys)
     release = release_leaderboard(root)
+    derived = derived_human_tvs(root)
     table1a = tables.table_1a(rows, base, prov)
     out = {
         "table1a": table1a,
         "table1b": tables.table_1b(kss, table1a),
-        "table2": tables.table_2(human_rows, two_rows, derived_human_tvs(root), release, prov),
+        "table2": tables.table_2(human_rows, two_rows, derived, release, prov),
         "table3": tables.table_3(scored, readings(root)),
+        "table6": table_6(split_rows),
+        "table10": table_10(rows, two_rows, human_rows, release, prov, derived),
     }
     per_dataset = tables.dataset_tables(rows, base, release, prov)
     out |= {f"table_{d}": per_dataset[per_dataset["dataset"] == d].reset_index(drop=True) for d in DATASETS}
@@ -196,9 +222,13 @@ def reproduce(
         "figure5_likert": figure5_frame(root, n_resamples=n_resamples, seed=seed),
         "figure4_steering": steering_frame(rows, human_rows, figure4_method),
         "figure6_reliability": reliability_frame(scored),
+        "figure13_human_likert": figure13_frame(
+            root, humans, surveys["nyt_books"], n_resamples=n_resamples, seed=seed
+        ),
     }
+    wide = {"table_global_countries": country_table(scored, surveys["global_opinions"])}
     lap("tables")
-    return Reproduction(out, figures, clock)
+    return Reproduction(out, figures, clock, wide)
 
 
 #: each figure's frame -> the report's drawing of it
@@ -208,6 +238,7 @@ FIGURES = {
     "figure4_steering": lambda frame, colors: note_empty_steering(F.steering_figure(frame, colors)),
     "figure5_likert": lambda frame, colors: figure5(frame),
     "figure6_reliability": F.reliability_figure,
+    "figure13_human_likert": lambda frame, colors: figure13(frame),
 }
 
 
@@ -217,6 +248,27 @@ def _intro(name: str) -> str:
     extra = {
         "table1a": f"Intervals: 95% percentile bootstrap (1000 resamples of each dataset's pool). {nyt}.",
         "table_nyt_books": f"{nyt}.",
+        "table6": (
+            "Annotators of the persona and few-shot surveys split by their own answer to the party, gender "
+            "and race questions (OpinionQA: Democrat/Republican, Male/Female, Black/White; NYT: party and "
+            "gender); 'in-group': a group's members estimating their own group, 'out-group': the same "
+            "members estimating the other group of the attribute; the first 4 complete answers of those "
+            "members per question, pairs pooled over the groups, 95% bootstrap intervals over the pairs. "
+            "Annotators who answered 'Other' are in neither."
+        ),
+        "table10": (
+            "Without steering the model (or annotator) is asked the question alone and its one answer is "
+            "scored against every group. 'all' = the mean of the OpinionQA and NYT means; the steered 'all' "
+            "row pools persona and few-shot. GlobalOpinionQA is absent: the release ran no prompt without "
+            "steering there (no task0 outputs, blank CSV rows)."
+        ),
+        "table_global_countries": (
+            "A country is evaluated on a question when it is one of the first three of the question's "
+            "countries (Global_Values/data/data.json); 'pairs' counts those questions. TV per model | "
+            "method: the mean over the country's persona and few-shot answers (unreadable answers left out). "
+            "The paper's text is not available here, so no printed value stands beside these; the release "
+            "computes none per country."
+        ),
         "table3": (
             "'reproduced' is the plain ECE: each option of each (prediction, group) pair is one "
             "observation (n), 10 equal-width bins on [0, 1]. 'release recomputed' is the paper's own "
@@ -244,6 +296,12 @@ def write_reproduction(rep: Reproduction, out: str | Path) -> list[Path]:
         (out / f"{name}.md").write_text(md, encoding="utf-8")
         written += [out / f"{name}.csv", out / f"{name}.md"]
         pages.append(md)
+    for name, frame in rep.wide.items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+        md = country_markdown(frame, TITLES.get(name, name), _intro(name))
+        (out / f"{name}.md").write_text(md, encoding="utf-8")
+        written += [out / f"{name}.csv", out / f"{name}.md"]
+        pages.append(md)
     colors = style.colors(
         m for frame in rep.figures.values() if "model" in frame for m in frame["model"].astype(str)
     )
@@ -261,7 +319,7 @@ def summary(rep: Reproduction) -> list[dict[str, Any]]:
     """Table 1a/1b/2/3 rows for a terminal: reproduced beside published."""
     return [
         {"table": name, **r}
-        for name in ("table1a", "table1b", "table2", "table3")
+        for name in ("table1a", "table1b", "table2", "table3", "table6")
         for r in rep.tables[name].to_dict("records")
     ]
 

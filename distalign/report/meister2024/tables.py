@@ -332,3 +332,8 @@ def _nan(x: Any) -> bool:
 
 
 __all__ = ["TABLE_COLUMNS", "dataset_tables", "markdown", "table_1a", "table_1b", "table_2", "table_3"]
+
+
+#: the row helpers, for the modules of the other tables (Tables 6, 10, the GlobalOpinionQA countries)
+table_row, finish, row_key, index_rows = _row, _finish, _key, _index
+explain, model_reason = _explain, _model_reason
