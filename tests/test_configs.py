@@ -13,36 +13,51 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from distalign.engines.registry import register_configs
+from distalign.engines.registry import engine_capabilities, register_configs
 from distalign.errors import InputError
-from distalign.records.config import to_cell
+from distalign.records.config import CellConfig, to_cell
 from distalign.sweep.cells import clear_dataset_cache
 from distalign.sweep.validate import validate_cells
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-PAPER_MODELS = {
-    "gpt35_turbo",
+#: the supervision paper's 15 models (its Appendix A.1), the kambhatla2025 experiment's default list
+KAMBHATLA2025_MODELS = {
+    "claude_35_haiku",
     "claude_35_sonnet",
+    "llama32_1b",
+    "llama32_3b",
+    "llama32_11b",
     "llama32_90b",
+    "mistral_small",
     "mistral_large",
+    "olmo2_7b_base",
+    "olmo2_7b_sft",
+    "olmo2_7b_dpo",
     "olmo2_7b",
+    "qwen2_5_7b",
+    "qwen25_32b",
     "qwen25_72b",
-    "gpt4",
-    "claude_3_opus",
-    "llama3_70b",
 }
+PAPER_MODELS = KAMBHATLA2025_MODELS | {"gpt4", "gpt35_turbo", "claude_3_opus", "claude_3_haiku", "llama3_70b"}
 
 
-def _grid(experiment: str) -> list[list[str]]:
-    """The experiment's sweep, as override lists (its ``hydra.sweeper.params``)."""
+def _params(experiment: str) -> dict[str, list[str]]:
     params = yaml.safe_load((CONF / "experiment" / f"{experiment}.yaml").read_text())["hydra"]["sweeper"][
         "params"
     ]
+    return {k: str(v).split(",") for k, v in params.items()}
+
+
+def _grid(experiment: str) -> list[list[str]]:
+    """The experiment's sweep without its model list, as override lists (its ``hydra.sweeper.params``)."""
+    params = {k: v for k, v in _params(experiment).items() if k != "model"}
     keys = list(params)
-    values = [str(params[k]).split(",") for k in keys]
-    return [[f"{k}={v}" for k, v in zip(keys, combo, strict=True)] for combo in itertools.product(*values)]
+    return [
+        [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
+        for combo in itertools.product(*(params[k] for k in keys))
+    ]
 
 
 def _dataset(grid: list[str]) -> str | None:
@@ -53,6 +68,16 @@ def test_the_papers_models_have_configs() -> None:
     assert PAPER_MODELS <= set(MODELS)
 
 
+def test_the_supervision_experiment_runs_the_papers_15_models() -> None:
+    listed = _params("kambhatla2025")["model"]
+    assert len(listed) == len(set(listed)) == 15 and set(listed) == KAMBHATLA2025_MODELS
+
+
+def _compose_cell(experiment: str, model: str, grid: list[str]) -> CellConfig:
+    overrides = [f"experiment={experiment}", f"model={model}", *grid, "dataset.data_dir=fixture"]
+    return to_cell(compose("config", overrides=overrides))
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_with_every_model(experiment: str) -> None:
     register_configs()
@@ -60,24 +85,19 @@ def test_every_experiment_runs_with_every_model(experiment: str) -> None:
     clear_dataset_cache()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         full = _grid(experiment)
-        # what a model can serve depends on the method and steering, not the dataset: the whole grid once,
-        # then every method x steering on one dataset for each other model (a third of the composing)
+        one_dataset = [g for g in full if _dataset(g) == _dataset(full[0])]
+        # a cell every engine can serve (it generates text): the one composed for each model
+        probe = next(g for g in one_dataset if "method=logprobs" not in g)
+        # what a model can serve depends on the method and steering (not the dataset) and on what its
+        # engine declares it can do: the whole grid once, every method x steering on one dataset for the
+        # first model of each other engine x capabilities, and each further model composes one cell
+        seen: set[tuple[str, object]] = set()
         for i, model in enumerate(MODELS):
-            grids = full if i == 0 else [g for g in full if _dataset(g) == _dataset(full[0])]
-            cells = [
-                to_cell(
-                    compose(
-                        "config",
-                        overrides=[
-                            f"experiment={experiment}",
-                            f"model={model}",
-                            *grid,
-                            "dataset.data_dir=fixture",
-                        ],
-                    )
-                )
-                for grid in grids
-            ]
+            first = _compose_cell(experiment, model, probe)
+            kind = (first.model.serving.engine, engine_capabilities(first.model))
+            grids = full if i == 0 else one_dataset if kind not in seen else []
+            seen.add(kind)
+            cells = [first, *(_compose_cell(experiment, model, g) for g in grids if g != probe)]
             out = validate_cells(cells, require_keys=False, unsupported=cells[0].sweep.unsupported)
             assert out.cells, f"{experiment} x {model}: every cell skipped"
             for cell, why in out.unsupported:

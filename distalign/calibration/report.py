@@ -23,6 +23,7 @@ from distalign.calibration.extraction import extraction_table
 from distalign.calibration.frame import is_evaluated
 from distalign.calibration.groups import group_effects
 from distalign.calibration.ood import ood_table
+from distalign.calibration.paper_tables import logp_table, ood_paper_table
 from distalign.calibration.regression import CANDIDATES, SPLIT
 from distalign.calibration.sampling import REPEATS
 from distalign.calibration.summary import kambhatla_table, setting_spread
@@ -48,6 +49,9 @@ class ReportOptions:
     #: learning curves are the costliest table (a calibrator per size and draw); off for callers that draw
     #: them on their own (``distalign calibrate --curves``)
     curves: bool = True
+    #: Table 5 (groups most degraded by a 5-example calibrator vs the full train split), with or without
+    #: the curves: the same draws of 5 training distributions as the curves' n = 5
+    few_examples: bool = True
 
     @classmethod
     def from_config(cls, cfg: CalibrationConfig | None) -> ReportOptions:
@@ -90,6 +94,9 @@ def sweep_tables(
     step = on_step or (lambda _name: None)
     step("calibration table")
     tables: dict[str, pd.DataFrame] = {"calibration_table": kambhatla_table(items)}
+    logp = logp_table(tables["calibration_table"])
+    if len(logp):  # Table 6
+        tables["logp_alignment"] = logp
     if "status" in items.columns:
         tables["extraction_rates"] = extraction_table(items)
     spread = setting_spread(items)
@@ -117,29 +124,33 @@ def sweep_tables(
         tables["group_effects"] = pd.concat(effects, ignore_index=True)
     regression = _regression_rows(items)
     curves, degraded = [], []
-    for key, cell in regression.groupby(list(CELL_KEYS), sort=True) if opts.curves else ():
+    per_cell = opts.curves or opts.few_examples
+    for key, cell in regression.groupby(list(CELL_KEYS), sort=True) if per_cell else ():
         label = "/".join(map(str, key))
-        step(f"learning curve {label}")
-        try:
-            curve = learning_curve(
-                cell,
-                sizes=opts.curve_sizes,
-                repeats=opts.curve_repeats,
-                seed=seed,
-                candidates=opts.candidates,
-                features=opts.features,
-                families=opts.curve_families,
-                fractions=opts.fractions,
-            )
-        except InputError as exc:  # a cell too small for a curve is reported, not fatal
-            log.warning("no learning curve for %s: %s", label, exc)
-            continue
-        curves.append(curve.assign(**dict(zip(CELL_KEYS, key, strict=True))))
-        few = few_example_groups(
-            cell, repeats=opts.curve_repeats, seed=seed, candidates=opts.candidates,
-            features=opts.features, fractions=opts.fractions,
-        )  # fmt: skip
-        degraded.append(few.drop(columns="dataset").assign(**dict(zip(CELL_KEYS, key, strict=True))))
+        labels = dict(zip(CELL_KEYS, key, strict=True))
+        try:  # a cell too small for a curve is reported, not fatal
+            if opts.curves:
+                step(f"learning curve {label}")
+                curve = learning_curve(
+                    cell,
+                    sizes=opts.curve_sizes,
+                    repeats=opts.curve_repeats,
+                    seed=seed,
+                    candidates=opts.candidates,
+                    features=opts.features,
+                    families=opts.curve_families,
+                    fractions=opts.fractions,
+                )
+                curves.append(curve.assign(**labels))
+            if opts.few_examples:
+                step(f"5 examples vs full data {label}")
+                few = few_example_groups(
+                    cell, repeats=opts.curve_repeats, seed=seed, candidates=opts.candidates,
+                    features=opts.features, fractions=opts.fractions,
+                )  # fmt: skip
+                degraded.append(few.drop(columns="dataset").assign(**labels))
+        except InputError as exc:
+            log.warning("no learning curve or Table 5 rows for %s: %s", label, exc)
     if curves:
         tables["learning_curves"] = pd.concat(curves, ignore_index=True)
     if degraded:  # Table 5: the groups the 5-example calibrator degrades most, per cell
@@ -154,7 +165,16 @@ def sweep_tables(
             )
         except InputError as exc:
             log.warning("no out-of-domain table: %s", exc)
+        else:
+            tables.update(paper_ood_tables(tables["out_of_domain"]))
     return tables
+
+
+def paper_ood_tables(ood: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Tables 11 (elicitation methods) and 12 (log-p) in the paper's layout, those with rows."""
+    named = {"out_of_domain_methods": ood_paper_table(ood, logp=False),
+             "out_of_domain_logp": ood_paper_table(ood, logp=True)}  # fmt: skip
+    return {name: table for name, table in named.items() if len(table)}
 
 
 #: the method label of raw rows scored on a calibrated cell's evaluation rows only

@@ -29,8 +29,9 @@ from distalign.calibration.extraction import extraction_table
 from distalign.calibration.figures import dataset_curves_figure
 from distalign.calibration.frame import cell_groups, is_evaluated, question_keys, split_label
 from distalign.calibration.ood import ood_table
+from distalign.calibration.paper_tables import not_public_line
 from distalign.calibration.regression import CANDIDATES
-from distalign.calibration.report import ReportOptions, sweep_tables
+from distalign.calibration.report import ReportOptions, paper_ood_tables, sweep_tables
 from distalign.calibration.stage import apply_calibrator, calibrate_items
 from distalign.cli.outputs import check_output
 from distalign.cli.score import warnings_on_stderr
@@ -270,7 +271,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             _print_ood(table)
             folder = args.out if args.out is not None else Path(".")
             written += [str(folder / f) for f in _write_table(folder, "out_of_domain", table)]
-    for folder, names in _by_folder(written).items():
+            for name, paper in paper_ood_tables(table).items():  # Tables 11 and 12
+                written += [str(folder / f) for f in _write_table(folder, name, paper)]
+        _say_not_public(items, written)
+    for folder, names in _by_folder(list(dict.fromkeys(written))).items():
         Console().print(f"wrote {folder}/: {', '.join(names)}")
     return 0
 
@@ -287,6 +291,18 @@ def _say_unparsed(items: pd.DataFrame, args: argparse.Namespace) -> None:
     )
     protocol = f" under the {args.protocol} protocol" if args.protocol else ""
     print(f"calibrate: {bad:,} unparseable answer row(s) {how}{protocol}", file=sys.stderr)
+
+
+#: files holding the paper's tables whose WGM / WVS columns need surveys that are not public
+PAPER_LAYOUT_FILES = ("logp_alignment.csv", "out_of_domain_methods.csv", "out_of_domain_logp.csv")
+
+
+def _say_not_public(items: pd.DataFrame, written: list[str]) -> None:
+    """One line when a table in the paper's layout was written without the paper's WGM / WVS columns."""
+    line = not_public_line(items["dataset"].astype(str).unique())
+    names = sorted(Path(p).name for p in written if Path(p).name in PAPER_LAYOUT_FILES)
+    if line and names:
+        print(f"calibrate: {', '.join(names)}: {line}", file=sys.stderr)
 
 
 def _by_folder(paths: list[str]) -> dict[str, list[str]]:
@@ -347,15 +363,19 @@ def _calibrate(
         written += [str(args.out / f) for f in _write_outputs(args.out, ev, rows, summary, rates)]
         if label == "regression":
             step("significance tests, group effects, spread")
-            written += _analyses(args.out, outcome.items.assign(calibration=label), args.seed)
+            # Table 5 refits 10 draws of 5 training distributions per cell: the protocol's output only
+            few = args.protocol == "kambhatla2025"
+            written += _analyses(args.out, outcome.items.assign(calibration=label), args.seed, few)
     return written
 
 
-def _analyses(out: Path, items: pd.DataFrame, seed: int) -> list[str]:
+def _analyses(out: Path, items: pd.DataFrame, seed: int, few_examples: bool) -> list[str]:
     """What the sweep report computes over calibrated cells (``sweep_tables`` without the learning
-    curves, which are --curves): the raw-vs-calibrated table with paired tests, Tables 2/4 (triples) and
-    the method comparison, per-group effects, Table 5, and Figure 2 (spread) with its table."""
-    tables = sweep_tables(items, seed=seed, options=ReportOptions(curves=False))
+    curves, which are --curves): the raw-vs-calibrated table with paired tests, Table 6 (log-p cells),
+    Tables 2/4 (triples) and the method comparison, per-group effects, Table 5 (5 examples vs the full
+    train split, 10 draws; with ``few_examples``), and Figure 2 (spread) with its table."""
+    options = ReportOptions(curves=False, few_examples=few_examples)
+    tables = sweep_tables(items, seed=seed, options=options)
     names = []
     for name, table in tables.items():
         names += _write_table(out, name, table)

@@ -66,6 +66,7 @@ def test_calibrate_writes_scores_and_predictions(predictions: Path, tmp_path: Pa
     cal = next(r for r in rows if r["calibration"] == method and (r["steering"], r["dataset"]) == key)
     assert cal["mean"] < raw["mean"] and cal["n"] == raw["n"]
     # the calibrated predictions are a valid predictions file, and re-scoring it gives the calibrated TV
+    assert not (out / "few_example_groups.csv").exists()  # Table 5: the protocol's output (10 refits a cell)
     written = read_predictions(out / "predictions_calibrated.jsonl")
     assert len(written) == raw["n"] and not set(written["split"]) & {"train", "dev"}
     surveys = {n: load_survey(n, data_dir="fixture") for n in DATASETS}
@@ -150,8 +151,18 @@ def test_ood_writes_the_out_of_domain_table(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert run(str(three_datasets), "--ood", "--data-dir", "fixture", "--unparsed", "exclude") == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "Out of domain" in printed and "out_of_domain.csv" in printed
+    # Table 11 in the paper's layout: one row per setting, the targets side by side; no log-p, no Table 12
+    wide = pd.read_csv(tmp_path / "out_of_domain_methods.csv")
+    assert len(wide) == 1 and not (tmp_path / "out_of_domain_logp.csv").exists()
+    # targets in the benchmark's order (OpinionQA first, as the paper's OQA column)
+    assert [c for c in wide.columns if c.endswith("out-of-domain (%)")] == [
+        f"{d} out-of-domain (%)" for d in ALL3
+    ]
+    err = captured.err
+    assert re.search(r"out_of_domain_methods\.csv: The paper's WGM .* and WVS .*not public", err), err
     table = pd.read_csv(tmp_path / "out_of_domain.csv")
     records = json.loads((tmp_path / "out_of_domain.json").read_text())
     assert len(records) == len(table) == 3
@@ -185,6 +196,7 @@ def test_discarded_answers_count_against_the_extraction_rate(three_datasets: Pat
             [k % 4 != 3 for k in range(len(load_survey(name, data_dir="fixture").distributions))]
         )
         assert rates.loc[name, "extraction_rate"] == pytest.approx(expected)
+    assert not (out / "few_example_groups.csv").exists()  # Table 5: the protocol's output (10 refits a cell)
     written = read_predictions(out / "predictions_calibrated.jsonl")
     assert len(written) == sum(by[("regression", "persona", n)]["n"] for n in ALL3)
 
@@ -285,6 +297,11 @@ def test_the_supervision_protocol_discards_unparsed_answers_and_says_so(
     assert {"alignment_raw", "alignment_calibrated", "alignment_p_bonferroni"} <= set(table.columns)
     for name in ("group_effects.csv", "spread.csv", "spread.png", "group_effects.png"):
         assert (out / name).is_file(), name
+    # Table 5: per cell, the groups a calibrator trained on 5 distributions degrades most (10 draws)
+    few = pd.read_csv(out / "few_example_groups.csv")
+    assert len(few) == 3 * len(ALL3) and (few["n_examples"] == 5).all() and (few["draws"] == 10).all()
+    for _, cell in few.groupby(["dataset"]):
+        assert cell["delta_few"].is_monotonic_increasing
     # the default still fills unparsed answers with uniform distributions, and now says so
     assert (
         run(str(three_datasets), "--method", "regression", "--data-dir", "fixture", "--n-resamples", "20")
