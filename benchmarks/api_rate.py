@@ -41,7 +41,7 @@ from distalign.records.config import (  # noqa: E402
     serving,
 )
 from distalign.records.results import SweepOutcome  # noqa: E402
-from distalign.sweep.pool import ensure_ray  # noqa: E402
+from distalign.sweep.cluster import ensure_ray  # noqa: E402
 from distalign.sweep.runner import run_sweep  # noqa: E402
 from distalign.sweep.trackers import NullTracker  # noqa: E402
 from tests.engines.openai_stub import Fault, OpenAIStub  # noqa: E402

@@ -60,8 +60,10 @@ def _default_data_dir() -> str:
     return str(shared) if (shared / "opinions_qa").is_dir() else "fixture"
 
 
-def meister_grid(data_dir: str, batch_size: int, max_items: int | None = None) -> list[CellConfig]:
-    serving = ServingConfig(engine="instant", batch_size=batch_size)
+def meister_grid(
+    data_dir: str, batch_size: int, max_items: int | None = None, delay_s: float = 0.0
+) -> list[CellConfig]:
+    serving = ServingConfig(engine="instant", batch_size=batch_size, settings={"delay_s": delay_s})
     model = ModelConfig(name="instant", weights="instant", serving=serving)
     return [
         CellConfig(
@@ -171,12 +173,8 @@ def main() -> int:
                     _report(label, out, wall, cpu)
                     rates.setdefault(label, []).append(out.totals["requests_sent"] / wall)
                 if not args.no_engine_bound:
-                    os.environ["DISTALIGN_INSTANT_DELAY_S"] = str(SIMULATED_DELAY_S)
-                    try:
-                        bound = meister_grid(args.data_dir, SIMULATED_BATCH, args.max_items)
-                        out, wall, cpu = _run(bound, tmp, f"bound-{rep}", trackers[-1][1])
-                    finally:
-                        del os.environ["DISTALIGN_INSTANT_DELAY_S"]
+                    bound = meister_grid(args.data_dir, SIMULATED_BATCH, args.max_items, SIMULATED_DELAY_S)
+                    out, wall, cpu = _run(bound, tmp, f"bound-{rep}", trackers[-1][1])
                     _report(f"engine-bound ({trackers[-1][0].split()[0]})", out, wall, cpu)
                     ratios.append(wall / max(out.totals["engine_time_s"], 1e-9))
     finally:

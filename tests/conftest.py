@@ -17,6 +17,9 @@ from distalign.survey.paths import ENV_VAR, default_data_dir, is_fixture
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DISTALIGN_SHARED_DATA", REPO.parent / "shared" / "data" / "meister2024"))
 
+# test engines (``serving.engine: tests.engines.probe_engine``) load in subprocesses and Ray workers too
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
 
 def release_candidates() -> list[Path]:
     """Where the release is looked for, in order."""

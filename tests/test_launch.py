@@ -42,8 +42,16 @@ ITEM_COLUMNS = {"prompt_hash", "responses", "pred_probs", "human_probs", "tv", "
 
 
 def launch(
-    cwd: Path, *overrides: str, env: dict[str, str] | None = None, timeout: int = 900
+    cwd: Path,
+    *overrides: str,
+    env: dict[str, str] | None = None,
+    timeout: int = 900,
+    executor: str = "inline",
 ) -> subprocess.CompletedProcess:
+    """``launch.py -m`` in ``cwd``; engines run inline (no Ray start-up per test) unless the test is about Ray
+    (``executor="ray"``) or its overrides set ``sweep.executor``."""
+    if not any(o.lstrip("+").startswith("sweep.executor=") for o in overrides):
+        overrides = (*overrides, f"sweep.executor={executor}")
     base = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "RAY_ADDRESS"}}
     base.update({"DISTALIGN_STORE": str(cwd / "store"), "PYTHONUNBUFFERED": "1"})
     base.update(env or {})
@@ -76,6 +84,7 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
         "steering=none,persona",
         "dataset.data_dir=fixture",
         "dataset.max_items=2",
+        executor="ray",  # the main job's path
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client, parents, children = runs(tmp_path)
@@ -198,6 +207,7 @@ def test_no_secret_is_written_anywhere(tmp_path: Path, server: str) -> None:
                 "dataset.max_items=1",
                 env={**secrets, "RAY_TMPDIR": str(ray_tmp)},
                 timeout=600,
+                executor="ray",  # Ray's own files are searched for the key too
             )
         finally:
             if stub is not None:
@@ -340,7 +350,7 @@ def test_an_unreachable_cluster_or_tracking_server_fails_before_anything_starts(
     """Ray would retry "Failed to connect to GCS" for minutes, MLflow its HTTP calls: instead one message
     naming the address and what to start, before a run is created or a cell planned."""
     setting = override.format(port=_closed_port())
-    proc = launch(tmp_path, *FAST, setting, timeout=300)
+    proc = launch(tmp_path, *FAST, setting, timeout=300, executor="ray")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out[-3000:]
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("distalign:")]
@@ -379,7 +389,7 @@ def test_an_address_where_something_else_listens_is_one_message(
     """A typo'd port, a firewall or another service: ray.init would wait without end; the sweep asks the
     GCS for its cluster id first and fails before anything starts."""
     with _listener(kind) as port:
-        proc = launch(tmp_path, *FAST, f"sweep.ray_address=127.0.0.1:{port}", timeout=300)
+        proc = launch(tmp_path, *FAST, f"sweep.ray_address=127.0.0.1:{port}", timeout=300, executor="ray")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out[-3000:]
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("distalign:")]
@@ -450,12 +460,12 @@ def test_an_interrupted_sweep_stops_cleanly(tmp_path: Path, when: str, signum: i
     env.update(
         DISTALIGN_STORE=str(tmp_path / "store"),
         PYTHONUNBUFFERED="1",
-        DISTALIGN_INSTANT_DELAY_S="0.5",
         RAY_TMPDIR=str(ray_tmp),
     )
     cmd = [
         sys.executable, str(REPO / "launch.py"), "-m", *FAST, "method=seq,verbalize,logprobs",
-        "steering=none,persona", "model.serving.batch_size=1", "sweep.progress=false",
+        "steering=none,persona", "model.serving.batch_size=1", "model.serving.delay_s=0.5",
+        "sweep.progress=false",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

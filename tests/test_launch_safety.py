@@ -10,9 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +20,7 @@ from tests.engines.openai_stub import Fault, OpenAIStub
 from tests.test_launch import launch, runs
 
 KEY = "sk-proj-Zq8vN3kLp0XyT7wRb2Jm5sQe9Hc4"
-
-
-@pytest.fixture(scope="module")
-def ray_env() -> Iterator[dict[str, str]]:
-    """One Ray cluster the drivers of this module join (``RAY_ADDRESS``): several drivers at once each
-    starting their own would mostly measure Ray's start-up on a small machine."""
-    import ray
-
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # Ray's socket paths are length-limited
-    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=str(ray_tmp), log_to_driver=False)
-    try:
-        yield {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, "DISTALIGN_TEST_KEY": KEY}
-    finally:
-        ray.shutdown()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+KEY_ENV = {"DISTALIGN_TEST_KEY": KEY}
 
 
 def _api(stub: OpenAIStub, *extra: str) -> list[str]:
@@ -50,6 +34,7 @@ def _api(stub: OpenAIStub, *extra: str) -> list[str]:
         "steering=persona",
         "dataset.data_dir=fixture",
         "dataset.max_items=2",
+        "sweep.executor=inline",  # what is tested is the driver's: no Ray start-up per sweep
         *extra,
     ]
 
@@ -81,7 +66,12 @@ def test_a_key_echoed_in_a_provider_error_is_written_nowhere(tmp_path: Path) -> 
     stub = OpenAIStub().start()
     stub.on_marker("", Fault(status=401, body=body), always=True)
     try:
-        proc = launch(tmp_path, *_api(stub), env={"DISTALIGN_TEST_KEY": KEY}, timeout=600)
+        proc = launch(
+            tmp_path,
+            *_api(stub),
+            env=KEY_ENV,
+            timeout=600,
+        )
     finally:
         stub.stop()
     assert stub.received, proc.stderr[-3000:]
@@ -97,7 +87,7 @@ def test_a_key_echoed_in_a_provider_error_is_written_nowhere(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_two_identical_sweeps_started_together_pay_once(tmp_path: Path, ray_env: dict[str, str]) -> None:
+def test_two_identical_sweeps_started_together_pay_once(tmp_path: Path) -> None:
     """The same command twice at once, plus a third sweep sharing its requests under another name, all in
     a fresh folder: the second identical one stops with one line naming the running driver (or, started
     after the first ended, resumes it), no request of the command reaches the server twice, and the
@@ -105,7 +95,7 @@ def test_two_identical_sweeps_started_together_pay_once(tmp_path: Path, ray_env:
     stub = OpenAIStub(reply=_answer, latency_s=(0.2, 0.4)).start()
     other = OpenAIStub(reply=_answer, latency_s=(0.2, 0.4)).start()  # the third sweep's: told apart
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "RAY_ADDRESS"}}
-    env.update(DISTALIGN_STORE=str(tmp_path / "store"), PYTHONUNBUFFERED="1", **ray_env)
+    env.update(DISTALIGN_STORE=str(tmp_path / "store"), PYTHONUNBUFFERED="1", DISTALIGN_TEST_KEY=KEY)
     base = [sys.executable, str(REPO / "launch.py"), "-m", *_api(stub), "sweep.progress=false"]
     third = [
         sys.executable,
@@ -142,7 +132,7 @@ def test_two_identical_sweeps_started_together_pay_once(tmp_path: Path, ray_env:
     assert all(c.info.status == "FINISHED" for c in first)
     alone = OpenAIStub(reply=_answer).start()  # the same command once more: everything comes from the store
     try:
-        again = launch(tmp_path, *_api(alone), env=ray_env, timeout=600)
+        again = launch(tmp_path, *_api(alone), env=KEY_ENV, timeout=600)
     finally:
         alone.stop()
     assert again.returncode == 0 and not alone.received, again.stderr[-3000:]
@@ -156,15 +146,13 @@ def _shard(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "corrupt_page", "cut_row"])
-def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(
-    tmp_path: Path, damage: str, ray_env: dict[str, str]
-) -> None:
+def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(tmp_path: Path, damage: str) -> None:
     """A shard truncated, with a page overwritten, or with one entry cut short: the rerun (another sweep
     name, so its cells are not finished yet) says so in one warning naming the file, sends again only what
     was lost, finishes, and ``cache stats|export|verify`` work on the store afterwards."""
     stub = OpenAIStub(reply=_answer).start()
     try:
-        first = launch(tmp_path, *_api(stub), env=ray_env, timeout=600)
+        first = launch(tmp_path, *_api(stub), env=KEY_ENV, timeout=600)
         assert first.returncode == 0, first.stderr[-3000:]
         sent_first = len(stub.received)
         shard = _shard(tmp_path)
@@ -181,7 +169,7 @@ def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(
             with shard.open("r+b") as f:
                 f.seek(4096 + 200)
                 f.write(b"\xff" * 1500)
-        again = launch(tmp_path, *_api(stub, "sweep.name=rerun"), env=ray_env, timeout=600)
+        again = launch(tmp_path, *_api(stub, "sweep.name=rerun"), env=KEY_ENV, timeout=600)
     finally:
         stub.stop()
     out = again.stdout + again.stderr

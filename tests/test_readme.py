@@ -297,7 +297,8 @@ def test_the_printed_mlflow_command_starts_the_ui(tmp_path: Path) -> None:
     import urllib.request
 
     launch = subprocess.run(
-        [sys.executable, str(REPO / "launch.py"), "-m", "experiment=smoke"],
+        [sys.executable, str(REPO / "launch.py"), "-m", "experiment=smoke", "model=instant",
+         "sweep.executor=inline"],
         cwd=tmp_path, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert launch.returncode == 0, launch.stderr[-3000:]

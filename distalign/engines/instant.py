@@ -2,20 +2,15 @@
 
 It is a real ``Engine`` for plumbing (tests, dry runs, the sweep overhead benchmark): the same request always
 gets the same answer, different requests get different answers, and the time spent inside it is negligible,
-so whatever time a sweep takes with it is orchestration. It is not a model.
-
-Environment variables let tests observe it from outside a Ray actor: ``DISTALIGN_INSTANT_DELAY_S``
-sleeps that long per batch (so a sweep can be interrupted mid-way); ``DISTALIGN_INSTANT_JOURNAL`` names a
-file to which one line per received request is appended (model name, tab, digest), which survives actor
-restarts and process kills. ``DISTALIGN_INSTANT_FAIL`` (comma-separated
-``option_logprobs``/``generate``) makes those calls raise, to exercise error handling around engines.
+so whatever time a sweep takes with it is orchestration. It is not a model. ``serving.delay_s`` makes it
+a simulated engine that spends that long on each batch (what an engine-bound sweep looks like, or time to
+interrupt a sweep mid-way).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import os
 import random
 import re
 import time
@@ -24,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distalign.engines.base import EngineSpec
+from distalign.errors import InputError
 from distalign.records.engine import (
     Capabilities,
     GenerateRequest,
@@ -69,27 +65,21 @@ class InstantEngine:
 
     capabilities = Capabilities()
 
-    def __init__(self, identity: ModelIdentity, seed: int = 0) -> None:
+    def __init__(self, identity: ModelIdentity, seed: int = 0, delay_s: float = 0.0) -> None:
         self.identity = identity
         self.seed = seed
         self.calls = 0
         self.requests_seen = 0
         self._salt = f"{identity.name}|{identity.weights}|{identity.revision}|{identity.chat_template}|{seed}"
-        self._delay_s = float(os.environ.get("DISTALIGN_INSTANT_DELAY_S", "0") or 0)
-        self._journal = os.environ.get("DISTALIGN_INSTANT_JOURNAL") or None
-        self._fail = set(filter(None, os.environ.get("DISTALIGN_INSTANT_FAIL", "").split(",")))
+        self._delay_s = delay_s
 
     def _digest(self, kind: str, body: str) -> bytes:
         return hashlib.blake2b(f"{self._salt}|{kind}|{body}".encode(), digest_size=32).digest()
 
     def _begin(self, kind: str, digests: list[bytes]) -> None:
-        if kind in self._fail:
-            raise RuntimeError(f"{kind} failing on purpose (DISTALIGN_INSTANT_FAIL)")
+        """Called once per batch with its requests' digests, before any answer is made."""
         self.calls += 1
         self.requests_seen += len(digests)
-        if self._journal:
-            with open(self._journal, "a", encoding="utf-8") as fh:
-                fh.write("".join(f"{self.identity.name}\t{d.hex()[:24]}\n" for d in digests))
         if self._delay_s:
             time.sleep(self._delay_s)
 
@@ -172,11 +162,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class InstantSettings:
-    """The instant engine reads only the common serving keys."""
+    #: seconds spent on each batch: a simulated engine (0: answers at once)
+    delay_s: float = 0.0
+
+
+def _check(model: ModelConfig, settings: InstantSettings, require_keys: bool) -> None:
+    if settings.delay_s < 0:
+        raise InputError(
+            f"must be a number of seconds >= 0, got {settings.delay_s}",
+            where=f"model {model.name!r}: serving.delay_s",
+        )
 
 
 def _build(model: ModelConfig, settings: Any, identity: ModelIdentity) -> InstantEngine:
-    return InstantEngine(identity)
+    return InstantEngine(identity, delay_s=settings.delay_s)
 
 
-ENGINE = EngineSpec(name="instant", settings=InstantSettings, build=_build)
+ENGINE = EngineSpec(name="instant", settings=InstantSettings, build=_build, check=_check)

@@ -119,6 +119,9 @@ class SweepSettings:
     min_parsed: float = 0.9
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
+    #: where engines run: ray (actors, one pool per model; local or a cluster) | inline (the driver's own
+    #: process: no Ray, one batch at a time; for debugging, profiling and small sweeps)
+    executor: str = "ray"
     #: batch mode: wait for provider batches (false: submit, record in the sweep folder and exit; a rerun
     #: of the same command collects them)
     batch_wait: bool = True

@@ -32,12 +32,12 @@ from distalign.scoring.results import read_items
 from distalign.survey.model import Survey
 from distalign.survey.paths import FIXTURE_NOTE, is_fixture
 from distalign.sweep.cells import cell_hash
+from distalign.sweep.cluster import check_ray_address
 from distalign.sweep.damaged import set_aside_damaged
 from distalign.sweep.dryrun import describe
 from distalign.sweep.failures import FailureKind, failure_lines, summarise
 from distalign.sweep.lock import SweepBusy, SweepLock, tracking_store_lock
 from distalign.sweep.plan import summarize
-from distalign.sweep.pool import check_ray_address
 from distalign.sweep.record import sweep_metrics
 from distalign.sweep.runner import run_sweep, store_root, sweep_folder, sweep_id
 from distalign.sweep.validate import Validated, check_serving, check_settings, validate_cells

@@ -14,11 +14,11 @@ import time
 from types import TracebackType
 from typing import Any
 
+from distalign.engines.registry import engine_spec
+
 log = logging.getLogger("distalign.sweep")
 
 LOG_EVERY_S = 10.0
-#: engines that load model weights in their actors (slow the first time); the others call an API
-LOCAL_ENGINES = ("hf", "vllm")
 
 
 class SweepProgress:
@@ -45,11 +45,12 @@ class SweepProgress:
             self._live = Live(self._render(), refresh_per_second=4, transient=False)
 
     # -- updates ---------------------------------------------------------------------------------------------
-    def starting(self, models: list[Any]) -> None:
-        """Ray and the engines are about to start for these models (``ModelConfig``)."""
-        local = [m.name for m in models if m.serving.engine in LOCAL_ENGINES]
-        api = [m.name for m in models if m.serving.engine == "litellm"]
-        other = [m.name for m in models if m.name not in local and m.name not in api]
+    def starting(self, models: list[Any], executor: str = "ray") -> None:
+        """The engines are about to start for these models (``ModelConfig``), in Ray actors or inline."""
+        specs = {m.name: engine_spec(m) for m in models}
+        api = [name for name, spec in specs.items() if spec.api]
+        local = [name for name, spec in specs.items() if spec.local_weights and not spec.api]
+        other = [name for name in specs if name not in local and name not in api]
         parts = []
         if local:
             parts.append(f"loading model {', '.join(local)} (first time: ~1 min)")
@@ -57,7 +58,7 @@ class SweepProgress:
             parts.append(f"starting the API callers for {', '.join(api)}")
         if other:
             parts.append(f"starting the engine for {', '.join(other)}")
-        self.status = "starting Ray; " + "; ".join(parts)
+        self.status = ("starting Ray; " if executor == "ray" else "") + "; ".join(parts)
         if self._live is not None:
             self._live.update(self._render())
         elif self.enabled:

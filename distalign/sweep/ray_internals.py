@@ -7,7 +7,7 @@
 * ``hide_token_auth_notice``: Ray logs "Token authentication is enabled for this Ray cluster" on every
   start from a private module's logger; authentication stays on, only that notice is dropped.
 * ``sigterm_handler_off``: stops Ray installing its SIGTERM handler while it starts (see
-  ``pool._signals_held``); Ray offers no switch for it.
+  ``cluster._signals_held``); Ray offers no switch for it.
 
 ``tests/sweep/test_ray_internals.py`` pins each of them, so a Ray upgrade that moves one fails there, by
 name, instead of in a sweep.

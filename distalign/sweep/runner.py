@@ -5,7 +5,9 @@ answered.
 Cells are planned a few at a time, just far enough ahead to keep every engine busy, and released once
 scored, so the driver holds the cells it is working on, never the whole grid: a grid a hundred times the
 benchmark runs in the same memory. A request is sent once however many cells ask for it: a key answered
-earlier comes back from the store, a key still in flight gets the cell added to its waiters.
+earlier comes back from the store, a key still in flight gets the cell added to its waiters (that
+bookkeeping is ``sweep.broker``'s). The engines are behind ``sweep.engine_pool``: Ray actors by default,
+the driver's own process with ``sweep.executor=inline``.
 
 The driver is the only process that touches the response store and the sweep folder; actors only compute.
 Each answered batch is written to the store at once, and each scored cell to the sweep folder
@@ -33,11 +35,16 @@ from distalign.records.engine import OptionLogprobRequest
 from distalign.records.results import CellResult, SweepOutcome
 from distalign.scoring import results as cell_files
 from distalign.sweep.batches import BatchReport, run_batches
+from distalign.sweep.broker import RequestBroker
 from distalign.sweep.capacity import check_gpu_capacity
 from distalign.sweep.cells import Cell, as_cell
 from distalign.sweep.cellscore import KeyStats, UnitRow, parse_unit, score_cell
+from distalign.sweep.cluster import ensure_ray
+from distalign.sweep.engine_pool import Answered, EnginePool, Lost
+from distalign.sweep.hosts import KINDS, error_results
+from distalign.sweep.inline_pool import InlinePool
 from distalign.sweep.plan import Examples, Unit, iter_units
-from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR, KINDS, EnginePools, ensure_ray, error_results
+from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR, RayPool
 from distalign.sweep.progress import SweepProgress
 from distalign.sweep.trackers import MemoryTracker, Tracker
 from distalign.sweep.validate import check_settings, validate_cells
@@ -99,40 +106,33 @@ class _OpenCell:
     t0: float = field(default_factory=time.perf_counter)  # the cell's own wall time starts when it is opened
 
 
-@dataclass
-class _Waiting:
-    """A planned unit waiting for its answers."""
-
-    cell: int
-    pos: int
-    unit: Unit
-    remaining: int
-
-
 class _Engines:
-    """Ray and the engine pools, started on first need (a sweep served wholly from the store starts
-    neither) and shut down by the sweep that started them."""
+    """The engine pool, started on first need (a sweep served wholly from the store starts none, and with
+    the Ray executor starts no Ray) and shut down by the sweep that started it."""
 
     def __init__(self, settings: SweepSettings, models: dict[str, Any]) -> None:
         self.settings, self.models = settings, models
-        self._pools: EnginePools | None = None
+        self.pool: EnginePool | None = None
         self._started_ray = False
-        #: told the models before Ray and the engines start (loading a model can take a minute)
+        #: told the models before the engines start (loading a model can take a minute)
         self.on_start: Any = None
 
-    def pools(self) -> EnginePools:
-        if self._pools is None:
+    def get(self) -> EnginePool:
+        if self.pool is None:
             if self.on_start is not None:
-                self.on_start(list(self.models.values()))
-            self._started_ray = ensure_ray(self.settings)
-            # before any actor starts: an actor the cluster cannot place would wait forever
-            check_gpu_capacity(list(self.models.values()))
-            self._pools = EnginePools(self.models, lazy=True)
-        return self._pools
+                self.on_start(list(self.models.values()), self.settings.executor)
+            if self.settings.executor == "inline":
+                self.pool = InlinePool(self.models)
+            else:
+                self._started_ray = ensure_ray(self.settings)
+                # before any actor starts: an actor the cluster cannot place would wait forever
+                check_gpu_capacity(list(self.models.values()))
+                self.pool = RayPool(self.models)
+        return self.pool
 
     def shutdown(self) -> None:
-        if self._pools is not None:
-            self._pools.shutdown()
+        if self.pool is not None:
+            self.pool.shutdown()
         if self._started_ray:
             import ray
 
@@ -152,6 +152,9 @@ class _Totals:
 
 
 class _Driver:
+    """Plans cells a chunk at a time, hands their requests to the broker, sends what the broker queues to
+    the engine pool, and parses, scores and records each cell once its last unit is answered."""
+
     def __init__(
         self,
         settings: SweepSettings,
@@ -163,19 +166,12 @@ class _Driver:
     ) -> None:
         self.settings, self.tracker, self.store, self.folder = settings, tracker, store, folder
         self.engines, self.keep_items = engines, keep_items
-        self.t0 = time.perf_counter()
         self.totals = _Totals()
         self.results: list[CellResult] = []
         self.open: dict[int, _OpenCell] = {}
-        self.units: dict[int, _Waiting] = {}
-        self.next_unit = 0
-        self.waiters: dict[str, list[int]] = {}  # key queued or in flight -> units waiting for it
-        self.answers: dict[str, tuple[Any, bool]] = {}  # answers (and whether sent now) units still need
-        self.needed: dict[str, int] = {}  # key -> planned, unparsed units that need it
-        self.seen: set[int] = set()  # every distinct key of the sweep so far (its first 64 bits)
-        self.queues: dict[tuple[str, str], deque[str]] = {}
-        self.requests: dict[str, Any] = {}  # queued or in-flight key -> request
-        self.in_flight: dict[Any, tuple[_Batch, str, int]] = {}
+        self.broker = RequestBroker()
+        self.units: dict[int, tuple[int, int, Unit]] = {}  # unit id -> cell index, row position, unit
+        self.in_flight: dict[int, _Batch] = {}  # ticket -> batch
         self.retry: deque[_Batch] = deque()
         self.examples = Examples()
         self.progress: SweepProgress | None = None
@@ -191,9 +187,6 @@ class _Driver:
         self.results.append(result)
         if self.progress is not None:
             self.progress.cell(result.status == "failed")
-
-    def open_cell(self, index: int, cell: Cell) -> None:
-        self.open[index] = _OpenCell(cell, iter_units(cell, self.examples))
 
     def plan_chunk(self, index: int) -> None:
         """Plan up to ``PLAN_CHUNK`` more units of a cell and register their requests: answered keys count at
@@ -216,75 +209,54 @@ class _Driver:
                 CellResult(oc.cell.spec_hash, oc.cell.config, "failed", error, content=oc.cell.content)
             )
         self.totals.plan_s += time.perf_counter() - t
-        model = oc.cell.config.model.name
         new: list[str] = []
         ready: list[int] = []
         for unit in chunk:
-            uid = self.next_unit
-            self.next_unit += 1
-            waiting = _Waiting(index, len(oc.rows), unit, 0)
+            reg = self.broker.add(unit.keys, unit.requests)
+            self.units[reg.uid] = (index, len(oc.rows), unit)
             oc.rows.append(None)
             oc.pending += 1
-            self.units[uid] = waiting
             self.totals.requests_before_dedup += len(unit.requests)
-            for key, request in dict(zip(unit.keys, unit.requests, strict=True)).items():
-                self.needed[key] = self.needed.get(key, 0) + 1
-                if key in self.answers:
-                    continue
-                waiting.remaining += 1
-                if key in self.waiters:
-                    self.waiters[key].append(uid)
-                else:
-                    self.waiters[key] = [uid]
-                    self.requests[key] = request
-                    new.append(key)
-            if waiting.remaining == 0:
-                ready.append(uid)
+            new += reg.new
+            if reg.ready:
+                ready.append(reg.uid)
         hits = self.store.get_many(new) if new else {}
-        first = [k for k in new if int(k[:16], 16) not in self.seen]
-        self.seen.update(int(k[:16], 16) for k in first)
+        first = self.broker.first_seen(new)
         first_hits = sum(1 for k in first if k in hits)
         self.totals.requests += len(first)
         self.totals.cache_hits += first_hits
         if self.progress is not None:
             self.progress.planned(len(first))
             self.progress.hits(first_hits)
+        model = oc.cell.config.model.name
         for key in new:
             if key not in hits:
-                self.queues.setdefault((model, _kind(self.requests[key])), deque()).append(key)
+                self.broker.queue(model, _kind(self.broker.request(key)), [key])
         for uid in ready:
             self.complete(uid)
         if hits:
             # answers a provider batch brought into the store during this run count as sent by it
             now = [k for k in hits if k in self.batch_sent]
-            if now:
-                self.answer(now, [hits[k] for k in now], sent=True)
             old = [k for k in hits if k not in self.batch_sent]
+            self.answer(now, [hits[k] for k in now], sent=True)
             self.answer(old, [hits[k] for k in old], sent=False)
         self.maybe_finish(index)
 
     def complete(self, uid: int) -> None:
         """A unit whose requests are all answered: parse it, keep its row, let go of what only it needed."""
-        w = self.units.pop(uid)
-        oc = self.open[w.cell]
+        index, pos, unit = self.units.pop(uid)
+        oc = self.open[index]
         t = time.perf_counter()
-        answers = [self.answers[k] for k in w.unit.keys]
+        answers = self.broker.release(uid)
         if not oc.failed:
-            oc.rows[w.pos] = parse_unit(oc.cell, w.unit, [r for r, _ in answers])
-            for key, (result, sent) in zip(w.unit.keys, answers, strict=True):
+            oc.rows[pos] = parse_unit(oc.cell, unit, [r for r, _ in answers])
+            for key, (result, sent) in zip(unit.keys, answers, strict=True):
                 if key not in oc.counted:
                     oc.counted.add(key)
                     oc.stats.add(result, sent)
         self.totals.score_s += time.perf_counter() - t
-        for key in dict.fromkeys(w.unit.keys):
-            left = self.needed[key] - 1
-            if left:
-                self.needed[key] = left
-            else:
-                del self.needed[key]
-                self.answers.pop(key, None)
         oc.pending -= 1
-        self.maybe_finish(w.cell)
+        self.maybe_finish(index)
 
     def maybe_finish(self, index: int) -> None:
         oc = self.open.get(index)
@@ -307,25 +279,11 @@ class _Driver:
         self.record(result)
 
     def answer(self, keys: Sequence[str], results: Sequence[Any], sent: bool) -> None:
-        ready = []
-        for key, res in zip(keys, results, strict=True):
-            waiting = self.waiters.pop(key, None)
-            if waiting is None:
-                continue
-            self.answers[key] = (res, sent)
-            self.requests.pop(key, None)
-            for uid in waiting:
-                w = self.units[uid]
-                w.remaining -= 1
-                if w.remaining == 0:
-                    ready.append(uid)
-        for uid in ready:
-            self.complete(uid)
+        if keys:
+            for uid in self.broker.answer(keys, results, sent):
+                self.complete(uid)
 
     # -- engines -----------------------------------------------------------------------------------------
-    def backlog(self) -> int:
-        return len(self.requests)
-
     def lookahead(self) -> int:
         sizes = self.batch_size.values()
         return LOOKAHEAD_BATCHES * IN_FLIGHT_PER_ACTOR * max(sizes, default=64) * max(1, len(self.batch_size))
@@ -333,73 +291,54 @@ class _Driver:
     def submit(self, planning_done: bool) -> None:
         """Full batches go out while a pool has room; a partial batch goes when planning is over or when its
         pool has nothing to do (an idle engine is worse than a small batch)."""
-        pools = None
         now = time.monotonic()
         while self.retry and self.retry[0].not_before <= now:
-            batch = self.retry.popleft()
-            pools = pools or self.engines.pools()
-            self._send(pools, batch)
-        for (model, kind), queue in self.queues.items():
+            self._send(self.retry.popleft())
+        for model, kind in list(self.broker.queues):
             size = self.batch_size[model]
-            while queue:
-                pools = pools or self.engines.pools()
-                if not pools.has_room(model):
+            while (model, kind) in self.broker.queues:
+                pool = self.engines.get()
+                if not pool.has_room(model):
                     break
-                idle = pools.idle(model)
-                if len(queue) < size and not (planning_done or idle):
+                if len(self.broker.queues[(model, kind)]) < size and not (planning_done or pool.idle(model)):
                     break
-                keys = [queue.popleft() for _ in range(min(size, len(queue)))]
-                self._send(pools, _Batch(model, kind, keys))
-        self.queues = {k: q for k, q in self.queues.items() if q}
+                self._send(_Batch(model, kind, self.broker.take(model, kind, size)))
 
-    def _send(self, pools: EnginePools, batch: _Batch) -> None:
-        ref, pkey, idx = pools.submit(batch.model, batch.kind, [self.requests[k] for k in batch.keys])
-        self.in_flight[ref] = (batch, pkey, idx)
+    def _send(self, batch: _Batch) -> None:
+        requests = [self.broker.request(k) for k in batch.keys]
+        ticket = self.engines.get().submit(batch.model, batch.kind, requests)
+        self.in_flight[ticket] = batch
 
     def collect(self, timeout: float) -> None:
-        import ray
-
         if not self.in_flight:
             return
-        ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
-        if ready:
-            rest = [r for r in self.in_flight if r not in ready]
-            if rest:
-                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-                ready += more
-        pools = self.engines.pools()
-        for ref in ready:
-            batch, pkey, idx = self.in_flight.pop(ref)
-            pools.done(pkey, idx)
-            self._collect(ref, batch)
+        for outcome in self.engines.get().poll(timeout):
+            batch = self.in_flight.pop(outcome.ticket)
+            if isinstance(outcome, Answered):
+                self._answered(batch, outcome.results, outcome.engine_s)
+            else:
+                self._lost(batch, outcome)
 
-    def _collect(self, ref: Any, batch: _Batch) -> None:
-        import ray
-
-        try:
-            results, engine_s = ray.get(ref)
-        except ray.exceptions.ActorUnavailableError as exc:  # restarting: wait for it, not counted as a loss
-            now = time.monotonic()
+    def _lost(self, batch: _Batch, lost: Lost) -> None:
+        """A restarting host is waited for, with backoff; a batch lost with a dead host is re-sent a bounded
+        number of times; past either bound its requests become error results."""
+        now = time.monotonic()
+        if lost.restarting:
             batch.unavailable_since = batch.unavailable_since or now
             if now - batch.unavailable_since < MAX_UNAVAILABLE_S:
                 batch.not_before = now + min(5.0, 0.1 * 2 ** min(batch.waits, 6))
                 batch.waits += 1
                 self.retry.append(batch)
                 return
-            results, engine_s = (
-                error_results(batch.kind, len(batch.keys), f"{type(exc).__name__}: {exc}"),
-                0.0,
-            )
-        except Exception as exc:  # noqa: BLE001 - the actor died holding the batch: re-send, boundedly
+        else:
             batch.attempts += 1
             if batch.attempts < MAX_BATCH_ATTEMPTS:
-                log.warning("batch of %d lost (%s); re-sending", len(batch.keys), type(exc).__name__)
+                log.warning("batch of %d lost (%s); re-sending", len(batch.keys), lost.error.split(":")[0])
                 self.retry.append(batch)
                 return
-            results, engine_s = (
-                error_results(batch.kind, len(batch.keys), f"{type(exc).__name__}: {exc}"),
-                0.0,
-            )
+        self._answered(batch, error_results(batch.kind, len(batch.keys), lost.error), 0.0)
+
+    def _answered(self, batch: _Batch, results: list[Any], engine_s: float) -> None:
         self.totals.engine_s += engine_s
         self.totals.sent += len(batch.keys)
         ok = [(k, r) for k, r in zip(batch.keys, results, strict=True) if r.error is None]
@@ -418,8 +357,9 @@ class _Driver:
             nxt = next(todo, None)
             if nxt is None:
                 return False
-            self.open_cell(*nxt)
-            planning = nxt[0]
+            index, cell = nxt
+            self.open[index] = _OpenCell(cell, iter_units(cell, self.examples))
+            planning = index
         self.plan_chunk(planning)
         return True
 
@@ -427,20 +367,20 @@ class _Driver:
         todo: Iterator[tuple[int, Cell]] = iter(enumerate(cells))
         planning_done = False
         while True:
-            while not planning_done and self.backlog() < self.lookahead():
+            while not planning_done and self.broker.backlog() < self.lookahead():
                 planning_done = not self.plan_more(todo)
             self.submit(planning_done)
-            if not self.in_flight and not self.retry and not self.queues:
+            if not self.in_flight and not self.retry and not self.broker.queues:
                 if planning_done:
                     break
                 continue  # everything planned so far was answered: plan more
             # while there is planning to do, only look at what came back; else wait for it
-            wait = 0.0 if not planning_done and self.backlog() < self.lookahead() else WAIT_TIMEOUT_S
+            wait = 0.0 if not planning_done and self.broker.backlog() < self.lookahead() else WAIT_TIMEOUT_S
             if self.retry and not self.in_flight:
                 time.sleep(min(WAIT_TIMEOUT_S, max(0.0, self.retry[0].not_before - time.monotonic())))
             self.collect(wait)
-        if self.engines._pools is not None:
-            self.totals.engine_stats = self.engines._pools.stats()
+        if self.engines.pool is not None:
+            self.totals.engine_stats = self.engines.pool.stats()
 
 
 class _WithErrors:

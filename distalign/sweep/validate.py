@@ -145,6 +145,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: where a sweep's engines run (``sweep.engine_pool``)
+EXECUTORS = ("ray", "inline")
+
+
 def check_settings(settings: SweepSettings) -> None:
     """Every sweep setting a real run would use, checked before a dry run too: a value a run would only
     reject after sending requests (``n_resamples=-1`` fails when the first cell is scored) fails here."""
@@ -166,6 +170,8 @@ def check_settings(settings: SweepSettings) -> None:
         raise bad("unsupported", f"must be one of {', '.join(UNSUPPORTED_POLICIES)}")
     if settings.num_cpus is not None and (not _is_int(settings.num_cpus) or settings.num_cpus < 1):
         raise bad("num_cpus", "must be a whole number of at least 1, or null (all of this machine's)")
+    if settings.executor not in EXECUTORS:
+        raise bad("executor", f"must be one of {', '.join(EXECUTORS)}")
     for key in ("dry_run", "progress", "batch_wait"):
         if not isinstance(getattr(settings, key), bool):
             raise bad(key, "must be true or false")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from distalign.engines.base import Engine
 from distalign.engines.instant import InstantEngine
@@ -76,12 +77,15 @@ def test_generate_short_answer_is_one_letter_and_sample_index_matters() -> None:
     assert answers <= {"A", "B", "C"} and len(answers) > 1
 
 
-def test_journal_counts_requests(tmp_path, monkeypatch) -> None:
-    journal = tmp_path / "journal.txt"
-    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(journal))
-    eng = InstantEngine(IDENT)
-    eng.option_logprobs([_lp(), _lp("x\nA. 1\nB. 2")])
-    assert len(journal.read_text().splitlines()) == 2 and eng.requests_seen == 2
+def test_a_negative_simulated_delay_is_named() -> None:
+    from distalign.engines.registry import check_serving
+    from distalign.errors import InputError
+    from distalign.records.config import ModelConfig, serving
+
+    model = ModelConfig(name="sim", weights="instant", serving=serving("instant", delay_s=-1))
+    with pytest.raises(InputError, match="seconds >= 0") as err:
+        check_serving(model)
+    assert "serving.delay_s" in str(err.value)
 
 
 def _kambhatla_answers(spec, examples=()) -> tuple[list[str], tuple[str, ...]]:

@@ -23,6 +23,13 @@ def instant_model(name: str = "instant", **serving: object) -> ModelConfig:
     return ModelConfig(name=name, weights="instant", serving=serving_config(**kw))  # type: ignore[arg-type]
 
 
+def probe_model(name: str = "instant", **serving: object) -> ModelConfig:
+    """The instant model on the test engine that journals and fails on demand (``engines/probe_engine``)."""
+    from tests.engines.probe_engine import NAME
+
+    return instant_model(name, engine=NAME, **serving)
+
+
 def make_cell(
     method: str = "verbalize",
     steering: str = "persona",

@@ -82,7 +82,8 @@ def _launch(cwd: Path, stub: BatchStub, *extra: str) -> subprocess.Popen:
         sys.executable, str(REPO / "launch.py"), "-m", "experiment=demo", "model=gpt4",
         f"model.serving.api_base={stub.base_url}", "model.serving.mode=batch",
         "model.serving.batch_poll_s=0.05",
-        "method=logprobs,verbalize", "dataset.max_items=3", "sweep.progress=false", *extra,
+        "method=logprobs,verbalize", "dataset.max_items=3", "sweep.progress=false", "sweep.executor=inline",
+        *extra,
     ]  # fmt: skip
     return subprocess.Popen(
         args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -7,7 +7,6 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import yaml
 
 from distalign.prompts.templates import packaged_templates
@@ -65,26 +64,29 @@ def test_a_template_file_counts_by_its_wording(tmp_path: Path) -> None:
     assert cell_hash(_with(make_cell(), templates=edited)) != cell_hash(make_cell())
 
 
-@pytest.mark.slow
-def test_an_edited_template_reruns_its_cells_and_a_moved_folder_does_not(tmp_path: Path, local_ray) -> None:
+def test_an_edited_template_reruns_its_cells_and_a_moved_folder_does_not(tmp_path: Path) -> None:
     shutil.copytree(fixture_dir(), tmp_path / "data")
     path = _templates(tmp_path / "templates.yaml")
     cell = _with(make_cell("logprobs", "persona", max_items=2), str(tmp_path / "data"), path)
     folder = tmp_path / "sweep"
-    first = run_sweep([cell], settings(tmp_path / "store"), MemoryTracker(), folder=folder)
+    first = run_sweep([cell], settings(tmp_path / "store", executor="inline"), MemoryTracker(), folder=folder)
     assert first.totals["finished"] == 1
 
     shutil.move(tmp_path / "data", tmp_path / "moved")
     clear_dataset_cache()
     moved = run_sweep(
-        [_with(cell, data_dir=str(tmp_path / "moved"))], settings(tmp_path / "store"), folder=folder
+        [_with(cell, data_dir=str(tmp_path / "moved"))],
+        settings(tmp_path / "store", executor="inline"),
+        folder=folder,
     )
     assert moved.totals["skipped"] == 1 and moved.results == []
 
     _templates(tmp_path / "templates.yaml", system="You answer survey questions. Be brief.")
     clear_dataset_cache()
     edited = run_sweep(
-        [_with(cell, data_dir=str(tmp_path / "moved"))], settings(tmp_path / "store"), folder=folder
+        [_with(cell, data_dir=str(tmp_path / "moved"))],
+        settings(tmp_path / "store", executor="inline"),
+        folder=folder,
     )
     assert edited.totals["skipped"] == 0 and edited.totals["finished"] == 1
     assert edited.totals["requests_sent"] == edited.totals["requests"] > 0  # new prompts, new requests

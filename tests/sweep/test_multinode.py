@@ -14,7 +14,8 @@ from ray.cluster_utils import Cluster
 from distalign.sweep.pool import IN_FLIGHT_PER_ACTOR
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.trackers import MemoryTracker
-from tests.sweep.conftest import grid, instant_model, settings
+from tests.engines.probe_engine import JOURNAL, NAME
+from tests.sweep.conftest import grid, probe_model, settings
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +53,9 @@ def _kill_when_started(model: str, journal, min_lines: int, killed: list[str], s
 
 def test_pinned_models_and_a_killed_actor(cluster: Cluster, tmp_path, monkeypatch) -> None:
     journal = tmp_path / "journal.txt"
-    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(journal))
-    monkeypatch.setenv("DISTALIGN_INSTANT_DELAY_S", "0.2")
-    a = instant_model("model_a", resources={"node_a": 1}, num_cpus=0.5, batch_size=8)
-    b = instant_model("model_b", resources={"node_b": 1}, num_cpus=0.5, batch_size=8)
+    monkeypatch.setenv(JOURNAL, str(journal))
+    a = probe_model("model_a", resources={"node_a": 1}, num_cpus=0.5, batch_size=8, delay_s=0.2)
+    b = probe_model("model_b", resources={"node_b": 1}, num_cpus=0.5, batch_size=8, delay_s=0.2)
     cells = grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=a)
     cells += grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=b)
     killed: list[str] = []
@@ -73,10 +73,10 @@ def test_pinned_models_and_a_killed_actor(cluster: Cluster, tmp_path, monkeypatc
     assert killed, "the engine actor was never killed"
     assert [r.status for r in out.results] == ["finished"] * 4
     nodes = {key: {s["node_id"] for s in stats} for key, stats in out.engine_stats.items()}
-    assert nodes["instant:model_a"].isdisjoint(nodes["instant:model_b"])
-    assert len(nodes["instant:model_a"] | nodes["instant:model_b"]) == 2
+    assert nodes[f"{NAME}:model_a"].isdisjoint(nodes[f"{NAME}:model_b"])
+    assert len(nodes[f"{NAME}:model_a"] | nodes[f"{NAME}:model_b"]) == 2
     # the restarted actor only counts what it received after the restart
-    assert out.engine_stats["instant:model_a"][0]["received"] < sum(
+    assert out.engine_stats[f"{NAME}:model_a"][0]["received"] < sum(
         r.metrics["requests"] for r in out.results if r.cell.model.name == "model_a"
     )
     # every request answered exactly once to the driver; only batches in flight at the kill were re-sent

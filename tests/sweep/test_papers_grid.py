@@ -52,6 +52,7 @@ def _cells(models: dict[str, list[str]]) -> list:
                         "dataset.max_items=2",
                         "sweep.progress=false",
                         "sweep.n_resamples=100",
+                        "sweep.executor=inline",
                     ],
                 )
             )

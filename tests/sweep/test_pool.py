@@ -11,13 +11,8 @@ import ray
 from distalign.errors import InputError
 from distalign.records.config import ModelConfig, ServingConfig, SweepSettings
 from distalign.records.config import serving as serving_config
-from distalign.sweep.pool import (
-    actor_env,
-    actor_options,
-    actor_secrets,
-    check_ray_address,
-    pool_key,
-)
+from distalign.sweep.cluster import check_ray_address
+from distalign.sweep.pool import actor_env, actor_options, actor_secrets, pool_key
 from distalign.sweep.progress import SweepProgress
 
 

@@ -19,21 +19,23 @@ from distalign.sweep.cells import resolve
 from distalign.sweep.plan import plan_cell
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.trackers import MemoryTracker
-from tests.sweep.conftest import grid, instant_model, settings
+from tests.engines.probe_engine import JOURNAL
+from tests.sweep.conftest import grid, probe_model, settings
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = """
 import sys
 from distalign.sweep.runner import run_sweep
-from tests.sweep.conftest import grid, instant_model, settings
-cells = grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=instant_model(batch_size=8))
+from tests.sweep.conftest import grid, probe_model, settings
+model = probe_model(batch_size=8, delay_s=0.2)
+cells = grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=model)
 run_sweep(cells, settings(sys.argv[1]))
 """
 
 
 def _cells() -> list:
-    return grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=instant_model(batch_size=8))
+    return grid(methods=("logprobs", "verbalize"), steerings=("persona",), model=probe_model(batch_size=8))
 
 
 def _lines(path: Path) -> int:
@@ -44,7 +46,7 @@ def test_killed_driver_resumes(tmp_path, monkeypatch, local_ray) -> None:
     journal, store = tmp_path / "journal.txt", tmp_path / "store"
     cells = _cells()
     keys = [k for c in cells for k in plan_cell(resolve(c)).requests]
-    env = {**os.environ, "DISTALIGN_INSTANT_JOURNAL": str(journal), "DISTALIGN_INSTANT_DELAY_S": "0.2"}
+    env = {**os.environ, JOURNAL: str(journal)}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(store)], cwd=REPO, env=env, start_new_session=True,
@@ -65,13 +67,13 @@ def test_killed_driver_resumes(tmp_path, monkeypatch, local_ray) -> None:
     assert 16 <= stored < len(keys)
 
     rerun_journal = tmp_path / "rerun-journal.txt"  # the killed run's workers may linger a moment
-    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(rerun_journal))
+    monkeypatch.setenv(JOURNAL, str(rerun_journal))
     resumed = run_sweep(cells, settings(store), MemoryTracker())
     assert all(r.status == "finished" for r in resumed.results)
     assert resumed.totals["finished"] + resumed.totals["skipped"] == len(cells)
     assert resumed.totals["requests_sent"] == len(keys) - stored == _lines(rerun_journal)
 
-    monkeypatch.delenv("DISTALIGN_INSTANT_JOURNAL")
+    monkeypatch.delenv(JOURNAL)
     reference = run_sweep(cells, settings(tmp_path / "reference"), MemoryTracker())
     order = ["model", "method", "steering", "dataset", "item_id", "attribute", "group"]
     a = read_items(resumed.folder, status=None).sort_values(order, ignore_index=True)

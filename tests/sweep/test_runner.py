@@ -1,4 +1,5 @@
-"""run_sweep on a local Ray with the instant engine over the shipped fixture."""
+"""run_sweep's logic (de-duplication, resume, errors as data, recording) with its engines inline over the
+shipped fixture: no Ray. One test runs the same sweep on Ray and compares."""
 
 from __future__ import annotations
 
@@ -11,21 +12,24 @@ from distalign.sweep import runner
 from distalign.sweep.cells import cell_hash as spec_hash
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.trackers import MemoryTracker
-from tests.sweep.conftest import grid, settings
+from tests.engines.probe_engine import FAIL, JOURNAL
+from tests.sweep.conftest import grid, probe_model, settings
 
-pytestmark = pytest.mark.slow
+
+def inline(store, **kw):  # type: ignore[no-untyped-def]
+    return settings(store, executor="inline", **kw)
 
 
 def _journal_lines(path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def test_sweep_finishes_then_reruns_from_the_store(tmp_path, monkeypatch, local_ray) -> None:
+def test_sweep_finishes_then_reruns_from_the_store(tmp_path, monkeypatch) -> None:
     journal = tmp_path / "journal.txt"
-    monkeypatch.setenv("DISTALIGN_INSTANT_JOURNAL", str(journal))
-    cells = grid()  # 3 methods x none/persona on the opinionqa fixture
+    monkeypatch.setenv(JOURNAL, str(journal))
+    cells = grid(model=probe_model())  # 3 methods x none/persona on the opinionqa fixture
     first_tracker = MemoryTracker()
-    first = run_sweep(cells, settings(tmp_path / "store"), first_tracker)
+    first = run_sweep(cells, inline(tmp_path / "store"), first_tracker)
 
     assert [r.status for r in first.results] == ["finished"] * 6
     assert {r.spec_hash for r in first_tracker.logged} == {spec_hash(c) for c in cells}
@@ -41,7 +45,7 @@ def test_sweep_finishes_then_reruns_from_the_store(tmp_path, monkeypatch, local_
     assert all(len(r.items) == survey_pairs for r in first.results)
 
     # a new sweep folder: every cell runs again, answered from the store
-    second = run_sweep(cells, settings(tmp_path / "store", output_dir=str(tmp_path / "b")), MemoryTracker())
+    second = run_sweep(cells, inline(tmp_path / "store", output_dir=str(tmp_path / "b")), MemoryTracker())
     assert len(_journal_lines(journal)) == sent  # the engine saw nothing new
     assert second.totals["requests_sent"] == 0 and second.totals["cache_hits"] == first.totals["requests"]
     for a, b in zip(first.results, second.results, strict=True):
@@ -49,14 +53,14 @@ def test_sweep_finishes_then_reruns_from_the_store(tmp_path, monkeypatch, local_
         assert b.metrics["cache_hits"] == b.metrics["requests"]
 
 
-def test_finished_cells_are_skipped_and_recorded_once(tmp_path, local_ray) -> None:
+def test_finished_cells_are_skipped_and_recorded_once(tmp_path) -> None:
     """A rerun skips the cells its sweep folder holds as finished; one the tracker has not recorded (a
     crash between writing the cell and recording it) is handed to the tracker from disk, not re-run."""
     cells = grid(methods=("logprobs",), steerings=("none", "persona"))
-    first = run_sweep(cells[:1], settings(tmp_path / "store"), MemoryTracker(), folder=tmp_path / "sweep")
+    first = run_sweep(cells[:1], inline(tmp_path / "store"), MemoryTracker(), folder=tmp_path / "sweep")
     assert first.results[0].status == "finished"
     tracker = MemoryTracker()
-    out = run_sweep(cells, settings(tmp_path / "store"), tracker, folder=tmp_path / "sweep")
+    out = run_sweep(cells, inline(tmp_path / "store"), tracker, folder=tmp_path / "sweep")
     assert [r.spec_hash for r in out.results] == [spec_hash(cells[1])]
     assert out.totals["skipped"] == 1
     assert sorted(r.spec_hash for r in tracker.logged) == sorted(map(spec_hash, cells))
@@ -64,11 +68,11 @@ def test_finished_cells_are_skipped_and_recorded_once(tmp_path, local_ray) -> No
     pd.testing.assert_frame_equal(
         recovered.items[["item_id", "tv"]], first.results[0].items[["item_id", "tv"]], check_dtype=False
     )
-    again = run_sweep(cells, settings(tmp_path / "store"), tracker, folder=tmp_path / "sweep")
+    again = run_sweep(cells, inline(tmp_path / "store"), tracker, folder=tmp_path / "sweep")
     assert again.results == [] and again.totals["skipped"] == 2 and len(tracker.logged) == 2
 
 
-def test_a_cell_that_fails_to_score_does_not_stop_the_sweep(tmp_path, monkeypatch, local_ray) -> None:
+def test_a_cell_that_fails_to_score_does_not_stop_the_sweep(tmp_path, monkeypatch) -> None:
     cells = grid(methods=("logprobs", "seq"), steerings=("none",))
     doomed = spec_hash(cells[0])
     real = runner.score_cell
@@ -79,21 +83,19 @@ def test_a_cell_that_fails_to_score_does_not_stop_the_sweep(tmp_path, monkeypatc
         return real(cp, *args, **kw)
 
     monkeypatch.setattr(runner, "score_cell", flaky)
-    out = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    out = run_sweep(cells, inline(tmp_path / "store"), MemoryTracker())
     status = {r.spec_hash: r.status for r in out.results}
     assert status == {doomed: "failed", spec_hash(cells[1]): "finished"}
     assert out.failures == [(doomed, "scoring failed: RuntimeError: boom")]
 
 
-def test_failed_requests_leave_units_unparsed_and_the_cell_to_be_retried(
-    tmp_path, monkeypatch, local_ray
-) -> None:
+def test_failed_requests_leave_units_unparsed_and_the_cell_to_be_retried(tmp_path, monkeypatch) -> None:
     """Engine errors are data: the cell is still scored and logged (unparsed units count as uniform), but
     it is not finished, and the rerun re-sends exactly the failed requests and finishes it."""
-    cells = grid(methods=("logprobs",), steerings=("none",))
-    monkeypatch.setenv("DISTALIGN_INSTANT_FAIL", "option_logprobs")
+    cells = grid(methods=("logprobs",), steerings=("none",), model=probe_model())
+    monkeypatch.setenv(FAIL, "option_logprobs")
     tracker = MemoryTracker()
-    out = run_sweep(cells, settings(tmp_path / "store"), tracker)
+    out = run_sweep(cells, inline(tmp_path / "store"), tracker)
     (result,) = out.results
     assert result.status == "failed" and "requests failed" in (result.error or "")
     assert result.metrics["extraction_rate"] == 0.0
@@ -102,8 +104,8 @@ def test_failed_requests_leave_units_unparsed_and_the_cell_to_be_retried(
     assert np.isfinite(result.items["tv"]).all()  # scored as uniform under the default policy
     assert not tracker.finished_cells()
 
-    monkeypatch.delenv("DISTALIGN_INSTANT_FAIL")
-    again = run_sweep(cells, settings(tmp_path / "store"), tracker)  # a failed cell is not finished: re-run
+    monkeypatch.delenv(FAIL)
+    again = run_sweep(cells, inline(tmp_path / "store"), tracker)  # a failed cell is not finished: re-run
     (retried,) = again.results
     assert retried.status == "finished"
     assert again.totals["requests_sent"] == result.metrics["requests"]
@@ -127,16 +129,33 @@ class _Recording(MemoryTracker):
         self.logged_when_flushed = len(self.logged)
 
 
-def test_the_sweep_waits_for_its_record_before_it_returns(tmp_path, local_ray) -> None:
+def test_the_sweep_waits_for_its_record_before_it_returns(tmp_path) -> None:
     cells = grid(methods=("logprobs", "seq"), steerings=("none",))
     tracker = _Recording()
-    run_sweep(cells, settings(tmp_path / "store"), tracker)
+    run_sweep(cells, inline(tmp_path / "store"), tracker)
     assert tracker.flushes == 1 and tracker.logged_when_flushed == len(cells)
 
 
-def test_an_interrupted_sweep_still_records_the_cells_it_finished(tmp_path, local_ray) -> None:
+def test_an_interrupted_sweep_still_records_the_cells_it_finished(tmp_path) -> None:
     cells = grid(methods=("logprobs", "seq"), steerings=("none",))
     tracker = _Recording(interrupt_at=1)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cells, settings(tmp_path / "store"), tracker)
+        run_sweep(cells, inline(tmp_path / "store"), tracker)
     assert tracker.flushes == 1 and tracker.logged_when_flushed == 1
+
+
+@pytest.mark.slow
+def test_the_same_sweep_on_ray_gives_the_same_results_and_sends_the_same_requests(
+    tmp_path, local_ray
+) -> None:
+    """The Ray pool is another host behind the same interface: same answers, same counts."""
+    cells = grid(steerings=("persona",))
+    on_ray = run_sweep(cells, settings(tmp_path / "ray"), MemoryTracker())
+    here = run_sweep(cells, inline(tmp_path / "inline"), MemoryTracker())
+    for key in ("requests", "requests_sent", "cache_hits", "finished"):
+        assert on_ray.totals[key] == here.totals[key], key
+    assert on_ray.totals["requests_sent"] > 0
+    for a, b in zip(on_ray.results, here.results, strict=True):
+        pd.testing.assert_frame_equal(a.items, b.items)
+    (ray_stats,) = on_ray.engine_stats.values()
+    assert ray_stats[0]["received"] == on_ray.totals["requests_sent"] and "node_id" in ray_stats[0]
