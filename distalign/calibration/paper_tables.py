@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from distalign.scoring.scores import in_order
 from distalign.survey.model import DATASETS
 
 LOGPROBS = "logprobs"
@@ -45,12 +46,6 @@ def not_public_line(datasets: Iterable[str]) -> str | None:
         f"The paper's {' and '.join(missing)} columns: not public, so not shown (those surveys, given as "
         "custom survey files, fill them)."
     )
-
-
-def _dataset_order(datasets: pd.Series) -> list[str]:
-    """The benchmark's datasets in its order (OpinionQA first, as the paper's OQA column), then others."""
-    present = list(dict.fromkeys(datasets.astype(str)))
-    return [d for d in DATASETS if d in present] + [d for d in present if d not in DATASETS]
 
 
 def _pct(x: pd.Series) -> pd.Series:
@@ -89,7 +84,7 @@ def logp_table(calibration_table: pd.DataFrame) -> pd.DataFrame:
             "mark": t["alignment_mark"].fillna("").astype(str),
         }
     )
-    order = _dataset_order(long["dataset"])
+    order = in_order(long["dataset"], DATASETS)  # OpinionQA first, as the paper's OQA column
     labels = {"n": "n", "raw": "raw (%)", "calibrated": "calibrated (%)", "mark": "sig."}
     return _wide(long, ["model", "prompt"], labels, order)
 
@@ -119,6 +114,6 @@ def ood_paper_table(ood: pd.DataFrame, logp: bool) -> pd.DataFrame:
     rows = ["model", "prompt"] if logp else ["model", "method", "prompt"]
     if logp:
         long = long.drop(columns="method")
-    order = _dataset_order(long["dataset"])
+    order = in_order(long["dataset"], DATASETS)  # OpinionQA first, as the paper's OQA column
     labels = {"n": "n", "raw": "raw (%)", "in_domain": "in-domain (%)", "ood": "out-of-domain (%)"}
     return _wide(long, rows, labels, order)

@@ -17,8 +17,8 @@ from distalign.errors import InputError
 from distalign.report.meister2024.humans import human_predictions
 from distalign.report.meister2024.predictions_file import write_predictions
 from distalign.report.meister2024.release import COLUMNS, import_release
-from distalign.scoring.predictions import SUFFIXES
 from distalign.scoring.results import CELLS, raw_predictions
+from distalign.survey.parsing import TABLE_SUFFIXES
 
 SOURCES = ("meister2024",)
 
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         required=True,
-        help=f"predictions file ({', '.join(SUFFIXES)}); see PREDICTIONS_FORMAT.md",
+        help=f"predictions file ({', '.join(TABLE_SUFFIXES)}); see PREDICTIONS_FORMAT.md",
     )
     p.add_argument(
         "--humans", action="store_true", help="also the human annotators' estimates (model 'human', Table 2)"
@@ -53,10 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.suffix.lower() not in SUFFIXES:  # before reading 60 MB of JSON
-        raise InputError(
-            f"unknown predictions format {out.suffix!r} (use {', '.join(SUFFIXES)})", where="--out"
-        )
+    if out.suffix.lower() not in TABLE_SUFFIXES:  # before reading 60 MB of JSON
+        known = ", ".join(TABLE_SUFFIXES)
+        raise InputError(f"unknown predictions format {out.suffix!r} (use {known})", where="--out")
     check_output(out, "--out")
     if args.source not in SOURCES:
         folder = Path(args.source)

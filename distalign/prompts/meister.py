@@ -44,9 +44,9 @@ DATASET_FOLDERS: Mapping[str, str] = {
 }
 #: our answer format -> the release's folder name for it
 FORMAT_FOLDERS: Mapping[str, str] = {
-    "logprobs": "model_logprobs",
-    "seq": "sequence",
     "verbalize": "express_distribution",
+    "seq": "sequence",
+    "logprobs": "model_logprobs",
 }
 #: our steering -> the release's task whose demonstration file (``prompt_<task>.txt``) the prompt wraps
 TASKS: Mapping[str, str] = {"none": "task0", "persona": "task1"}

@@ -37,6 +37,7 @@ from distalign.report.leaderboard import (
     leaderboard,
     steering_label,
 )
+from distalign.scoring.scores import in_order
 from distalign.survey.model import DATASETS, Survey
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,6 @@ _FILLER_CELL = re.compile(r"<td>([^<]*" + re.escape(tables.FILLER_MARK) + r")</t
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=f"--out {out}")
-
-
-def _order(names: Iterable[str]) -> list[str]:
-    present = list(dict.fromkeys(names))
-    return [d for d in DATASETS if d in present] + [d for d in present if d not in DATASETS]
 
 
 def _benchmark(
@@ -372,10 +368,10 @@ def write_report(
     if data.empty:
         raise InputError("no scored rows to report on", where="items")
     scored = board(data)
-    order = _order(scored["dataset"].astype(str))
+    order = in_order(scored["dataset"], DATASETS)
     rows = leaderboard(scored, order, n_resamples=n_resamples, seed=seed) + [dict(r) for r in empty_rows]
     if surveys:
-        rows += baseline_rows(surveys, _order(surveys), n_resamples=n_resamples, seed=seed)
+        rows += baseline_rows(surveys, in_order(surveys, DATASETS), n_resamples=n_resamples, seed=seed)
     else:
         rows += human_baseline_rows(human_distributions(data), order, n_resamples=n_resamples, seed=seed)
     colors = style.colors(r["model"] for r in rows if r["kind"] != "baseline")

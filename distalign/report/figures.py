@@ -31,6 +31,7 @@ from distalign.report import style
 from distalign.report.items import calibration_names, evaluated
 from distalign.report.leaderboard import ALL_STEERING, MIN_PARSED, STEERING_ORDER, is_filler
 from distalign.report.tables import headline_caption
+from distalign.scoring.scores import in_order
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,11 +70,6 @@ def _palette(names: Sequence[str], palette: Mapping[str, str] | None) -> dict[st
 
 def _wrap(text: str, width: int = 14) -> str:
     return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
-
-
-def _ordered(names: Sequence[str], order: Sequence[str]) -> list[str]:
-    present = list(dict.fromkeys(map(str, names)))
-    return [n for n in order if n in present] + sorted(n for n in present if n not in order)
 
 
 def _errors(frame: pd.DataFrame) -> np.ndarray:
@@ -195,7 +191,7 @@ def _aggregate_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     agg = agg[agg["dataset"] == name]
     steering = ALL_STEERING if (agg["steering"] == ALL_STEERING).any() else None
     if steering is None and len(agg):
-        steering = _ordered(agg["steering"].astype(str), STEERING_ORDER)[0]
+        steering = in_order(agg["steering"].astype(str), STEERING_ORDER)[0]
     return agg[agg["steering"] == steering], name, str(steering)
 
 
@@ -216,7 +212,7 @@ def leaderboard_figure(
     if agg.empty:
         return _empty("no model rows on an aggregate")
     models = style.ordered(agg["model"].astype(str))
-    methods = _ordered(agg["method"].astype(str), style.METHOD_ORDER)
+    methods = in_order(agg["method"].astype(str), style.METHOD_ORDER)
     colors = _palette(models, palette)
     height = 3.6
     width_in = max(NARROW, 1.1 * len(methods) + 2.6)
@@ -274,9 +270,9 @@ def steering_figure(
     colors = _palette(models, palette)
     humans = rows[rows["kind"] == "human"]
     machine = rows[rows["kind"] == "model"]
-    methods = _ordered(machine["method"].astype(str), style.METHOD_ORDER) or ["(humans)"]
-    datasets = _ordered(rows["dataset"].astype(str), list(style.DATASET_LABELS))
-    modes = _ordered(rows["steering"].astype(str), STEERING_ORDER)
+    methods = in_order(machine["method"].astype(str), style.METHOD_ORDER) or ["(humans)"]
+    datasets = in_order(rows["dataset"].astype(str), list(style.DATASET_LABELS))
+    modes = in_order(rows["steering"].astype(str), STEERING_ORDER)
     nr, nc = len(methods), len(datasets)
     fig = Figure(figsize=(min(WIDE, 2.5 * nc + 1.0), 2.2 * nr + 1.0), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nr, nc, sharex=True, sharey=True, squeeze=False))
@@ -424,7 +420,7 @@ def reliability_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = 
     if frame.empty:
         return _empty("no log-p cells")
     models = style.ordered(frame["model"].astype(str))
-    datasets = _ordered(frame["dataset"].astype(str), list(style.DATASET_LABELS))
+    datasets = in_order(frame["dataset"].astype(str), list(style.DATASET_LABELS))
     colors = _palette(models, palette)
     nr, nc = len(models), len(datasets)
     side = min(2.6, (WIDE - 0.6) / nc)
@@ -503,7 +499,7 @@ def coin_figure(frame: pd.DataFrame, palette: Mapping[str, str] | None = None) -
     if frame.empty:
         return _empty("no biased-coin results")
     models = style.ordered(frame["model"].astype(str))
-    methods = _ordered(frame["method"].astype(str), style.METHOD_ORDER)
+    methods = in_order(frame["method"].astype(str), style.METHOD_ORDER)
     colors = _palette(models, palette)
     side = min(2.6, (WIDE - 0.5) / len(methods))
     fig = Figure(figsize=(side * len(methods) + 0.5, side + 1.1), layout="constrained")
@@ -546,8 +542,8 @@ def spread_figure(spread: pd.DataFrame, palette: Mapping[str, str] | None = None
     if spread.empty:
         return _empty("no calibrated settings")
     models = style.ordered(spread["model"].astype(str))
-    methods = _ordered(spread["method"].astype(str), style.METHOD_ORDER)
-    datasets = _ordered(spread["dataset"].astype(str), list(style.DATASET_LABELS))
+    methods = in_order(spread["method"].astype(str), style.METHOD_ORDER)
+    datasets = in_order(spread["dataset"].astype(str), list(style.DATASET_LABELS))
     prompts = sorted(spread["steering"].astype(str).unique())
     colors = _palette(models, palette)
     marker = {m: style.MARKERS[i % len(style.MARKERS)] for i, m in enumerate(methods)}
@@ -603,8 +599,8 @@ def learning_curves_figure(curves: pd.DataFrame, palette: Mapping[str, str] | No
     if curves.empty:
         return _empty("no learning curves")
     models = style.ordered(curves["model"].astype(str))
-    methods = _ordered(curves["method"].astype(str), style.METHOD_ORDER)
-    datasets = _ordered(curves["dataset"].astype(str), list(style.DATASET_LABELS))
+    methods = in_order(curves["method"].astype(str), style.METHOD_ORDER)
+    datasets = in_order(curves["dataset"].astype(str), list(style.DATASET_LABELS))
     # line style by prompt type, and by calibrator family when several families were asked for
     if "family" not in curves:
         curves = curves.assign(family="")

@@ -21,6 +21,7 @@ from distalign.report.leaderboard import (
     kss_table,
     steering_label,
 )
+from distalign.scoring.scores import in_order
 
 AGGREGATES: tuple[str, ...] = ("three", "all")
 DASH = "—"  # the papers mark empty cells (a model that cannot serve a method) with an em dash
@@ -81,11 +82,6 @@ def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
 
 
-def _ordered(names: Sequence[str], order: Sequence[str]) -> list[str]:
-    present = list(dict.fromkeys(map(str, names)))
-    return [n for n in order if n in present] + sorted(n for n in present if n not in order)
-
-
 def aggregate_selection(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     """Model and human rows of Table 1a: the headline dataset ("three", "all", or the only dataset) and
     the headline steering (``leaderboard.headline_steering``)."""
@@ -95,7 +91,7 @@ def aggregate_selection(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     names = scored["dataset"].astype(str)
     dataset = next((a for a in AGGREGATES if (names == a).any()), None)
     if dataset is None:
-        dataset = aggregate_name(_ordered(names, list(style.DATASET_LABELS)))
+        dataset = aggregate_name(in_order(names, list(style.DATASET_LABELS)))
         dataset = dataset if (names == dataset).any() else names.iloc[0]
     sel = scored[names == dataset]
     steerings = sel["steering"].astype(str)
@@ -109,7 +105,7 @@ def table_1a(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSED) 
     sel, _, _ = aggregate_selection(_frame(rows))
     if sel.empty:
         return pd.DataFrame()
-    methods = _ordered(sel["method"].astype(str), style.METHOD_ORDER)
+    methods = in_order(sel["method"].astype(str), style.METHOD_ORDER)
     cells = {(str(r["model"]), str(r["method"])): shown(r, min_parsed) for _, r in sel.iterrows()}
     return pd.DataFrame(
         [
@@ -157,7 +153,7 @@ def published_table(rows: Sequence[Mapping[str, Any]], published: pd.DataFrame) 
     models = [m for m in style.ordered(sel["model"].astype(str)) if (pub["model"] == m).any()]
     if not models:
         return pd.DataFrame()
-    methods = _ordered(sel["method"].astype(str), style.METHOD_ORDER)
+    methods = in_order(sel["method"].astype(str), style.METHOD_ORDER)
     cells = {
         (str(r["model"]), str(r["method"])): plus_minus(
             {"mean": r["mean"], "ci_low": r["mean"] - r["pm"], "ci_high": r["mean"] + r["pm"]}
@@ -181,7 +177,7 @@ def baselines_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     base = df[df["kind"] == "baseline"] if len(df) else df
     if base.empty:
         return pd.DataFrame()
-    datasets = _ordered(base["dataset"].astype(str), list(style.DATASET_LABELS))
+    datasets = in_order(base["dataset"].astype(str), list(style.DATASET_LABELS))
     cells = {(str(r["model"]), str(r["dataset"])): plus_minus(r) for _, r in base.iterrows()}
     return pd.DataFrame(
         [
@@ -200,7 +196,7 @@ def kss_frame(rows: Sequence[Mapping[str, Any]], min_parsed: float | None = MIN_
     kss = pd.DataFrame(kss_table(list(_frame(rows).to_dict("records")), min_parsed=min_parsed))
     if kss.empty:
         return kss
-    datasets = _ordered(kss["dataset"].astype(str), list(style.DATASET_LABELS))
+    datasets = in_order(kss["dataset"].astype(str), list(style.DATASET_LABELS))
     cells = {
         (str(r["model"]), str(r["dataset"])): f"{r['kss']:+.0%}" if math.isfinite(r["kss"]) else DASH
         for _, r in kss.iterrows()
@@ -223,12 +219,12 @@ def detail_table(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARS
     if scored.empty:
         return pd.DataFrame()
     rank_model = {m: i for i, m in enumerate(style.ordered(scored["model"].astype(str)))}
-    rank_method = {m: i for i, m in enumerate(_ordered(scored["method"].astype(str), style.METHOD_ORDER))}
+    rank_method = {m: i for i, m in enumerate(in_order(scored["method"].astype(str), style.METHOD_ORDER))}
     rank_steer = {
-        m: i for i, m in enumerate(_ordered(scored["steering"].astype(str), (ALL_STEERING, *STEERING_ORDER)))
+        m: i for i, m in enumerate(in_order(scored["steering"].astype(str), (ALL_STEERING, *STEERING_ORDER)))
     }
     rank_data = {
-        m: i for i, m in enumerate(_ordered(scored["dataset"].astype(str), list(style.DATASET_LABELS)))
+        m: i for i, m in enumerate(in_order(scored["dataset"].astype(str), list(style.DATASET_LABELS)))
     }
     ordered = scored.assign(
         _k=[

@@ -8,6 +8,12 @@ the columns and rules are in ``PREDICTIONS_FORMAT.md`` beside this module. Error
 the benchmark does not evaluate, log-p rows with no mass on any option and repeated rows: the ``strict``
 and ``unique`` switches of :func:`resolve_predictions` say whether those are errors or are skipped, scored
 as failed extractions and counted once, with one :class:`PredictionsWarning` each.
+
+Rows are checked one by one in three passes, each over every row before the next starts: which
+prediction a row is (its keys, item and group), then what it says (options, probabilities), then, only
+when every row is valid, the responses are parsed. Each check of a value that repeats over the rows
+(a dataset, an item, a group, a list of options, a parser setting, a response) runs once per distinct
+value.
 """
 
 from __future__ import annotations
@@ -16,9 +22,8 @@ import json
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +33,13 @@ import pandas as pd
 from distalign.errors import InputError
 from distalign.methods.registry import PARSERS, get_method
 from distalign.survey.model import Item, Survey
+from distalign.survey.parsing import read_jsonl, table_kind
 
 KEYS: tuple[str, ...] = ("model", "method", "steering", "dataset", "item_id")
 #: what makes two rows the same prediction
 IDENTITY: tuple[str, ...] = (*KEYS, "attribute", "group")
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: the cells a row may carry besides its identity (``probs`` is read as ``given``)
+VALUES: tuple[str, ...] = ("probs", "response", "options", "method_params", "letters")
 META_COLUMNS: tuple[str, ...] = (
     "row", "model", "method", "steering", "dataset", "item_id", "attribute", "group",
     "status", "detail", "n_total", "n_valid",
@@ -65,14 +72,12 @@ def is_blank(value: Any) -> bool:
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """The raw predictions table with a ``row`` column (1-based data row); format by extension."""
     path = Path(path)
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(f"unknown predictions format {path.suffix!r} (use {', '.join(SUFFIXES)})", file=path)
+    kind = table_kind(path, "predictions")
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
         if kind == "jsonl":
-            df = _read_jsonl(path)
+            df = pd.DataFrame.from_records([obj for _, obj in read_jsonl(path, count="row")])
         elif kind == "csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
@@ -88,20 +93,6 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     df["row"] = np.arange(1, len(df) + 1)
     return df
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(x for x in fh if x.strip()):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", file=path, where=f"row {n + 1}") from None
-            if not isinstance(obj, dict):
-                raise InputError("expected one JSON object per line", file=path, where=f"row {n + 1}")
-            records.append(obj)
-    return pd.DataFrame.from_records(records)
 
 
 @dataclass(frozen=True)
@@ -120,71 +111,38 @@ class Resolved:
         return len(self.meta)
 
 
-class _Rows:
-    """Errors and warnings naming the file, the 1-based data row and the column."""
+@dataclass(slots=True)
+class _Row:
+    """One row that names an evaluated prediction: its number in the file, keys, item and cells (blank
+    cells are ``None``)."""
 
-    def __init__(self, source: str | Path | None, rows: np.ndarray) -> None:
-        self.source, self.rows = source, rows
-
-    def error(self, reason: str, i: int, column: str) -> InputError:
-        return InputError(reason, file=self.source, where=f"row {int(self.rows[i])}, column {column!r}")
-
-    def first(self, bad: np.ndarray, reason: str, column: str, at: np.ndarray | None = None) -> None:
-        """Raises for the first ``bad`` row; ``bad`` covers the rows ``at`` (default: every row)."""
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise self.error(reason, i if at is None else int(at[i]), column)
-
-    def warn(self, message: str) -> None:
-        prefix = f"{self.source}: " if self.source is not None else ""
-        warnings.warn(prefix + message, PredictionsWarning, stacklevel=4)
-
-
-def _text(df: pd.DataFrame, column: str, rows: _Rows, required: bool) -> pd.Series:
-    """A key column as text: stripped (item ids are kept exactly as given), blanks missing. Each distinct
-    value is checked once (a file repeats a handful of names over its rows)."""
-    if column not in df.columns:
-        return pd.Series([None] * len(df), dtype=object)
-    clean: dict[Any, str | None] = {}
-    out: list[str | None] = []
-    for i, value in enumerate(df[column].tolist()):
-        try:
-            text = clean[value]
-        except (KeyError, TypeError):  # new, or unhashable (a list or a mapping: an error below)
-            if not (isinstance(value, str | int | np.integer) or is_blank(value)):
-                raise rows.error("expected text", i, column) from None
-            text = None if is_blank(value) else str(value) if column == "item_id" else str(value).strip()
-            clean[value] = text
-        if text is None and required:
-            raise rows.error("missing value", i, column)
-        out.append(text)
-    return pd.Series(out, dtype=object)
+    number: int
+    keys: tuple[str | None, ...]
+    item: Item
+    given: Any  # the probs cell as given
+    response: Any
+    options: Any
+    method_params: Any
+    letters: Any
+    shown: list[int] | None = None  # the item's options in the order shown, when the row says so
+    probs: list[float] | None = None  # read from ``given``
+    at: list[int] | None = None  # the item's option index of each of ``probs``
+    status: str = "ok"
+    detail: str = "probs"
+    n_total: int = 1
+    n_valid: int = 1
 
 
-def _combinations(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the number of its distinct combination of the frame's columns, and each one's first row."""
-    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
-    return codes, np.unique(codes, return_index=True)[1]
-
-
-def _optional(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An optional column's cells, whether each holds a value (lists and mappings always do) and whether
-    it is a plain list (or array: Parquet's lists)."""
-    if column not in df.columns:
-        return np.full(len(df), None, dtype=object), np.zeros(len(df), bool), np.zeros(len(df), bool)
-    if isinstance(df[column].dtype, pd.StringDtype):  # CSV: only texts
-        given = (df[column].notna() & df[column].str.strip().ne("")).to_numpy(dtype=bool)
-        return df[column].to_numpy(dtype=object), given, np.zeros(len(df), bool)
-    values = df[column].to_numpy(dtype=object)
-    kinds = np.fromiter(map(type, values), dtype=object, count=len(values))
-    given, text = pd.notna(values), np.equal(kinds, str)
-    given[text] = [bool(v.strip()) for v in values[text]]
-    return values, given, pd.Series(kinds).isin([list, np.ndarray]).to_numpy()
+def _given(value: Any) -> Any:
+    """A cell's value (Parquet's arrays as lists), or ``None`` when it is blank."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return None if is_blank(value) else value
 
 
 def _json(value: Any, kind: type | tuple[type, ...]) -> Any:
     """A list/mapping cell; CSV cells and string-typed columns hold it as JSON text. ``None`` if not one."""
-    if isinstance(value, np.ndarray | tuple):
+    if isinstance(value, tuple):
         value = list(value)
     if isinstance(value, str):
         try:
@@ -194,10 +152,13 @@ def _json(value: Any, kind: type | tuple[type, ...]) -> Any:
     return value if isinstance(value, kind) else None
 
 
+def _key(value: Any) -> str:
+    """A cell's value as text, to find repeated values."""
+    return value if isinstance(value, str) else repr(value)
+
+
 def _response(value: Any) -> Any:
     """Text, a list of texts (n generations; JSON text in CSV) or, for log-probs, a mapping or list."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
     if isinstance(value, str) and value.lstrip().startswith("["):
         decoded = _json(value, list)
         if decoded and all(isinstance(x, str) for x in decoded):
@@ -205,118 +166,97 @@ def _response(value: Any) -> Any:
     return value
 
 
-def _hashable(value: Any) -> Hashable:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, list | tuple):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((str(k), _hashable(v)) for k, v in value.items())
-    return value
+class _Checker:
+    """Checks rows against the surveys, once per distinct value; errors and warnings name the file, the
+    1-based data row and the column."""
 
+    def __init__(self, surveys: Mapping[str, Survey], source: str | Path | None, strict: bool) -> None:
+        self.surveys, self.source, self.strict = surveys, source, strict
+        self.known: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for name, survey in surveys.items():
+            for d in survey.distributions:
+                self.known.setdefault((name, d.item_id), []).append((d.attribute, d.group))
+        self.texts: dict[tuple[str, Any], str | None] = {}
+        self.items: dict[tuple[str, str], Item | tuple[str, str]] = {}
+        self.verdicts: dict[tuple[str, str, str | None, str | None], str | None] = {}
+        self.shown: dict[tuple[str, str], list[int] | str] = {}
+        self.skipped: list[str] = []  # examples of rows without a human distribution
 
-def _find_item(survey: Survey | None, dataset: str, item_id: str, names: str) -> Item | tuple[str, str]:
-    """The item, or (column, reason)."""
-    if survey is None:
-        return "dataset", f"unknown dataset {dataset!r} (loaded: {names})"
-    item = survey.items.get(item_id) or survey.items.get(item_id.strip())
-    return item if item is not None else ("item_id", f"unknown item {item_id[:80]!r} in dataset {dataset!r}")
+    def error(self, reason: str, number: int, column: str) -> InputError:
+        return InputError(reason, file=self.source, where=f"row {number}, column {column!r}")
 
+    def warn(self, message: str) -> None:
+        prefix = f"{self.source}: " if self.source is not None else ""
+        warnings.warn(prefix + message, PredictionsWarning, stacklevel=4)
 
-def _group_verdict(known: list[tuple[str, str]], attribute: Any, group: Any, strict: bool) -> str | None:
-    """``None`` when the row names an evaluated group (or none), ``"skip"`` when it names an attribute
-    and a group with no human distribution on this item, else the reason it is an error."""
-    attribute, group = (None if pd.isna(v) else v for v in (attribute, group))
-    if group is None:
-        return None if attribute is None else f"attribute {attribute!r} given without a group"
-    hits = [(a, g) for a, g in known if g == group and attribute in (None, a)]
-    if len(hits) > 1:
-        return f"group {group!r} is ambiguous; give its attribute"
-    if hits:
-        return None
-    if attribute is not None and not strict:
-        return "skip"
-    named = f"{attribute}={group}" if attribute else group
-    choices = ", ".join(f"{a}={g}" for a, g in known)
-    return f"group {named!r} not evaluated on this item (known: {choices})"
+    def text(self, value: Any, column: str, number: int) -> str | None:
+        """A key cell as text: stripped (item ids are kept exactly as given), blanks ``None``."""
+        try:
+            return self.texts[column, value]
+        except (KeyError, TypeError):  # new, or unhashable (a list or a mapping: an error)
+            if not (isinstance(value, str | int | np.integer) or is_blank(value)):
+                raise self.error("expected text", number, column) from None
+            text = None if is_blank(value) else str(value) if column == "item_id" else str(value).strip()
+            self.texts[column, value] = text
+            return text
 
+    def item(self, dataset: str, item_id: str, number: int) -> Item:
+        if (dataset, item_id) not in self.items:
+            survey = self.surveys.get(dataset)
+            if survey is None:
+                found: Item | tuple[str, str] = (
+                    "dataset", f"unknown dataset {dataset!r} (loaded: {', '.join(self.surveys)})"
+                )  # fmt: skip
+            else:
+                item = survey.items.get(item_id) or survey.items.get(item_id.strip())
+                found = item or ("item_id", f"unknown item {item_id[:80]!r} in dataset {dataset!r}")
+            self.items[dataset, item_id] = found
+        found = self.items[dataset, item_id]
+        if isinstance(found, tuple):
+            raise self.error(found[1], number, found[0])
+        return found
 
-def _targets(
-    keys: pd.DataFrame, surveys: Mapping[str, Survey], rows: _Rows, strict: bool
-) -> tuple[list[Item], np.ndarray, np.ndarray]:
-    """The items the rows name, each row's item (a number into them) and whether the row has a human
-    distribution to be scored against; each distinct (dataset, item, attribute, group) is checked once.
-    Rows naming an attribute and a group with no distribution are skipped with one warning (errors with
-    ``strict``); a group given without its attribute must exist on the item."""
-    known: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for name, survey in surveys.items():
-        for d in survey.distributions:
-            known.setdefault((name, d.item_id), []).append((d.attribute, d.group))
-    columns = ["dataset", "item_id", "attribute", "group"]
-    codes, first = _combinations(keys[columns])
-    distinct = keys.iloc[first][columns].to_numpy()
-    items: list[Item] = []
-    numbers: dict[tuple[str, str], int] = {}
-    item_of, keep = np.zeros(len(first), dtype=np.int64), np.ones(len(first), dtype=bool)
-    for c, (i, (dataset, item_id, attribute, group)) in enumerate(zip(first.tolist(), distinct, strict=True)):
-        if (dataset, item_id) not in numbers:
-            item = _find_item(surveys.get(dataset), dataset, item_id, ", ".join(surveys))
-            if isinstance(item, tuple):
-                raise rows.error(item[1], i, item[0])
-            numbers[dataset, item_id] = len(items)
-            items.append(item)
-        item_of[c] = numbers[dataset, item_id]
-        item = items[item_of[c]]
-        verdict = _group_verdict(known.get((dataset, item.id), []), attribute, group, strict)
-        if verdict == "skip":
-            keep[c] = False
-        elif verdict is not None:
-            raise rows.error(verdict, i, "attribute" if verdict.endswith("give its attribute") else "group")
-    if not keep.all():
-        examples = [
-            f"row {rows.rows[i]} ({dataset}, {attribute}={group})"
-            for i, (dataset, _, attribute, group) in zip(
-                first[~keep][:EXAMPLES], distinct[~keep][:EXAMPLES], strict=True
-            )
-        ]
-        rows.warn(
-            f"skipped {int((~keep[codes]).sum()):,} row(s) whose item and group have no human distribution "
-            f"(groups the benchmark does not evaluate), e.g. {', '.join(examples)}; --strict makes them "
-            "errors"
-        )
-    return items, item_of[codes], keep[codes]
+    def evaluated(self, dataset: str, item: Item, attribute: str | None, group: str | None, n: int) -> bool:
+        """Whether the row names an evaluated group (or none); a row naming an attribute and a group with
+        no human distribution on its item is skipped (an error with ``strict``)."""
+        key = (dataset, item.id, attribute, group)
+        if key not in self.verdicts:
+            self.verdicts[key] = self._verdict(self.known.get((dataset, item.id), []), attribute, group)
+            if self.verdicts[key] == "skip" and len(self.skipped) < EXAMPLES:
+                self.skipped.append(f"row {n} ({dataset}, {attribute}={group})")
+        verdict = self.verdicts[key]
+        if verdict is None or verdict == "skip":
+            return verdict is None
+        raise self.error(verdict, n, "attribute" if verdict.endswith("give its attribute") else "group")
 
+    def _verdict(self, known: list[tuple[str, str]], attribute: str | None, group: str | None) -> str | None:
+        """``None`` when the row names an evaluated group (or none), ``"skip"`` when it names an attribute
+        and a group with no human distribution on this item, else the reason it is an error."""
+        if group is None:
+            return None if attribute is None else f"attribute {attribute!r} given without a group"
+        hits = [(a, g) for a, g in known if g == group and attribute in (None, a)]
+        if len(hits) > 1:
+            return f"group {group!r} is ambiguous; give its attribute"
+        if hits:
+            return None
+        if attribute is not None and not self.strict:
+            return "skip"
+        named = f"{attribute}={group}" if attribute else group
+        choices = ", ".join(f"{a}={g}" for a, g in known)
+        return f"group {named!r} not evaluated on this item (known: {choices})"
 
-def _deduplicated(
-    keys: pd.DataFrame, differs: Callable[[int, int], str | None], rows: _Rows, strict: bool
-) -> np.ndarray:
-    """Which rows to keep when each (model, ..., group) must be one prediction: a repeat with the same
-    values counts once (one warning; an error with ``strict``), a repeat with other values is an error
-    naming both rows. ``differs(j, i)`` names the column where rows ``j`` and ``i`` differ, if any."""
-    keep = np.ones(len(keys), dtype=bool)
-    repeated = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
-    first: dict[int, int] = {}
-    for code, i in zip(_combinations(keys.iloc[repeated])[0].tolist(), repeated.tolist(), strict=True):
-        j = first.setdefault(code, i)
-        if j == i:
-            continue
-        column = differs(j, i)
-        if column is not None:
-            same = ", ".join(IDENTITY)
-            raise rows.error(
-                f"conflicts with row {rows.rows[j]}: same {same} but another {column}", i, column
-            )
-        if strict:
-            raise rows.error(f"repeats row {rows.rows[j]} (same prediction, same values)", i, "item_id")
-        if keep.all():
-            example = f"row {rows.rows[i]} repeats row {rows.rows[j]}"
-        keep[i] = False
-    if not keep.all():
-        rows.warn(
-            f"counted {int((~keep).sum()):,} repeated row(s) once (same prediction, same values), e.g. "
-            f"{example}; --strict makes them errors"
-        )
-    return keep
+    def options(self, row: _Row) -> list[int] | None:
+        """The item's options in the order the row says they were shown (``None``: the item's order)."""
+        value = row.options
+        if value is None:
+            return None
+        key = (row.item.id, _key(value))
+        if key not in self.shown:
+            self.shown[key] = _shown(value, row.item)
+        shown = self.shown[key]
+        if isinstance(shown, str):
+            raise self.error(shown, row.number, "options")
+        return shown
 
 
 def _shown(value: Any, item: Item) -> list[int] | str:
@@ -337,50 +277,12 @@ def _shown(value: Any, item: Item) -> list[int] | str:
     return out
 
 
-def _shown_rows(
-    df: pd.DataFrame, items: list[Item], item_codes: np.ndarray, rows: _Rows
-) -> dict[int, list[int]]:
-    """For the (rare) rows with an ``options`` cell, the option indices as shown; checked once per item
-    and distinct cell."""
-    out: dict[int, list[int]] = {}
-    cache: dict[tuple[int, Hashable], list[int] | str] = {}
-    options, given, _ = _optional(df, "options")
-    for i in np.flatnonzero(given).tolist():
-        key = (int(item_codes[i]), _hashable(options[i]))
-        if key not in cache:
-            cache[key] = _shown(options[i], items[key[0]])
-        shown = cache[key]
-        if isinstance(shown, str):
-            raise rows.error(shown, i, "options")
-        out[i] = shown
-    return out
-
-
-def _mapping_probs(mapping: Mapping[Any, Any], item: Item, shown: list[int]) -> list[Any] | str:
-    """A label -> p or letter -> p mapping over the item's options (labels win over letters)."""
-    letters = dict(zip(letters_for(len(shown)), shown, strict=True))
-    out: list[Any] = [0.0] * item.n_options
-    for key, p in mapping.items():
-        try:
-            idx = item.option_index(str(key))
-        except KeyError:
-            idx = letters.get(str(key).strip().upper())
-        if idx is None:
-            return f"{key!r} is neither an option label nor a shown letter"
-        if (kind := _not_a_number(p)) is not None:
-            return f"the probability of {key!r} is {kind}"
-        out[idx] = p
-    return out
-
-
-def _is_number_type(kind: type) -> bool:
-    """Real numbers (numpy's too); booleans are not, nor is text that looks like a number."""
-    return issubclass(kind, numbers.Real) and not issubclass(kind, bool | np.bool_)
-
-
 def _not_a_number(value: Any) -> str | None:
-    """What a probability that is neither a number nor null is instead, for the error message."""
-    if value is None or _is_number_type(type(value)):
+    """What a probability that is neither a number nor null is instead, for the error message. Booleans
+    are not numbers, nor is text that looks like one."""
+    if value is None or type(value) in (float, int):
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, bool | np.bool_):
         return f"{value!r}, a boolean, not a number"
@@ -389,124 +291,107 @@ def _not_a_number(value: Any) -> str | None:
     return f"{value!r}, a {type(value).__name__}, not a number"
 
 
-def _numbers(values: list[Any]) -> np.ndarray | str:
-    """A list of numbers (null is NaN) as floats, or a reason naming the first value that is not one."""
-    for position, x in enumerate(values, start=1):
-        if (kind := _not_a_number(x)) is not None:
-            return f"probability {position} of {len(values)} is {kind}"
-    return np.array(values, dtype=float)
-
-
-def _one_probs(value: Any, item: Item, shown: list[int] | None) -> tuple[np.ndarray, list[int]] | str:
-    """One probs cell (a list in the shown order, a mapping or JSON text of either) as values and the
-    item's option index of each, or a reason."""
-    value = value if type(value) is list else _json(value, (list, dict))
+def _probs(value: Any, item: Item, shown: list[int] | None) -> tuple[list[float], list[int]] | str:
+    """One probs cell (a list in the shown order, a mapping label/letter -> p, or JSON text of either)
+    as numbers (null is NaN) and the item's option index of each, or the reason it is not one."""
+    value = _json(value, (list, dict))
     if value is None:
         return "probs must be a list of numbers or a mapping option -> number"
-    if isinstance(value, dict):
-        value = _mapping_probs(value, item, shown or list(range(item.n_options)))
-        if isinstance(value, str):
-            return value
-        shown = None
     idx = shown or list(range(item.n_options))
-    if len(value) != len(idx):
-        return f"{len(value)} probabilities for {len(idx)} options"
-    numbers = _numbers(value)
-    return numbers if isinstance(numbers, str) else (numbers, idx)
-
-
-def _read_probs(
-    values: np.ndarray, has: np.ndarray, is_list: np.ndarray, items: list[Item], item_codes: np.ndarray,
-    shown: Mapping[int, list[int]], probs: np.ndarray, rows: _Rows,
-) -> None:  # fmt: skip
-    """Writes every given probs cell into ``probs`` (over the item's options), raising for the first
-    bad row. Plain lists over the item's options, the bulk of any real file, are read in one pass."""
-    plain = has & is_list
-    plain[list(shown)] = False
-    bulk, problems = np.flatnonzero(plain), []
-    n_options = np.array([it.n_options for it in items])[item_codes[bulk]]
-    lengths = np.fromiter(map(len, values[bulk]), dtype=np.int64, count=bulk.size)
-    if (wrong := np.flatnonzero(lengths != n_options)).size:
-        problems.append(
-            (bulk[wrong[0]], f"{lengths[wrong[0]]} probabilities for {n_options[wrong[0]]} options")
-        )
+    if isinstance(value, dict):  # labels win over the letters shown
+        letters = dict(zip(letters_for(len(idx)), idx, strict=True))
+        values: list[Any] = []
+        idx = []
+        for key, p in value.items():
+            try:
+                idx.append(item.option_index(str(key)))
+            except KeyError:
+                if str(key).strip().upper() not in letters:
+                    return f"{key!r} is neither an option label nor a shown letter"
+                idx.append(letters[str(key).strip().upper()])
+            if (kind := _not_a_number(p)) is not None:
+                return f"the probability of {key!r} is {kind}"
+            values.append(p)
     else:
-        cells = list(chain.from_iterable(values[bulk]))
-        if not all(map(_is_number_type, set(map(type, cells)))):
-            plain[bulk] = False  # nulls, booleans or texts in some list: read every list row by row
-        else:
-            flat = np.array(cells, dtype=float)
-            within = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            probs[np.repeat(bulk, lengths), within] = flat
-    for i in np.flatnonzero(has & ~plain).tolist():
-        one = _one_probs(values[i], items[item_codes[i]], shown.get(i))
-        if isinstance(one, str):
-            problems.append((i, one))
-            break
-        probs[i, one[1]] = one[0]
-    if problems:
-        i, reason = min(problems)
-        raise rows.error(reason, int(i), "probs")
+        if len(value) != len(idx):
+            return f"{len(value)} probabilities for {len(idx)} options"
+        values = value
+        for position, x in enumerate(values, start=1):
+            if (kind := _not_a_number(x)) is not None:
+                return f"probability {position} of {len(values)} is {kind}"
+    return [math.nan if x is None else float(x) for x in values], idx
 
 
-def _normalise(probs: np.ndarray, has: np.ndarray, rows: _Rows, strict: bool) -> np.ndarray:
-    """Renormalises the given rows in place; returns the rows with no mass on any option (all zero, NaN
-    or null: a failed extraction, an error with ``strict``). A row whose sum is not finite (a NaN, an
-    infinity, or huge values whose sum overflows) is looked at alone: NaN counts as 0 where nothing else
-    is positive, and the row is divided by its largest value before it is summed."""
-    index = np.flatnonzero(has)
-    block = probs if index.size == len(probs) else probs[index]
-    with np.errstate(over="ignore", invalid="ignore"):  # the rows this concerns are handled below
-        total = block.sum(axis=1)
-    bad = (block < 0).any(axis=1)
-    odd = ~np.isfinite(total)
-    sub = np.nan_to_num(block[odd], nan=0.0, posinf=np.inf, neginf=-np.inf)
-    peak = sub.max(axis=1, initial=0.0)
-    bad[odd] |= np.isinf(peak) | (np.isnan(block[odd]).any(axis=1) & (peak > 0))
-    rows.first(bad, "probabilities must be finite and non-negative", "probs", at=index)
-    sub /= np.where(peak > 0, peak, 1.0)[:, None]
-    block[odd], total[odd] = sub, sub.sum(axis=1)
+def _normalise(probs: np.ndarray, checker: _Checker, numbers: list[int]) -> np.ndarray:
+    """Renormalises the rows in place (each divided by its largest value first, so that huge values do
+    not overflow); returns the rows with no mass on any option (all zero, NaN or null: a failed
+    extraction, an error with ``strict``). NaN counts as 0 only where nothing else is positive."""
+    with np.errstate(invalid="ignore"):
+        nan = np.isnan(probs)
+        filled = np.where(nan, 0.0, probs)
+        peak = filled.max(axis=1, initial=0.0)
+        bad = (filled < 0).any(axis=1) | np.isinf(peak) | (nan.any(axis=1) & (peak > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise checker.error("probabilities must be finite and non-negative", numbers[i], "probs")
+    filled /= np.where(peak > 0, peak, 1.0)[:, None]
+    total = filled.sum(axis=1)
     no_mass = total == 0
-    if strict:
-        rows.first(no_mass, f"probabilities sum to zero: {NO_MASS}", "probs", at=index)
-    block /= np.where(no_mass, 1.0, total)[:, None]
-    if block is not probs:
-        probs[index] = block
-    out = np.zeros(len(probs), dtype=bool)
-    out[index[no_mass]] = True
-    return out
+    if checker.strict and no_mass.any():
+        i = int(np.argmax(no_mass))
+        raise checker.error(f"probabilities sum to zero: {NO_MASS}", numbers[i], "probs")
+    probs[:] = filled / np.where(no_mass, 1.0, total)[:, None]
+    return no_mass
 
 
-def _letters(value: Any, n: int, rows: _Rows, i: int) -> list[str]:
+def _letters(value: Any, n: int, checker: _Checker, number: int) -> list[str]:
     """A row's answer keys as shown (e.g. ``["1", "2", "3"]``): one distinct text per shown option."""
     letters = _json(value, list)
     if letters is None or len(letters) != n or not all(isinstance(x, str) and x.strip() for x in letters):
-        raise rows.error(f"letters must be a list of {n} texts, one per option shown", i, "letters")
+        raise checker.error(f"letters must be a list of {n} texts, one per option shown", number, "letters")
     if len(set(letters)) != n:
-        raise rows.error("letters must be distinct", i, "letters")
+        raise checker.error("letters must be distinct", number, "letters")
     return letters
 
 
-class _Parsers:
-    """Each row's parser: its method with the row's own ``method_params`` (a mapping, or its JSON text),
-    else with the method's defaults; one method object per distinct setting."""
+def _differs(a: _Row, b: _Row, probs_a: np.ndarray, probs_b: np.ndarray) -> str | None:
+    """The column where two rows of one prediction differ, if any."""
+    if (a.probs is None) != (b.probs is None):
+        return "probs"
+    if a.probs is not None:
+        return None if np.allclose(probs_a, probs_b, rtol=0, atol=1e-12) else "probs"
+    for column in ("response", "method_params"):
+        if _key(getattr(a, column)) != _key(getattr(b, column)):
+            return column
+    return None if a.shown == b.shown else "options"
 
-    def __init__(self, rows: _Rows) -> None:
-        self.rows = rows
-        self.made: dict[tuple[str, Hashable], Callable[..., Any]] = {}
 
-    def get(self, method: str, value: Any, setting: Hashable, i: int) -> Callable[..., Any]:
-        if (method, setting) not in self.made:
-            params = {} if value is None else _json(value, dict)
-            if params is None:
-                reason = "method_params must be a JSON object (parameter -> value)"
-                raise self.rows.error(reason, i, "method_params")
-            try:
-                parser = get_method(method, **{str(k): v for k, v in params.items()}).parse_answer
-            except InputError as exc:
-                raise self.rows.error(exc.reason, i, "method_params") from None
-            self.made[method, setting] = parser
-        return self.made[method, setting]
+def _unique(rows: list[_Row], probs: np.ndarray, checker: _Checker) -> list[bool]:
+    """Which rows to keep when each (model, ..., group) must be one prediction: a repeat with the same
+    values counts once (one warning; an error with ``strict``), a repeat with other values is an error
+    naming both rows."""
+    first: dict[tuple[str | None, ...], int] = {}
+    keep = [True] * len(rows)
+    examples: list[str] = []
+    for i, row in enumerate(rows):
+        j = first.setdefault(row.keys, i)
+        if j == i:
+            continue
+        earlier, column = rows[j].number, _differs(rows[j], row, probs[j], probs[i])
+        if column is not None:
+            reason = f"conflicts with row {earlier}: same {', '.join(IDENTITY)} but another {column}"
+            raise checker.error(reason, row.number, column)
+        if checker.strict:
+            reason = f"repeats row {earlier} (same prediction, same values)"
+            raise checker.error(reason, row.number, "item_id")
+        keep[i] = False
+        examples.append(f"row {row.number} repeats row {earlier}")
+    if examples:
+        checker.warn(
+            f"counted {len(examples):,} repeated row(s) once (same prediction, same values), e.g. "
+            f"{examples[0]}; --strict makes them errors"
+        )
+    return keep
 
 
 def _header(df: pd.DataFrame, source: str | Path | None) -> pd.DataFrame:
@@ -520,6 +405,51 @@ def _header(df: pd.DataFrame, source: str | Path | None) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _rows(df: pd.DataFrame, checker: _Checker) -> tuple[list[_Row], int]:
+    """The rows naming an evaluated prediction, and how many were skipped (no human distribution)."""
+    numbers = df["row"].tolist() if "row" in df.columns else range(1, len(df) + 1)
+    columns = [df[c].tolist() if c in df.columns else [None] * len(df) for c in (*IDENTITY, *VALUES)]
+    out: list[_Row] = []
+    skipped = 0
+    for number, *values in zip(numbers, *columns, strict=True):
+        keys = [checker.text(v, c, number) for c, v in zip(IDENTITY, values, strict=False)]
+        for column, key in zip(KEYS, keys, strict=False):
+            if key is None:
+                raise checker.error("missing value", number, column)
+        dataset, item_id, attribute, group = keys[3:]
+        item = checker.item(dataset, item_id, number)
+        keys[4] = item.id  # as the survey spells it
+        if not checker.evaluated(dataset, item, attribute, group, number):
+            skipped += 1
+            continue
+        out.append(_Row(number, tuple(keys), item, *map(_given, values[len(IDENTITY) :])))
+    if skipped:
+        checker.warn(
+            f"skipped {skipped:,} row(s) whose item and group have no human distribution (groups the "
+            f"benchmark does not evaluate), e.g. {', '.join(checker.skipped)}; --strict makes them errors"
+        )
+    if not out:
+        raise InputError("nothing to score: every row was skipped (see the warning)", file=checker.source)
+    return out, skipped
+
+
+def _values(row: _Row, checker: _Checker) -> None:
+    """Checks what a row says (options, probs or a response with a parser) and reads its probs."""
+    row.shown = checker.options(row)
+    probs, method = row.given, row.keys[1]
+    if probs is None:
+        if row.response is None:
+            raise checker.error("neither probs nor response given", row.number, "probs")
+        if method not in PARSERS:
+            known = ", ".join(sorted(PARSERS))
+            raise checker.error(f"no parser for method {method!r} (known: {known})", row.number, "method")
+        return
+    read = _probs(probs, row.item, row.shown)
+    if isinstance(read, str):
+        raise checker.error(read, row.number, "probs")
+    row.probs, row.at = read
+
+
 def resolve_predictions(
     df: pd.DataFrame,
     surveys: Mapping[str, Survey],
@@ -531,7 +461,7 @@ def resolve_predictions(
     progress: Progress | None = None,
 ) -> Resolved:
     """Validate every row (raising ``InputError`` naming file, row and column before any parsing), then
-    parse the responses. Checks run once per distinct value (datasets, items, groups) or on whole columns.
+    parse the responses.
 
     ``strict=False`` (``distalign score`` without ``--strict``) accepts what real files hold: a row naming
     an attribute and a group with no human distribution on its item is skipped (one
@@ -541,95 +471,81 @@ def resolve_predictions(
     an identical repeat once (a warning; an error with ``strict``). ``Resolved.skipped`` counts the rows
     left out.
     """
-    df = _header(df, source)
-    rows = _Rows(source, df["row"].to_numpy() if "row" in df.columns else np.arange(1, len(df) + 1))
-    keys = pd.DataFrame({c: _text(df, c, rows, required=c in KEYS) for c in IDENTITY})
-    items, item_codes, evaluated = _targets(keys, surveys, rows, strict)
-    keys["item_id"] = [items[c].id for c in item_codes]  # as the survey spells it
-    if not evaluated.all():
-        df, keys = df[evaluated].reset_index(drop=True), keys[evaluated].reset_index(drop=True)
-        item_codes, rows = item_codes[evaluated], _Rows(source, rows.rows[evaluated])
-    if keys.empty:
-        raise InputError("nothing to score: every row was skipped (see the warning)", file=source)
-
-    shown = _shown_rows(df, items, item_codes, rows)
-    cells, has_probs, is_list = _optional(df, "probs")
-    responses, has_response, _ = _optional(df, "response")
-    params, has_params, _ = _optional(df, "method_params")
-    keyed, has_letters, _ = _optional(df, "letters")
-    rows.first(~has_probs & ~has_response, "neither probs nor response given", "probs")
-    no_parser = ~has_probs
-    if no_parser.any():
-        no_parser[no_parser] = ~keys["method"][no_parser].isin(list(PARSERS)).to_numpy()
-    if no_parser.any():
-        name = keys["method"].iat[int(np.argmax(no_parser))]
-        rows.first(
-            no_parser, f"no parser for method {name!r} (known: {', '.join(sorted(PARSERS))})", "method"
-        )
-
-    n = len(keys)
+    checker = _Checker(surveys, source, strict)
+    rows, no_human = _rows(_header(df, source), checker)
+    for row in rows:
+        _values(row, checker)
     k = width or max((it.n_options for s in surveys.values() for it in s.items.values()), default=0)
-    probs = np.zeros((n, k))
-    if has_probs.any():
-        _read_probs(cells, has_probs, is_list, items, item_codes, shown, probs, rows)
-    no_mass = _normalise(probs, has_probs, rows, strict)
+    probs = np.zeros((len(rows), k))
+    given = [i for i, row in enumerate(rows) if row.probs is not None]
+    for i in given:
+        probs[i, rows[i].at] = rows[i].probs
+    parsed = np.zeros(len(rows), dtype=bool)
+    block = probs[given]
+    parsed[given] = ~_normalise(block, checker, [rows[i].number for i in given])
+    probs[given] = block
+    for i in given:
+        if not parsed[i]:
+            rows[i].status, rows[i].detail, rows[i].n_valid = "unparsed", NO_MASS, 0
+    keep = _unique(rows, probs, checker) if unique else [True] * len(rows)
+    rows, probs, parsed = [r for r, k in zip(rows, keep, strict=True) if k], probs[keep], parsed[keep]
+    _parse(rows, probs, parsed, checker, progress)
+    meta = pd.DataFrame(
+        {
+            "row": [r.number for r in rows],
+            **{c: [r.keys[j] for r in rows] for j, c in enumerate(IDENTITY)},
+            **{c: [getattr(r, c) for r in rows] for c in ("status", "detail", "n_total", "n_valid")},
+        }
+    )
+    skipped = {"no_human": no_human, "duplicate": keep.count(False)}
+    return Resolved(meta=meta, probs=probs, parsed=parsed, skipped=skipped)
 
-    def differs(j: int, i: int) -> str | None:
-        if has_probs[i] != has_probs[j]:
-            return "probs"
-        if has_probs[i]:
-            return None if np.allclose(probs[i], probs[j], rtol=0, atol=1e-12) else "probs"
-        if _hashable(_response(responses[i])) != _hashable(_response(responses[j])):
-            return "response"
-        if _hashable(params[i] if has_params[i] else None) != _hashable(params[j] if has_params[j] else None):
-            return "method_params"
-        return None if shown.get(i) == shown.get(j) else "options"
 
-    keep = _deduplicated(keys, differs, rows, strict) if unique else np.ones(n, dtype=bool)
-
-    # status and detail as numbers into the few distinct texts
-    status = np.where(no_mass, "unparsed", "ok").astype(object)
-    detail = np.where(no_mass, NO_MASS, "probs").astype(object)
-    n_total, n_valid = np.ones(n, dtype=int), np.where(no_mass, 0, 1)
-    parsed = has_probs & ~no_mass
-    todo = np.flatnonzero(~has_probs & keep).tolist()
-    methods = keys["method"].to_numpy(dtype=object) if todo else np.empty(0, dtype=object)
-    parsers = _Parsers(rows)
-    cached: dict[tuple[str, Hashable, Hashable, tuple[str, ...], tuple[str, ...]], Any] = {}
+def _parse(
+    rows: list[_Row], probs: np.ndarray, parsed: np.ndarray, checker: _Checker, progress: Progress | None
+) -> None:
+    """Parses the responses of the rows without probs into ``probs`` and ``parsed``: each with its
+    method and the row's own ``method_params`` (a mapping, or its JSON text), else the method's defaults;
+    one method object per distinct setting, one parse per distinct answer."""
+    parsers: dict[tuple[str, str | None], Callable[..., Any]] = {}
+    answers: dict[tuple[str, str | None, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+    todo = [i for i, row in enumerate(rows) if row.probs is None]
     for done, i in enumerate(todo):
         if progress is not None and done % 1000 == 0:
             progress(done, len(todo))
-        item, response = items[item_codes[i]], _response(responses[i])
-        idx = shown.get(i, list(range(item.n_options)))
-        labels = tuple(item.options[j] for j in idx)
-        letters = _letters(keyed[i], len(idx), rows, i) if has_letters[i] else letters_for(len(idx))
-        setting = _hashable(params[i]) if has_params[i] else None
-        key = (methods[i], setting, _hashable(response), labels, tuple(letters))
-        if (p := cached.get(key)) is None:
-            parse = parsers.get(methods[i], params[i] if has_params[i] else None, setting, i)
-            p = cached[key] = parse(response, letters, labels)
-        status[i], detail[i] = p.status, p.detail
-        n_total[i], n_valid[i] = p.n_total, p.n_valid
+        row, method = rows[i], str(rows[i].keys[1])
+        idx = row.shown or list(range(row.item.n_options))
+        labels = tuple(row.item.options[j] for j in idx)
+        letters = letters_for(len(idx))
+        if row.letters is not None:
+            letters = _letters(row.letters, len(idx), checker, row.number)
+        params = row.method_params
+        setting = None if params is None else _key(params)
+        if (method, setting) not in parsers:
+            parsers[method, setting] = _parser(method, params, checker, row.number)
+        response = _response(row.response)
+        key = (method, setting, _key(response), labels, tuple(letters))
+        if key not in answers:
+            answers[key] = parsers[method, setting](response, letters, labels)
+        p = answers[key]
+        row.status, row.detail, row.n_total, row.n_valid = p.status, p.detail, p.n_total, p.n_valid
         if p.probs is not None:
             probs[i, idx] = p.probs
             parsed[i] = True
     if progress is not None:
         progress(len(todo), len(todo))
 
-    meta = pd.DataFrame(
-        {
-            "row": rows.rows,
-            **{c: keys[c].array for c in IDENTITY},
-            "status": status,
-            "detail": detail,
-            "n_total": n_total,
-            "n_valid": n_valid,
-        }
-    )
-    skipped = {"no_human": int((~evaluated).sum()), "duplicate": int((~keep).sum())}
-    if not keep.all():
-        meta, probs, parsed = meta[keep].reset_index(drop=True), probs[keep], parsed[keep]
-    return Resolved(meta=meta, probs=probs, parsed=parsed, skipped=skipped)
+
+def _parser(method: str, value: Any, checker: _Checker, number: int) -> Callable[..., Any]:
+    """The method's answer parser with the row's ``method_params``."""
+    params = {} if value is None else _json(value, dict)
+    if params is None:
+        reason = "method_params must be a JSON object (parameter -> value)"
+        raise checker.error(reason, number, "method_params")
+    try:
+        return get_method(method, **{str(k): v for k, v in params.items()}).parse_answer
+    except InputError as exc:
+        raise checker.error(exc.reason, number, "method_params") from None
 
 
 def datasets_in(df: pd.DataFrame, source: str | Path | None = None) -> list[str]:

@@ -14,7 +14,7 @@ that also makes their comparison sharper (see ``metrics.bootstrap``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -164,9 +164,10 @@ def filler_rows(rows: Sequence[Mapping[str, Any]], min_parsed: float = MIN_PARSE
     return [r for r in rows if r.get("kind") in ("model", "human") and is_filler(r, min_parsed)]
 
 
-def _ordered(names: Sequence[str], order: Sequence[str]) -> list[str]:
-    present = list(dict.fromkeys(names))
-    return [d for d in order if d in present] + sorted(d for d in present if d not in order)
+def in_order(names: Iterable[Any], order: Sequence[str]) -> list[str]:
+    """``names`` as text, deduplicated, in ``order``, then the names it does not list alphabetically."""
+    present = list(dict.fromkeys(map(str, names)))
+    return [n for n in order if n in present] + sorted(n for n in present if n not in order)
 
 
 def _row(
@@ -197,7 +198,7 @@ def _requests(
 ) -> tuple[list[str], str, list[tuple[dict[str, np.ndarray], str | None]]]:
     """The non-empty pools in report order, the aggregate's name, and the bootstrap requests: the
     datasets the aggregate averages (with it), then any others on their own."""
-    names = _ordered([d for d, v in pools.items() if len(v)], datasets_order)
+    names = in_order([d for d, v in pools.items() if len(v)], datasets_order)
     agg = aggregate_name(names)
     inside = [d for d in names if agg != "three" or d in DATASETS]
     rest = [d for d in names if d not in inside]
@@ -261,7 +262,7 @@ def _selections(scored: pd.DataFrame) -> list[_Selection]:
     for g in range(groups.max() + 1 if len(groups) else 0):
         pos = np.flatnonzero(groups == g)
         model, method = (str(scored[c].iat[pos[0]]) for c in ("model", "method"))
-        modes = _ordered(pd.unique(steering[pos]).tolist(), STEERING_ORDER)
+        modes = in_order(pd.unique(steering[pos]).tolist(), STEERING_ORDER)
         picks = [(s, steering[pos] == s) for s in modes]
         if set(POOLED_STEERING) <= set(modes):  # "all" pools persona and few-shot, so only with both
             picks.insert(0, (ALL_STEERING, np.isin(steering[pos], POOLED_STEERING)))

@@ -30,7 +30,6 @@ on line 1; Parquet: ``row N``, 1-based) and the column.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,12 +40,11 @@ import numpy as np
 
 from distalign.errors import InputError
 from distalign.survey.model import Example, GroupDistribution, Item, Survey
-from distalign.survey.parsing import default_ordinal, literal_list
+from distalign.survey.parsing import TABLE_SUFFIXES, default_ordinal, literal_list, read_jsonl
 
 REQUIRED: tuple[str, ...] = ("item_id", "question", "options", "attribute", "group")
 OPTIONAL: tuple[str, ...] = ("probs", "counts", "ordinal", "n_respondents", "dataset", "similar")
 SUM_TOLERANCE = 1e-3
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -64,19 +62,7 @@ def _blank(value: Any) -> bool:
 
 
 def _read_jsonl(path: Path) -> tuple[list[str] | None, list[_Row]]:
-    rows: list[_Row] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", file=path, where=f"line {lineno}") from None
-            if not isinstance(obj, dict):
-                raise InputError("expected a JSON object per line", file=path, where=f"line {lineno}")
-            rows.append(_Row(f"line {lineno}", obj))
-    return None, rows
+    return None, [_Row(f"line {n}", obj) for n, obj in read_jsonl(path)]
 
 
 def _read_csv(path: Path) -> tuple[list[str] | None, list[_Row]]:
@@ -231,9 +217,10 @@ def _not_utf8(path: Path) -> InputError:
 
 
 def _rows(path: Path) -> Iterator[_Row]:
-    kind = SUFFIXES.get(path.suffix.lower())
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise InputError(f"unsupported file type {path.suffix!r}; use one of {sorted(SUFFIXES)}", file=path)
+        kinds = sorted(TABLE_SUFFIXES)
+        raise InputError(f"unsupported file type {path.suffix!r}; use one of {kinds}", file=path)
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:

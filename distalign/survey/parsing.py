@@ -6,9 +6,9 @@ import ast
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -18,6 +18,10 @@ from distalign.survey.model import is_non_substantive
 # Labels that record a missing answer rather than an opinion. GlobalOpinionQA (Pew + WVS/EVS) spells
 # them in several ways ("DK/Refused", "No answer", "Missing; Unknown", "Other missing; …").
 _MISSING = re.compile(r"^(other )?missing\b|^(not sure|refused|don['’]?t know|dk\b)", re.IGNORECASE)
+#: the table formats read by extension (custom surveys, predictions)
+TABLE_SUFFIXES = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+}  # fmt: skip
 
 
 def read_json(path: Path) -> Any:
@@ -26,6 +30,34 @@ def read_json(path: Path) -> Any:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno})", file=path) from None
+
+
+def table_kind(path: Path, what: str) -> str:
+    """``jsonl``, ``csv`` or ``parquet``, by the file's extension."""
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        known = ", ".join(TABLE_SUFFIXES)
+        raise InputError(f"unknown {what} format {path.suffix!r} (use {known})", file=path)
+    return kind
+
+
+def read_jsonl(path: Path, count: Literal["line", "row"] = "line") -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON object of each non-blank line with its number: the file's line, or with ``count="row"``
+    the data row (blank lines not counted); errors name that number."""
+    rows = 0
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            rows += 1
+            n = lineno if count == "line" else rows
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", file=path, where=f"{count} {n}") from None
+            if not isinstance(obj, dict):
+                raise InputError("expected one JSON object per line", file=path, where=f"{count} {n}")
+            yield n, obj
 
 
 def literal_list(text: str, *, file: Path, where: str) -> list[Any]:

@@ -34,25 +34,25 @@ from distalign.records.config import CellConfig, identity_dict
 from distalign.scoring.results import parquet_safe
 from distalign.survey.paths import tool_command
 from distalign.tracking.calibrators import log_calibrators
-from distalign.tracking.figures import tv_histogram_svg
+from distalign.tracking.figures import tv_histogram
 from distalign.tracking.provenance import git_revision, package_versions
 from distalign.tracking.store_check import check_tracking_uri
+from distalign.tracking.tags import (
+    ITEMS_ARTIFACT,
+    TAG_ERROR,
+    TAG_GIT,
+    TAG_KIND,
+    TAG_PARENT,
+    TAG_SPEC,
+    TAG_STATUS,
+    TAG_SWEEP,
+)
 
 log = logging.getLogger(__name__)
 
-# Reading back per-cell tables on resume would otherwise print one progress bar per run.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# MLflow's usage telemetry would send a record of every logging call to MLflow's servers: sweeps run
-# offline and on private clusters, and each record costs the writer time. Set it to "false" to opt in.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-TAG_SPEC = "distalign.spec_hash"
-TAG_SWEEP = "distalign.sweep_id"
-TAG_KIND = "distalign.kind"
-ITEMS_ARTIFACT = "items.parquet"
 #: MLflow 3 opens an experiment on its GenAI page unless this tag says it is a (classic) ML experiment
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
-TV_FIGURE = "tv_hist.svg"
+TV_FIGURE = "tv_hist.png"
 #: the metrics the runs table shows as columns: MLflow's UI keeps its column choice per browser and starts
 #: with none; a view stored on the experiment (a ``mlflow.sharedViewState.<key>`` tag, MLflow's "share
 #: view") is applied by any browser that opens ``/experiments/<id>/runs?viewStateShareKey=<key>``
@@ -137,12 +137,12 @@ class CellLog:
             TAG_SPEC: result.spec_hash,
             TAG_SWEEP: self.sweep_id,
             TAG_KIND: "cell",
-            "mlflow.parentRunId": self.parent_run_id,
+            TAG_PARENT: self.parent_run_id,
             **self.provenance,
-            "distalign.status": result.status,
+            TAG_STATUS: result.status,
         }
         if result.error:
-            tags["distalign.error"] = str(result.error)[:5000]
+            tags[TAG_ERROR] = str(result.error)[:5000]
         run = self.client.create_run(self.experiment_id, run_name=run_name(cell), tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
@@ -181,8 +181,8 @@ class CellLog:
             parquet_safe(items).to_parquet(Path(tmp) / ITEMS_ARTIFACT, index=False)
             if "tv" in items:
                 (Path(tmp) / "figures").mkdir()
-                svg = tv_histogram_svg(items["tv"].to_numpy(dtype=float))
-                (Path(tmp) / "figures" / TV_FIGURE).write_text(svg, encoding="utf-8")
+                figure = tv_histogram(items["tv"].to_numpy(dtype=float))
+                figure.savefig(Path(tmp) / "figures" / TV_FIGURE, dpi=120, facecolor="white")
             self.client.log_artifacts(run_id, tmp)
 
 
@@ -255,7 +255,7 @@ class MLflowTracker:
             self.previous_metrics = dict(runs[0].data.metrics)
             self.previous_status = runs[0].info.status
             return runs[0].info.run_id, True
-        tags = {TAG_SWEEP: self.sweep_id, TAG_KIND: "sweep", "distalign.git_revision": git_revision()}
+        tags = {TAG_SWEEP: self.sweep_id, TAG_KIND: "sweep", TAG_GIT: git_revision()}
         run = self.client.create_run(self.experiment_id, run_name=sweep_name, tags=tags)
         flat = {k: ("" if v is None else str(v))[:6000] for k, v in flatten(params).items()}
         if flat:
@@ -263,7 +263,7 @@ class MLflowTracker:
         return run.info.run_id, False
 
     def _children(self, status: str | None = None) -> list[Any]:
-        flt = f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.`{TAG_KIND}` = 'cell'"
+        flt = f"tags.`{TAG_PARENT}` = '{self.parent_run_id}' and tags.`{TAG_KIND}` = 'cell'"
         if status:
             flt += f" and attributes.status = '{status}'"
         return list(self.client.search_runs([self.experiment_id], filter_string=flt, max_results=50000))
@@ -392,7 +392,7 @@ class MLflowTracker:
 
 def _provenance_tags() -> dict[str, str]:
     return {
-        "distalign.git_revision": git_revision(),
+        TAG_GIT: git_revision(),
         "distalign.packages": json.dumps(package_versions(), sort_keys=True),
     }
 

@@ -22,15 +22,8 @@ from mlflow.tracking import MlflowClient
 
 from distalign.errors import InputError
 from distalign.scoring.results import CELL_FILE, ITEMS_FILE, cell_dir
+from distalign.tracking.tags import ITEMS_ARTIFACT, TAG_ERROR, TAG_PARENT, TAG_SPEC, TAG_STATUS
 
-# no progress bar per downloaded table, and no usage telemetry sent from an offline or private cluster
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-TAG_PARENT = "mlflow.parentRunId"
-TAG_SPEC = "distalign.spec_hash"
-TAG_STATUS = "distalign.status"
-TAG_ERROR = "distalign.error"
 #: MLflow run states -> cell statuses, where a child run carries no status tag of its own
 RUN_STATUS = {"FINISHED": "finished"}
 
@@ -111,11 +104,11 @@ def download_sweep(parent_run_id: str, tracking_uri: str, dest: str | Path) -> P
         status, error = _status(run), run.data.tags.get(TAG_ERROR)
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                local = client.download_artifacts(run.info.run_id, ITEMS_FILE, tmp)
+                local = client.download_artifacts(run.info.run_id, ITEMS_ARTIFACT, tmp)
             except (MlflowException, OSError) as exc:
                 local = None
                 if status == "finished":
-                    status, error = "failed", f"run {run.info.run_id} has no {ITEMS_FILE} ({exc})"
+                    status, error = "failed", f"run {run.info.run_id} has no {ITEMS_ARTIFACT} ({exc})"
             if local is not None:
                 shutil.copyfile(local, folder / f".{ITEMS_FILE}.tmp")
                 os.replace(folder / f".{ITEMS_FILE}.tmp", folder / ITEMS_FILE)

@@ -333,7 +333,7 @@ def test_warnings_on_stderr_shows_other_warnings_as_python_does(capsys) -> None:
 )
 def test_probabilities_must_be_numbers(tmp_path, capsys, suffix, probs, expected) -> None:
     """Booleans and numbers as text are refused (not read as 1/0 or parsed), naming row, column and value;
-    the first row is well formed so that the whole-column fast path is the one under test."""
+    the first row is well formed, so the error is the second row's."""
     from distalign.survey import load_survey
 
     item = next(iter(load_survey("nyt_books", "fixture").items))

@@ -313,3 +313,10 @@ def test_answers_are_read_with_the_letters_shown(surveys) -> None:
     bad = pd.DataFrame([dict(row, response="2", letters=["1", "2"])])
     with pytest.raises(InputError, match="row 1, column 'letters': letters must be a list of 4 texts"):
         resolve_predictions(bad, surveys)
+
+
+def test_a_jsonl_error_names_the_data_row_not_the_line(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"model": "m"}\n\n{oops\n')  # the second row is on the third line
+    with pytest.raises(InputError, match=r"bad.jsonl: row 2: not valid JSON"):
+        read_predictions(bad)

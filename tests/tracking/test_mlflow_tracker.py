@@ -17,7 +17,7 @@ import pytest
 from distalign.records.results import ITEM_COLUMNS, CellResult
 from distalign.scoring.scores import cell_scores
 from distalign.sweep.cells import cell_hash
-from distalign.tracking.mlflow_tracker import ITEMS_ARTIFACT, TAG_SPEC, MLflowTracker
+from distalign.tracking.mlflow_tracker import ITEMS_ARTIFACT, TAG_SPEC, TV_FIGURE, MLflowTracker
 from tests.sweep.conftest import make_cell
 
 
@@ -67,8 +67,8 @@ def test_cells_become_child_runs_and_are_found_again_on_resume(store: str, tmp_p
     assert run.data.metrics == {"tv_mean": 0.3, "tv_ci_low": 0.2, "tv_ci_high": 0.4}  # NaN is not logged
     local = tracker.client.download_artifacts(run_id, ITEMS_ARTIFACT, str(tmp_path))
     assert pd.read_parquet(local)["tv"].tolist() == pytest.approx(_items(12)["tv"].tolist())
-    figure = tracker.client.download_artifacts(run_id, "figures/tv_hist.svg", str(tmp_path))
-    assert "<svg" in Path(figure).read_text()
+    figure = tracker.client.download_artifacts(run_id, f"figures/{TV_FIGURE}", str(tmp_path))
+    assert Path(figure).read_bytes().startswith(b"\x89PNG")
 
     again = MLflowTracker(store, "exp", "sweep", "sweep-id")
     assert again.resumed and again.parent_run_id == tracker.parent_run_id

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from distalign.errors import InputError
+from distalign.prompts.meister import FORMAT_FOLDERS
 
 EVAL = "results/eval_disagreement_bootstrapping.csv"
 WAVE = "Pew_American_Trends_Panel_disagreement_100"
 COUNTS = f"opinions_qa/data/human_resp/{WAVE}/POLPARTY_data.json"
-OUTPUTS = {"verbalize": "express_distribution", "seq": "sequence"}
 
 
 def _literal(x: Any) -> Any:
@@ -53,21 +53,19 @@ def check(root: Path, model: str = "gpt-4", method: str = "verbalize", party: st
     path = root / EVAL
     if not path.is_file():
         raise InputError("the release's per-question TVs are missing", file=path)
-    ev = pd.read_csv(path)
+    ev, output = pd.read_csv(path), FORMAT_FOLDERS[method]
     row = ev[
         (ev["Task Type"] == "task0")
         & (ev["Model"] == model)
         & (ev["Dataset"] == "opinionqa")
         & (ev["Demographic/Avg"] == party)
-        & (ev["Output Type"] == OUTPUTS[method])
+        & (ev["Output Type"] == output)
     ]
     if row.empty:
         raise InputError(f"no task0 row for {model} {method} {party}", file=path)
     release = json.loads(row.iloc[0]["all_tvs"])
     counts = json.loads((root / COUNTS).read_text(encoding="utf-8"))
-    answers = (
-        root / "results" / "opinionqa" / OUTPUTS[method] / model / "task0" / WAVE / "NONE" / "Democrat.json"
-    )
+    answers = root / "results" / "opinionqa" / output / model / "task0" / WAVE / "NONE" / "Democrat.json"
     data = json.loads(answers.read_text(encoding="utf-8"))
     stored, mc = [], []
     for question, answer in data.items():

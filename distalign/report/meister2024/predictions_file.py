@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distalign.errors import InputError
-from distalign.scoring.predictions import SUFFIXES
+from distalign.survey.parsing import table_kind
 
 LIST_COLUMNS: tuple[str, ...] = ("probs", "response", "options")
 
@@ -43,9 +42,7 @@ def write_predictions(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` to ``path`` (``.jsonl``/``.ndjson``, ``.csv``, ``.parquet``/``.pq``); the file appears
     only when complete."""
     path = Path(path)
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(f"unknown predictions format {path.suffix!r} (use {', '.join(SUFFIXES)})", file=path)
+    kind = table_kind(path, "predictions")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)

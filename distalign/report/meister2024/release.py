@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distalign.errors import InputError
+from distalign.prompts.meister import FORMAT_FOLDERS
 from distalign.survey.global_opinions import DATA as GLOBAL_DATA
 from distalign.survey.nyt import DATA as NYT_DATA
 from distalign.survey.opinionqa import INFO, pool_dir
@@ -39,11 +40,10 @@ DATASET_DIRS: dict[str, str] = {
     "nytimes": "nyt_books",
     "globalvalues": "global_opinions",
 }
-#: the release's distribution expressions -> the project's method names
+#: the release's distribution expressions -> the project's method names (its result folders: the prompt
+#: folders' formats, and log-probs after temperature scaling)
 METHODS: dict[str, str] = {
-    "express_distribution": "verbalize",
-    "sequence": "seq",
-    "model_logprobs": "logprobs",
+    **{folder: method for method, folder in FORMAT_FOLDERS.items()},
     "rescaled_model_logprobs": "logprobs+temperature",
 }
 PROB_METHODS = frozenset({"logprobs", "logprobs+temperature"})
