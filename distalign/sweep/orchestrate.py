@@ -42,6 +42,7 @@ from distalign.sweep.record import sweep_metrics
 from distalign.sweep.runner import run_sweep, store_root, sweep_folder, sweep_id
 from distalign.sweep.validate import Validated, check_serving, check_settings, validate_cells
 from distalign.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
+from distalign.tracking.store_check import check_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +210,11 @@ def _run(validated: Validated, settings: SweepSettings) -> Outcome:
     folder = sweep_folder(settings, hashes)
     lock = SweepLock(folder)
     try:
+        # an unreachable cluster or tracking server fails in seconds, before anything is written
+        check_ray_address(settings)
+        check_tracking_uri(resolve_tracking_uri(settings.tracking_uri))
         lock.acquire()  # one driver per sweep folder; the kernel releases it if this process dies
         ResponseStore(store_root(settings)).check_writable()  # before any request is paid for
-        check_ray_address(settings)  # before any run is created: an unreachable cluster fails in seconds
         with tracking_store_lock(resolve_tracking_uri(settings.tracking_uri)):
             tracker = MLflowTracker(
                 settings.tracking_uri,
