@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from distalign.engines.registry import engine_capabilities, register_configs
+from distalign.engines.registry import register_configs
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, to_cell
 from distalign.sweep.cells import clear_dataset_cache
@@ -88,16 +89,15 @@ def test_every_experiment_runs_with_every_model(experiment: str) -> None:
         one_dataset = [g for g in full if _dataset(g) == _dataset(full[0])]
         # a cell every engine can serve (it generates text): the one composed for each model
         probe = next(g for g in one_dataset if "method=logprobs" not in g)
-        # what a model can serve depends on the method and steering (not the dataset) and on what its
-        # engine declares it can do: the whole grid once, every method x steering on one dataset for the
-        # first model of each other engine x capabilities, and each further model composes one cell
-        seen: set[tuple[str, object]] = set()
+        # the whole grid is composed once; each model composes one cell, and what it can serve (which
+        # depends on the method and steering, not the dataset, and on what its engine declares) is
+        # validated on every method x steering of one dataset with its model config in place
+        composed = {tuple(g): _compose_cell(experiment, MODELS[0], g) for g in full}
+        same = [composed[tuple(g)] for g in one_dataset if g != probe]
         for i, model in enumerate(MODELS):
             first = _compose_cell(experiment, model, probe)
-            kind = (first.model.serving.engine, engine_capabilities(first.model))
-            grids = full if i == 0 else one_dataset if kind not in seen else []
-            seen.add(kind)
-            cells = [first, *(_compose_cell(experiment, model, g) for g in grids if g != probe)]
+            others = list(composed.values()) if i == 0 else [replace(c, model=first.model) for c in same]
+            cells = [first, *others]
             out = validate_cells(cells, require_keys=False, unsupported=cells[0].sweep.unsupported)
             assert out.cells, f"{experiment} x {model}: every cell skipped"
             for cell, why in out.unsupported:

@@ -63,6 +63,7 @@ class ReportOptions:
             features=str(p.get("features", "plain")),
             fractions=tuple(float(f) for f in p.get("split", SPLIT)),
             curve_families=curve_families(p.get("curve_families", CHOSEN)),
+            curve_repeats=int(p.get("curve_repeats", REPEATS)),
             ood=bool(getattr(cfg, "ood", False)),
         )
 

@@ -45,8 +45,9 @@ METHODS: tuple[str, ...] = ("none", "temperature", "regression")
 FITS: tuple[str, ...] = ("held_out", "in_sample")
 PARAMS: dict[str, frozenset[str]] = {
     "temperature": frozenset({"n_splits"}),
-    # curve_families: the learning curves' calibrator families (sweep report only; see calibration.curves)
-    "regression": frozenset({"candidates", "features", "split", "curve_families"}),
+    # curve_families, curve_repeats: the learning curves' calibrator families and draws per training size
+    # (sweep report only; see calibration.curves)
+    "regression": frozenset({"candidates", "features", "split", "curve_families", "curve_repeats"}),
 }
 
 

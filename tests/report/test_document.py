@@ -60,9 +60,10 @@ def test_calibrated_cells_add_the_supervision_papers_tables_and_figures(tmp_path
         n_items=30,
         bias=(0.85, 0.05, 0.05, 0.05),
     )
-    calibrated = calibrate_items(raw, CalibrationConfig(name="regression", params={"candidates": ["linear"]}))
+    config = CalibrationConfig(name="regression", params={"candidates": ["linear"], "curve_repeats": 2})
+    calibrated = calibrate_items(raw, config)
     items = calibrated.items.assign(calibration="regression")
-    files = write_report(items, tmp_path / "r", title="calibrated", n_resamples=50)
+    files = write_report(items, tmp_path / "r", title="calibrated", n_resamples=50, calibration=config)
     assert {"spread", "learning_curves", "group_effects"} <= set(files.figures)
     assert {"calibration_table", "spread", "learning_curves", "group_effects"} <= set(files.tables)
     table = pd.read_csv(files.tables["calibration_table"])
