@@ -543,7 +543,8 @@ class LiteLLMEngine:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         # masked whole before it is cut: a key echoed across the cut would otherwise survive in part
         message = " ".join(mask(str(exc), extra=[key]).split())[:400] or type(exc).__name__
-        return f"{kind}: {message}"
+        status = getattr(exc, "status_code", None)
+        return f"{kind}: HTTP {status}: {message}" if isinstance(status, int) else f"{kind}: {message}"
 
     # --- response parsing -------------------------------------------------------------------------
     def _account(self, resp: Any, estimate: int) -> Usage:

@@ -37,7 +37,7 @@ def cluster() -> Iterator[Cluster]:
 
 def _kill_when_started(model: str, journal, min_lines: int, killed: list[str], stop: threading.Event) -> None:
     """Kill the model's engine actor once it has received ``min_lines`` requests."""
-    prefix, prefix_model = f"distalign-instant-{model}-", f"{model}\t"
+    prefix, prefix_model = f"distalign-{NAME}-{model}-", f"{model}\t"
     while not stop.wait(0.05):
         lines = journal.read_text().count(prefix_model) if journal.exists() else 0
         if lines < min_lines:
