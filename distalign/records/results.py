@@ -62,6 +62,8 @@ class CellResult:
     calibration: Any = field(default=None, compare=False)
     #: digests of the content the cell read (dataset, templates), part of its identity
     content: dict[str, str] = field(default_factory=dict, compare=False)
+    #: the provider batches (batch mode) whose results answered this cell's requests when it ran
+    batch_ids: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

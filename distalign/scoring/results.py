@@ -77,6 +77,7 @@ def cell_record(result: CellResult) -> dict[str, Any]:
             "status": result.status,
             "error": result.error,
             "metrics": dict(result.metrics or {}),
+            **({"batch_ids": list(result.batch_ids)} if result.batch_ids else {}),
             "cell": asdict(result.cell),
         }
     )
@@ -212,4 +213,7 @@ def read_result(root: str | Path, spec_hash: str, cell: CellConfig) -> CellResul
         raise InputError(f"unreadable cell record ({exc})", file=folder / CELL_FILE) from None
     items = next(_frames(Path(root), [spec_hash], None))
     metrics = {k: (float("nan") if v is None else float(v)) for k, v in record.get("metrics", {}).items()}
-    return CellResult(spec_hash, cell, record["status"], record.get("error"), items, metrics)
+    return CellResult(
+        spec_hash, cell, record["status"], record.get("error"), items, metrics,
+        batch_ids=tuple(record.get("batch_ids", ())),
+    )  # fmt: skip

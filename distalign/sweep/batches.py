@@ -47,6 +47,7 @@ class BatchReport:
     cost_usd: float = 0.0
     requests: dict[str, dict[str, Request]] = field(default_factory=dict)  # model -> key -> request
     collected_keys: set[str] = field(default_factory=set)  # keys whose results this run collected
+    batch_of: dict[str, str] = field(default_factory=dict)  # collected key -> the batch that answered it
 
     def error_results(self) -> dict[str, Any]:
         """Error results for the keys whose retries are spent (the driver serves them like store hits)."""
@@ -168,6 +169,7 @@ class BatchRunner:
         for key, _ in ok:
             todo.pop(key, None)
             self.report.collected_keys.add(key)
+            self.report.batch_of[key] = entry.batch_id
         self.ledger.save()  # after the store write: a kill in between collects the batch again, harmlessly
 
     def _submit(self, model: str, todo: dict[str, Request], busy: set[str]) -> None:

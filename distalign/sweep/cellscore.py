@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,8 +130,11 @@ class KeyStats:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     errors: list[str] = field(default_factory=list)
+    batch_ids: set[str] = field(default_factory=set)
 
-    def add(self, result: Any, sent: bool) -> None:
+    def add(self, result: Any, sent: bool, batch_id: str | None = None) -> None:
+        if batch_id is not None:
+            self.batch_ids.add(batch_id)
         self.requests += 1
         self.sent += int(sent)
         self.prompt_tokens += result.usage.prompt_tokens
@@ -203,6 +206,13 @@ def _result(
 
 
 def score_cell(
+    cell: Cell, rows: Sequence[UnitRow], stats: KeyStats, settings: SweepSettings, wall_time_s: float
+) -> CellResult:
+    result = _score_cell(cell, rows, stats, settings, wall_time_s)
+    return replace(result, batch_ids=tuple(sorted(stats.batch_ids))) if stats.batch_ids else result
+
+
+def _score_cell(
     cell: Cell, rows: Sequence[UnitRow], stats: KeyStats, settings: SweepSettings, wall_time_s: float
 ) -> CellResult:
     scored = items_table(cell, rows, settings)

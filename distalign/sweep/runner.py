@@ -176,7 +176,7 @@ class _Driver:
         self.examples = Examples()
         self.progress: SweepProgress | None = None
         self.batch_size = {m: max(1, c.serving.batch_size) for m, c in engines.models.items()}
-        self.batch_sent: set[str] = set()  # keys answered by provider batches in this run (batch mode)
+        self.batch_sent: dict[str, str] = {}  # key -> the provider batch that answered it in this run
 
     # -- cells -------------------------------------------------------------------------------------------
     def record(self, result: CellResult) -> None:
@@ -253,7 +253,7 @@ class _Driver:
             for key, (result, sent) in zip(unit.keys, answers, strict=True):
                 if key not in oc.counted:
                     oc.counted.add(key)
-                    oc.stats.add(result, sent)
+                    oc.stats.add(result, sent, self.batch_sent.get(key) if sent else None)
         self.totals.score_s += time.perf_counter() - t
         oc.pending -= 1
         self.maybe_finish(index)
@@ -448,7 +448,7 @@ def run_sweep(
                 batches = run_batches(todo, settings, store, root, progress)
                 if batches.gave_up:
                     driver.store = _WithErrors(store, batches.error_results())  # type: ignore[assignment]
-                driver.batch_sent = batches.collected_keys
+                driver.batch_sent = batches.batch_of
                 driver.run([c for c in todo if c.config.model.name not in batches.pending_models])
         finally:
             engines.shutdown()

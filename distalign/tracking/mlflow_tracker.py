@@ -39,6 +39,7 @@ from distalign.tracking.provenance import git_revision, package_versions
 from distalign.tracking.store_check import check_tracking_uri
 from distalign.tracking.tags import (
     ITEMS_ARTIFACT,
+    TAG_BATCHES,
     TAG_ERROR,
     TAG_GIT,
     TAG_KIND,
@@ -143,6 +144,8 @@ class CellLog:
         }
         if result.error:
             tags[TAG_ERROR] = str(result.error)[:5000]
+        if getattr(result, "batch_ids", ()):
+            tags[TAG_BATCHES] = ",".join(result.batch_ids)[:5000]
         run = self.client.create_run(self.experiment_id, run_name=run_name(cell), tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)

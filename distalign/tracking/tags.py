@@ -11,6 +11,8 @@ TAG_SWEEP = "distalign.sweep_id"
 TAG_KIND = "distalign.kind"
 TAG_STATUS = "distalign.status"
 TAG_ERROR = "distalign.error"
+#: a cell's provider batch ids (batch mode), comma-separated
+TAG_BATCHES = "distalign.batch_ids"
 TAG_GIT = "distalign.git_revision"
 #: a cell run's scored rows, named as in the sweep folder
 ITEMS_ARTIFACT = ITEMS_FILE

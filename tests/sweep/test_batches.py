@@ -11,6 +11,7 @@ import pytest
 from distalign.cli import main as cli
 from distalign.engines.batch.ledger import LEDGER, Ledger
 from distalign.records.config import ModelConfig, serving
+from distalign.scoring.results import read_records
 from distalign.sweep.batches import split_lines
 from distalign.sweep.runner import run_sweep
 from distalign.sweep.trackers import MemoryTracker
@@ -83,6 +84,10 @@ def test_a_grid_through_batches_then_a_rerun_sends_nothing(tmp_path: Path, batch
     assert [b.state for b in ledger.batches] == ["collected"] and ledger.batches[0].cost_usd > 0
     assert all(r.metrics["cost_usd"] > 0 for r in first.results if "cost_usd" in r.metrics)
     assert all(r.metrics["requests_sent"] == r.metrics["requests"] for r in first.results)
+    # each cell names the batches that answered it, in its result, its cell.json and its MLflow tags
+    assert all(r.batch_ids == (ledger.batches[0].batch_id,) for r in first.results)
+    on_disk = {r["spec_hash"]: r.get("batch_ids") for r in read_records(first.folder)}
+    assert on_disk == {r.spec_hash: [ledger.batches[0].batch_id] for r in first.results}
     lines, batches = sum(batch_stub.lines.values()), len(batch_stub.batches)
     # a second run of the same grid in a fresh sweep folder: every request comes from the store
     again = run_sweep(
@@ -93,6 +98,7 @@ def test_a_grid_through_batches_then_a_rerun_sends_nothing(tmp_path: Path, batch
     assert again.totals["finished"] == again.totals["cells"]
     assert (sum(batch_stub.lines.values()), len(batch_stub.batches)) == (lines, batches)
     assert _scores(again) == _scores(first)
+    assert all(r.batch_ids == () for r in again.results)  # answered from the store, by no batch of this run
 
 
 def test_batch_wait_false_submits_records_and_exits_then_a_rerun_collects(

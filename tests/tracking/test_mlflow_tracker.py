@@ -53,7 +53,9 @@ def test_cells_become_child_runs_and_are_found_again_on_resume(store: str, tmp_p
     content = {"dataset": "d" * 64, "templates": "t" * 64}
     tracker = MLflowTracker(store, "exp", "sweep", "sweep-id")
     metrics = {"tv_mean": 0.3, "tv_ci_low": 0.2, "tv_ci_high": 0.4, "cost_usd": float("nan")}
-    result = CellResult(hashes[0], done, "finished", None, _items(12), metrics, content=content)
+    result = CellResult(
+        hashes[0], done, "finished", None, _items(12), metrics, content=content, batch_ids=("b-1", "b-2")
+    )
     run_id = tracker.log_cell(result).result()
     tracker.log_cell(CellResult(hashes[1], broken, "failed", "2 of 9 requests failed"))
     tracker.flush()
@@ -61,6 +63,7 @@ def test_cells_become_child_runs_and_are_found_again_on_resume(store: str, tmp_p
     run = tracker.client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags[TAG_SPEC] == hashes[0]
+    assert run.data.tags["distalign.batch_ids"] == "b-1,b-2"  # batch mode: the batches that answered it
     assert run.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
     assert run.data.params["method.name"] == "logprobs" and run.data.params["steering.name"] == "persona"
     assert run.data.params["content.dataset"] == "d" * 64 and run.data.params["dataset.data_dir"] == "fixture"
