@@ -5,9 +5,11 @@ records every request and its answer. Each round writes a new custom survey and 
 (``python launch.py -m ...``, each its own process): the same command twice (sweep A) and another sweep
 sharing all of A's requests under another name, twice (sweep B). A and B talk to two stubs, so that who sent
 what is known. One random driver per round is SIGKILLed at a random moment (``--kill-prob``); every command
-whose drivers all died or stood aside is then rerun until one finishes. All drivers share one Ray cluster
-(started here), one MLflow server (``mlflow server`` on a free loopback port) and one store. At the end one
-check sweep over every round's survey runs against a third stub: a request it sends was answered before
+whose drivers all died or stood aside is then rerun until one finishes. The drivers run their engines
+inline (``sweep.executor=inline``: what is soaked is the store, the lock and the record, not Ray's
+start-up; ``--executor ray`` has them all join one Ray cluster started here) and share one MLflow server
+(``mlflow server`` on a free loopback port) and one store. At the end one check sweep over every round's
+survey runs against a third stub: a request it sends was answered before
 but is not in the store (an answer lost). Prints:
 
 * answers lost (target 0);
@@ -15,7 +17,7 @@ but is not in the store (an answer lost). Prints:
 * requests answered twice for the same command (target 0);
 * requests answered for both sweeps A and B: the remaining cross-sweep case, counted.
 
-    python benchmarks/soak.py [--rounds 20] [--items 6] [--kill-prob 0.5] [--timeout 3600]
+    python benchmarks/soak.py [--rounds 20] [--items 6] [--kill-prob 0.5] [--timeout 3600] [--executor inline]
 """
 
 from __future__ import annotations
@@ -104,13 +106,13 @@ def stop_group(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def command(stub: OpenAIStub, survey: Path | str, name: str) -> list[str]:
+def command(stub: OpenAIStub, survey: Path | str, name: str, executor: str = "inline") -> list[str]:
     return [
         sys.executable, str(ROOT / "launch.py"), "-m",
         "model=vllm_server", "model.weights=openai/stub-model", f"model.serving.api_base={stub.base_url}",
         f"model.serving.api_key_env={KEY_ENV}", "model.serving.batch_size=1", "model.serving.max_retries=2",
         "method=verbalize", "steering=none", "dataset=custom", f"dataset.path={survey}",
-        f"sweep.name={name}", "sweep.progress=false",
+        f"sweep.name={name}", "sweep.progress=false", f"sweep.executor={executor}",
     ]  # fmt: skip
 
 
@@ -167,6 +169,7 @@ def main() -> int:
     parser.add_argument("--kill-prob", type=float, default=0.5, help="chance that a round SIGKILLs a driver")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole soak")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--executor", choices=("inline", "ray"), default="inline", help="where engines run")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     deadline = time.monotonic() + args.timeout
@@ -180,17 +183,19 @@ def main() -> int:
         for k in ("A", "B", "check")
     }
     mlflow_proc, mlflow_uri = start_mlflow(work)
-    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=str(ray_tmp), log_to_driver=False)
+    if args.executor == "ray":
+        ray.init(num_cpus=4, include_dashboard=False, _temp_dir=str(ray_tmp), log_to_driver=False)
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "RAY_ADDRESS"}}
     env.update(
         {
             KEY_ENV: "sk-soak-not-a-real-key",
             "DISTALIGN_STORE": str(work / "store"),
             "MLFLOW_TRACKING_URI": mlflow_uri,
-            "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if args.executor == "ray":
+        env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     drivers = Drivers(work, env)
     kills = reruns = busy = rounds_done = 0
     surveys: list[Path] = []
@@ -202,8 +207,8 @@ def main() -> int:
             survey = write_survey(work / f"round{r:02d}.jsonl", args.items)
             surveys.append(survey)
             cmds = {
-                "A": command(stubs["A"], survey, f"soak{r:02d}a"),
-                "B": command(stubs["B"], survey, f"soak{r:02d}b"),
+                "A": command(stubs["A"], survey, f"soak{r:02d}a", args.executor),
+                "B": command(stubs["B"], survey, f"soak{r:02d}b", args.executor),
             }
             started = [(k, *drivers.start(cmds[k])) for k in ("A", "A", "B", "B")]
             if rng.random() < args.kill_prob:  # mid-sweep: once its server has seen a random share of it
@@ -239,7 +244,7 @@ def main() -> int:
                 f"round {r + 1}: drivers {drivers.count} so far, kills {kills}, reruns {reruns}", flush=True
             )
         check_proc, check_log = drivers.start(
-            command(stubs["check"], ",".join(map(str, surveys)), "soakcheck")
+            command(stubs["check"], ",".join(map(str, surveys)), "soakcheck", args.executor)
         )
         check_code = drivers.wait(check_proc, check_log, deadline + 600)
         wall = time.monotonic() - t0
