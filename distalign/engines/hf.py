@@ -375,9 +375,10 @@ class _Sampler:
 
 
 def _logsumexp(values: list[float]) -> float:
-    from scipy.special import logsumexp  # here: the GPU image's check imports this module without scipy
+    """torch's: the GPU image (``scripts/gpu_check.py``) runs this engine without scipy."""
+    import torch
 
-    return float(logsumexp(values))
+    return float(torch.logsumexp(torch.tensor(values, dtype=torch.float64), dim=0))
 
 
 def _validate(p: SamplingParams) -> None:
