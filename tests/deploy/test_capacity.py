@@ -4,6 +4,7 @@ when the cluster cannot host them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,8 @@ def test_sweep_fails_before_any_actor_starts(one_gpu_cluster: None, tmp_path: Pa
     from distalign.sweep.trackers import MemoryTracker
     from tests.sweep.conftest import grid, settings
 
-    cells = grid(methods=("logprobs",), steerings=("none",), model=vllm_model("llama_tp4", tp=4), max_items=1)
+    model = replace(vllm_model("llama_tp4", tp=4), weights=str(tmp_path))  # weights found: capacity is next
+    cells = grid(methods=("logprobs",), steerings=("none",), model=model, max_items=1)
     with pytest.raises(InputError, match=r"'llama_tp4'.*4 GPU\(s\) per actor.*has 1 GPU\(s\) in total"):
         run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
     assert _distalign_actors() == []
