@@ -127,7 +127,7 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
     # Table 1a's shape: one row for the model, one column per method
     header = next(line for line in note if line.startswith("| model |"))
     assert all(m in header for m in ("log-p", "sequence", "verbalize")), header
-    assert any(line.startswith("| smollm2_135m | ") and "±" in line for line in note), note
+    assert any(line.startswith("| SmolLM2-135M | ") and "±" in line for line in note), note
     assert "mlflow ui --backend-store-uri" in proc.stdout
     assert "invented sample shipped with the package" in proc.stdout  # the demo data says what it is
     md = client.download_artifacts(parent.info.run_id, "report/report.md", str(tmp_path))
