@@ -469,8 +469,10 @@ def test_an_interrupted_sweep_stops_cleanly(tmp_path: Path, when: str, signum: i
         "sweep.progress=false",
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a test runner started in the background passes SIGINT on as ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     try:
         if when == "composing":
             assert proc.stdout is not None
