@@ -64,9 +64,6 @@ class InlinePool:
         self.queued[key].append((self._ticket, model, kind, requests))
         return self._ticket
 
-    def in_flight(self) -> int:
-        return sum(len(q) for q in self.queued.values())
-
     def poll(self, timeout: float) -> list[Outcome]:
         """Answers every queued batch now (``timeout`` does not apply: the work is done here)."""
         out: list[Outcome] = []

@@ -159,9 +159,6 @@ class RayPool:
         self._tickets[pool.actors[i].run.remote(model, kind, list(requests))] = (self._ticket, pool.key, i)
         return self._ticket
 
-    def in_flight(self) -> int:
-        return len(self._tickets)
-
     def poll(self, timeout: float) -> list[Outcome]:
         if not self._tickets:
             return []
