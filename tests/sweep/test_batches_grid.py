@@ -16,7 +16,7 @@ import pytest
 from distalign.engines.batch.ledger import LEDGER
 from distalign.sweep import orchestrate
 from tests.engines.batch_stub import BatchStub
-from tests.sweep.test_papers_grid import _cells
+from tests.sweep.test_papers_grid import UNLIMITED, _cells
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +28,7 @@ def _grid(stub: BatchStub, mode: str) -> list:
         f"model.serving.api_base={stub.base_url}",
         f"model.serving.mode={mode}",
         "model.serving.batch_poll_s=0.05",
+        *UNLIMITED,  # the stub has no rate limit; Claude 3 Opus's real 50 requests/min would set the pace
     ]
     return _cells({"gpt4": serving, "claude_3_opus": serving})
 
@@ -55,13 +56,14 @@ def test_the_benchmarks_api_grid_through_batches_equals_the_synchronous_grid(
     try:
         monkeypatch.chdir(tmp_path / "batch" if (tmp_path / "batch").mkdir() is None else None)
         monkeypatch.setenv("DISTALIGN_STORE", str(tmp_path / "batch" / "store"))
-        batch = orchestrate.run(_grid(stub, "batch"))
+        cells = _grid(stub, "batch")
+        batch = orchestrate.run(cells)
         assert (
             set(s["status"] for s in batch.summaries.values()) == {"finished"} and len(batch.summaries) == 45
         )
         assert stub.sync_calls == 0 and stub.sent_twice() == 0
         lines = sum(stub.lines.values())
-        again = orchestrate.run(_grid(stub, "batch"))  # the same command again: nothing is sent
+        again = orchestrate.run(cells)  # the same command again: nothing is sent
         assert sum(stub.lines.values()) == lines and stub.sync_calls == 0
         assert _rows(again) == _rows(batch)
 
