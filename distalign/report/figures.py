@@ -30,7 +30,7 @@ from distalign.metrics.arrays import pad
 from distalign.report import style
 from distalign.report.items import calibration_names, evaluated
 from distalign.report.leaderboard import ALL_STEERING, MIN_PARSED, STEERING_ORDER, is_filler
-from distalign.report.tables import headline_caption
+from distalign.report.tables import aggregate_selection, headline_caption
 from distalign.scoring.scores import in_order
 
 P = ParamSpec("P")
@@ -182,19 +182,6 @@ def _filler_handle(min_parsed: float, bar: bool) -> Any:
     return Line2D([], [], color="0.3", marker="o", ms=4.5, markerfacecolor="white", ls="none", label=label)
 
 
-def _aggregate_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
-    """The Table 1a selection: the aggregate dataset, steering "all" when present."""
-    agg = rows[rows["dataset"].isin(AGGREGATES)]
-    if agg.empty:
-        agg = rows
-    name = "three" if (agg["dataset"] == "three").any() else str(agg["dataset"].iloc[0]) if len(agg) else ""
-    agg = agg[agg["dataset"] == name]
-    steering = ALL_STEERING if (agg["steering"] == ALL_STEERING).any() else None
-    if steering is None and len(agg):
-        steering = in_order(agg["steering"].astype(str), STEERING_ORDER)[0]
-    return agg[agg["steering"] == steering], name, str(steering)
-
-
 @_styled
 def leaderboard_figure(
     rows: pd.DataFrame, palette: Mapping[str, str] | None = None, min_parsed: float = MIN_PARSED
@@ -206,9 +193,8 @@ def leaderboard_figure(
     rows = pd.DataFrame(rows)
     if rows.empty:
         return _empty("no leaderboard rows")
-    scored = rows[rows["kind"].isin(["model", "human"])]
     base = rows[rows["kind"] == "baseline"]
-    agg, dataset, steering = _aggregate_rows(scored)
+    agg, dataset, _ = aggregate_selection(rows)  # Table 1a's rows, so the bars are the table's numbers
     if agg.empty:
         return _empty("no model rows on an aggregate")
     models = style.ordered(agg["model"].astype(str))

@@ -255,3 +255,15 @@ def test_empty_inputs_give_a_figure_that_says_so() -> None:
 def test_save_figure_writes_a_png(tmp_path, rows: pd.DataFrame) -> None:
     path = F.save_figure(F.leaderboard_figure(rows), tmp_path / "sub" / "board.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_figure_draws_table_1as_rows_on_one_dataset_without_an_all_row(rows: pd.DataFrame) -> None:
+    """A sweep of none and persona on one dataset: the bars are Table 1a's persona numbers, as its title says,
+    not the first steering mode's."""
+    one = rows[(rows["dataset"] == "opinionqa") & rows["steering"].isin(["none", "persona"])]
+    one = one[one["kind"].isin(["model", "baseline"])]
+    fig = F.leaderboard_figure(one)
+    persona = one[(one["kind"] == "model") & (one["steering"] == "persona")]
+    bars = [p for c in fig.axes[0].containers if isinstance(c, BarContainer) for p in c.patches]
+    assert sorted(round(b.get_height(), 9) for b in bars) == sorted(round(v, 9) for v in persona["mean"])
+    assert "steering persona" in fig.get_suptitle()
