@@ -257,7 +257,7 @@ def test_save_figure_writes_a_png(tmp_path, rows: pd.DataFrame) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_leaderboard_figure_draws_table_1as_rows_on_one_dataset_without_an_all_row(rows: pd.DataFrame) -> None:
+def test_leaderboard_figure_draws_table_1as_rows_on_one_dataset(rows: pd.DataFrame) -> None:
     """A sweep of none and persona on one dataset: the bars are Table 1a's persona numbers, as its title says,
     not the first steering mode's."""
     one = rows[(rows["dataset"] == "opinionqa") & rows["steering"].isin(["none", "persona"])]
