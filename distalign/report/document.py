@@ -147,7 +147,8 @@ def _benchmark(
     if coverage:
         intro = f"Compared on: {coverage}. " + intro
     board_sec = _Section("leaderboard", "Leaderboard (Meister et al. 2024, Table 1)", intro)
-    caption = f"Table 1a: {headline}" + (f" ({coverage})" if coverage else "")
+    where = coverage or headline  # a comparison names its items too: "OpinionQA, 6 of 100 items; ..."
+    caption = f"Table 1a: {where}"
     w.table(board_sec, "leaderboard", caption, tables.table_1a(frame, min_parsed), frame)
     note = filler_note(rows, min_parsed)
     if note:
@@ -168,10 +169,10 @@ def _benchmark(
         w.figure(
             board_sec,
             "leaderboard",
-            f"Mean TV per method and model ({headline}); error bars: 95% bootstrap intervals; dashed "
+            f"Mean TV per method and model ({where}); error bars: 95% bootstrap intervals; dashed "
             "lines: baselines."
             + (f" Hatched: fewer than {min_parsed:.0%} of answers parsed." if note else ""),
-            F.leaderboard_figure(frame, colors, min_parsed),
+            F.leaderboard_figure(frame, colors, min_parsed, where=coverage or None),
         )
     base = frame[frame["kind"] == "baseline"] if len(frame) else frame
     w.table(board_sec, "baselines", "Baselines", tables.baselines_table(frame), base)

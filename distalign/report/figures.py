@@ -184,12 +184,16 @@ def _filler_handle(min_parsed: float, bar: bool) -> Any:
 
 @_styled
 def leaderboard_figure(
-    rows: pd.DataFrame, palette: Mapping[str, str] | None = None, min_parsed: float = MIN_PARSED
+    rows: pd.DataFrame,
+    palette: Mapping[str, str] | None = None,
+    min_parsed: float = MIN_PARSED,
+    where: str | None = None,
 ) -> Figure:
     """Table 1a as a figure: mean TV with its 95% interval per method (groups) and model (bars, one colour
     and slot per model), on the headline dataset and steering (as Table 1a); baselines on the same
     dataset as dashed reference lines labelled in the right margin. A bar whose cell parsed fewer than
-    ``min_parsed`` of its answers is hatched and pale."""
+    ``min_parsed`` of its answers is hatched and pale. ``where`` titles what the bars cover (a comparison
+    on some items names them); default: the headline dataset and steering."""
     rows = pd.DataFrame(rows)
     if rows.empty:
         return _empty("no leaderboard rows")
@@ -227,7 +231,7 @@ def leaderboard_figure(
     ax.set_ylim(0, top * 1.08 + 0.01)
     ax.set_ylabel("mean total variation (lower is better)")
     ax.grid(axis="y", color="0.9", zorder=0)
-    where = headline_caption(rows)
+    where = where or headline_caption(rows)
     title = f"{where[:1].upper()}{where[1:]}; error bars: 95% bootstrap intervals"
     fig.suptitle(_wrap(title, int(width_in * 12)))
     _reference_lines(ax, refs)

@@ -185,6 +185,8 @@ def test_with_meister2024_compares_a_sweep_on_the_same_released_items(
     md = (out / "report.md").read_text()
     table_1a = md.split("### Table 1a")[1].split("###")[0]
     assert "OpinionQA, 6 of 100 items; steering persona" in table_1a
+    assert "Table 1a: OpinionQA, 6 of 100 items; steering persona" in md  # said once, not twice
+    assert "Mean TV per method and model (OpinionQA, 6 of 100 items; steering persona)" in md  # the figure
     for name in ("instant", "GPT-4", "Claude 3 Opus", "Llama 3 70B"):
         assert f"| {name} |" in table_1a
     assert "anthropic_opus" not in md and "persona_rerun" not in md
