@@ -555,3 +555,32 @@ def test_kambhatla2025_on_the_instant_engine_gives_every_table_and_figure_of_the
     assert set(anova["steering"]) == {"kambhatla_base", "kambhatla_sd"}
     figures = {Path(a.path).name for a in client.list_artifacts(parent, "report/figures")}
     assert {"spread.png", "learning_curves.png", "group_effects.png"} <= figures
+
+
+@pytest.mark.slow
+def test_kambhatla2025_few_shot_triples_on_released_items(tmp_path: Path, release_dir: Path) -> None:
+    """The few-shot variation (Table 4's triples) needs a survey large enough for its own calibration split:
+    30 released OpinionQA questions give its prompts five demonstrations from the calibration examples and
+    its triple (original | few-shot | calibrated) an ANOVA and paired tests."""
+    proc = launch(
+        tmp_path,
+        "experiment=kambhatla2025",
+        "model=instant",
+        "dataset=opinionqa",
+        f"dataset.data_dir={release_dir}",
+        "dataset.max_items=30",
+        "method=verbalize",
+        "steering=kambhatla_sd,kambhatla_sd_few_shot",
+        "+calibration.params.candidates=[linear,ridge]",
+        "+calibration.params.curve_repeats=2",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    client, parents, children = runs(tmp_path, "kambhatla2025")
+    assert len(children) == 2 and all(c.data.metrics["extraction_rate"] == 1.0 for c in children)
+    parent = parents[0].info.run_id
+    anova = pd.read_csv(client.download_artifacts(parent, "report/tables/triple_anova.csv", str(tmp_path)))
+    assert list(anova["variant"]) == ["few-shot"] and list(anova["conditions"]) == [
+        "original | few-shot | calibrated"
+    ]
+    pairs = pd.read_csv(client.download_artifacts(parent, "report/tables/triple_pairs.csv", str(tmp_path)))
+    assert len(pairs) == 3 and set(pairs["variant"]) == {"few-shot"}
