@@ -2,10 +2,12 @@
 before the sweep scores them.
 
 The cells are planned as in a synchronous sweep; every request is looked up in the response store and only
-the misses are submitted, split at the provider's limits (requests and bytes per batch). Each accepted batch
-is recorded in the sweep folder's ledger at once (``engines.batch.ledger``), so a driver that is killed,
-interrupted or told not to wait (``sweep.batch_wait=false``) finds its batches on the next run of the same
-command and collects them instead of sending their requests again. Finished results go into the store; the
+the misses are submitted, split at the provider's limits (requests and bytes per batch). Each batch is
+recorded in the sweep folder's ledger (``engines.batch.ledger``) before it is sent and again the moment it is
+accepted, so a driver that is killed, interrupted or told not to wait (``sweep.batch_wait=false``) finds its
+batches on the next run of the same command and collects them instead of sending their requests again; one
+killed while the provider was accepting a batch left an intent, which the next run resolves with the
+provider (``engines.batch.adopt``) before sending anything. Finished results go into the store; the
 sweep then answers every cell from the store exactly as a synchronous rerun would. Lines that failed, or
 were left unanswered by an expired or cancelled batch, are re-submitted up to ``serving.batch_retries``
 times, then become error results (unparsed rows counted in the extraction rate).
@@ -14,14 +16,23 @@ times, then become error results (unparsed rows counted in the extraction rate).
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distalign.engines.batch.base import BatchClient, BatchError, error_result, is_batch, settings_of
-from distalign.engines.batch.ledger import BatchEntry, Ledger
+from distalign.engines.batch.adopt import adopt
+from distalign.engines.batch.base import (
+    BatchClient,
+    BatchError,
+    BatchLookupError,
+    error_result,
+    is_batch,
+    settings_of,
+)
+from distalign.engines.batch.ledger import INTENT, BatchEntry, Ledger
 from distalign.engines.store import ResponseStore
 from distalign.records.config import ModelConfig, SweepSettings
 from distalign.sweep.cells import Cell
@@ -40,6 +51,7 @@ class BatchReport:
     pending: int = 0  # batches still at the provider (sweep.batch_wait=false)
     pending_models: set[str] = field(default_factory=set)
     submitted: int = 0  # batches submitted by this run
+    adopted: int = 0  # batches a stopped driver submitted without recording their id, found by this run
     lines_sent: int = 0  # lines in them
     collected: int = 0  # results written to the store by this run
     gave_up: dict[str, str] = field(default_factory=dict)  # key -> final error (retries spent)
@@ -117,6 +129,7 @@ class BatchRunner:
         self.settings_of = {m: settings_of(cfg) for m, cfg in models.items()}
         self.progress, self.sleep = progress, sleep
         self.report = BatchReport()
+        self._unreachable: set[str] = set()  # tokens of intents whose lookup failed (said once per run)
 
     # -- one batch --------------------------------------------------------------------------------------
     def _fail_line(self, key: str, reason: str, retries: int) -> None:
@@ -172,33 +185,66 @@ class BatchRunner:
             self.report.batch_of[key] = entry.batch_id
         self.ledger.save()  # after the store write: a kill in between collects the batch again, harmlessly
 
+    def _adopt(self, entry: BatchEntry) -> None:
+        """Ask the provider whether an intent's batch exists; a failed lookup leaves the intent (its keys
+        stay busy) for the next poll or run rather than sending them blindly a second time."""
+        try:
+            found = adopt(self.ledger, entry, self.clients[entry.model])
+        except BatchLookupError as exc:
+            if entry.token not in self._unreachable:
+                self._unreachable.add(entry.token)
+                print(
+                    f"could not check whether {entry.provider} accepted a batch of {entry.model} "
+                    f"({len(entry.keys)} requests) a stopped driver was submitting: {exc}; its requests "
+                    "wait and are checked again on the next poll or run"
+                )
+            return
+        if found is not None:
+            self.report.adopted += 1
+            print(
+                f"adopted batch {found} of {entry.model} ({len(entry.keys)} requests) that a stopped driver "
+                "submitted without recording it"
+            )
+
     def _submit(self, model: str, todo: dict[str, Request], busy: set[str]) -> None:
         client = self.clients[model]
         fresh = (
             (k, client.line(k, r)) for k, r in todo.items() if k not in busy and k not in self.ledger.gave_up
         )
+        s = self.settings_of[model]
         for group in split_lines(fresh, client.max_requests, client.max_bytes):
             keys = [k for k, _ in group]
-            batch_id = client.submit([line for _, line in group])
             rounds = max((self.ledger.attempts.get(k, 0) for k in keys), default=0)
-            s = self.settings_of[model]
-            entry = BatchEntry(batch_id, model, client.provider, keys, rounds, submitted_at=time.time())
-            entry.weights, entry.api_base, entry.api_key_env = (
-                self.models[model].weights,
-                s.api_base,
-                s.api_key_env,
+            # the intent goes to disk before the provider hears of the batch: a driver killed after the
+            # provider accepted it but before its id is written leaves this entry, not nothing
+            entry = BatchEntry(
+                "",
+                model,
+                client.provider,
+                keys,
+                rounds,
+                state=INTENT,
+                submitted_at=time.time(),
+                weights=self.models[model].weights,
+                engine=self.models[model].serving.engine,
+                api_base=s.api_base,
+                api_key_env=s.api_key_env,
+                token=secrets.token_hex(16),
             )
-            entry.engine = self.models[model].serving.engine
             self.ledger.add(entry)
             busy.update(keys)
+            # a refusal (or a timeout) raises and leaves the intent: the next run asks the provider
+            entry.batch_id = client.submit([line for _, line in group], entry.token)
+            entry.state = "submitted"
+            self.ledger.save()
             self.report.submitted += 1
             self.report.lines_sent += len(keys)
-            log.info("submitted batch %s of %s: %d requests", batch_id, model, len(keys))
+            log.info("submitted batch %s of %s: %d requests", entry.batch_id, model, len(keys))
 
     def _show(self) -> None:
         if self.progress is None:
             return
-        entries = [b for b in self.ledger.batches if b.model in self.models]
+        entries = [b for b in self.ledger.batches if b.model in self.models and b.batch_id]  # accepted ones
         self.progress.batches(
             submitted=len(entries),
             in_progress=sum(b.state == "submitted" for b in entries),
@@ -218,15 +264,19 @@ class BatchRunner:
                 self.ledger.attempts.pop(key, None)
         rest = {m: dict(reqs) for m, reqs in todo.items()}  # what still needs an answer
         while True:
+            for entry in self.ledger.intents():
+                if entry.model in rest:
+                    self._adopt(entry)
             for entry in self.ledger.pending():
                 if entry.model in rest:
                     self._collect(entry, rest[entry.model])
             for model, reqs in rest.items():
-                busy = {k for b in self.ledger.pending(model) for k in b.keys}
+                open_ = self.ledger.pending(model) + self.ledger.intents(model)
+                busy = {k for b in open_ for k in b.keys}
                 if reqs.keys() - busy - self.ledger.gave_up.keys():
                     self._submit(model, reqs, busy)
             self._show()
-            pending = [b for b in self.ledger.pending() if b.model in rest]
+            pending = [b for b in self.ledger.pending() + self.ledger.intents() if b.model in rest]
             if not pending:
                 break
             if not self.settings.batch_wait:
@@ -238,7 +288,7 @@ class BatchRunner:
             k: v for k, v in self.ledger.gave_up.items() if any(k in r for r in todo.values())
         }
         for b in self.ledger.batches:
-            if b.model in self.models:
+            if b.model in self.models and b.batch_id:
                 self.report.batch_ids.setdefault(b.model, []).append(b.batch_id)
         return self.report
 

@@ -5,8 +5,12 @@ Answers are a pure function of the request (the prompt's hash picks letters and 
 run synchronously and through batches gives the same numbers. Faults: ``hold`` keeps every batch
 in progress until set; ``latency_s`` keeps a batch in progress that long; ``line_faults`` fails lines
 whose prompt has a marker (a count per marker); ``expire_next`` lets the next batch expire after so many
-lines; ``fail_next`` fails the next batch whole with a reason. ``lines`` counts every line received by its
-``custom_id`` (a line sent twice shows as 2).
+lines; ``fail_next`` fails the next batch whole with a reason; ``stall_accept_s`` accepts and records a
+new batch but answers the request that created it only after that many seconds (a driver killed meanwhile
+never hears the batch id); ``list_status`` makes the batch listings fail with that HTTP status. ``lines``
+counts every line received by its ``custom_id`` (a line sent twice shows as 2). Both listings (OpenAI's
+``GET /v1/batches``, echoing each batch's ``metadata``, and Anthropic's ``GET /v1/messages/batches``) are
+newest first and paginated (``limit``, ``after`` / ``after_id``) as the providers do.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -114,8 +119,10 @@ class _Batch:
     id: str
     kind: str  # openai | anthropic
     lines: list[dict[str, Any]]
-    created: float
+    created: float  # monotonic, for the latency
     input_file_id: str = ""
+    created_at: float = field(default_factory=time.time)  # wall clock, as the provider reports it
+    metadata: dict[str, str] | None = None
     status: str = "in_progress"
     expire_after: int | None = None
     fail_reason: str | None = None
@@ -135,6 +142,9 @@ class BatchStub:
     lines: Counter = field(default_factory=Counter)
     sync_calls: int = 0
     headers_seen: list[dict[str, str]] = field(default_factory=list)
+    stall_accept_s: float = 0.0
+    list_status: int | None = None
+    list_calls: int = 0
 
     def __post_init__(self) -> None:
         self.hold.set()
@@ -142,6 +152,7 @@ class BatchStub:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, _Batch] = {}
         self._server: ThreadingHTTPServer | None = None
+        self._stopping = threading.Event()
 
     # --- batch processing ----------------------------------------------------------------------------
     def _line_fault(self, prompt: str) -> bool:
@@ -241,9 +252,9 @@ class BatchStub:
             "status": b.status,
             "output_file_id": b.output_file_id,
             "error_file_id": b.error_file_id,
-            "created_at": int(b.created),
+            "created_at": int(b.created_at),
             "request_counts": {"total": len(b.lines), "completed": done, "failed": len(b.errors)},
-            "metadata": None,
+            "metadata": b.metadata,
         }
 
     def _anthropic_view(self, b: _Batch, base: str) -> dict[str, Any]:
@@ -262,7 +273,7 @@ class BatchStub:
                 "canceled": kinds["canceled"],
                 "expired": kinds["expired"],
             },
-            "created_at": _iso(time.time()),
+            "created_at": _iso(b.created_at),
             "ended_at": _iso(time.time()) if ended else None,
             "expires_at": _iso(time.time() + 86400),
             "archived_at": None,
@@ -270,10 +281,17 @@ class BatchStub:
             "results_url": f"{base}/v1/messages/batches/{b.id}/results" if ended else None,
         }
 
-    def _create(self, kind: str, lines: list[dict[str, Any]], input_file_id: str = "") -> _Batch:
+    def _create(
+        self,
+        kind: str,
+        lines: list[dict[str, Any]],
+        input_file_id: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> _Batch:
         with self._lock:
             prefix = "batch" if kind == "openai" else "msgbatch"
             b = _Batch(f"{prefix}_{len(self.batches)}", kind, lines, time.monotonic(), input_file_id)
+            b.metadata = metadata
             if self.expire_next:
                 b.expire_after = self.expire_next.pop(0)
             if self.fail_next:
@@ -281,6 +299,16 @@ class BatchStub:
             self.lines.update(line["custom_id"] for line in lines)
             self.batches[b.id] = b
             return b
+
+    def _listing(self, kind: str, query: dict[str, list[str]]) -> tuple[list[_Batch], bool]:
+        """One page of a kind's batches, newest first, after the cursor (the last id of the page before)."""
+        newest_first = [b for b in reversed(self.batches.values()) if b.kind == kind]
+        after = (query.get("after") or query.get("after_id") or [None])[0]
+        if after is not None:
+            ids = [b.id for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+        limit = int((query.get("limit") or ["20"])[0])
+        return newest_first[:limit], len(newest_first) > limit
 
     # --- HTTP ------------------------------------------------------------------------------------------
     @property
@@ -313,7 +341,23 @@ class BatchStub:
                 stub.headers_seen.append(dict(self.headers))
                 path = self.path.split("?")[0].rstrip("/")
                 parts = path.split("/")
+                query = parse_qs(urlsplit(self.path).query)
                 with stub._lock:
+                    if path in ("/v1/batches", "/v1/messages/batches"):
+                        stub.list_calls += 1
+                        if stub.list_status is not None:
+                            message = {"type": "error", "message": "listing unavailable"}
+                            return self._send(stub.list_status, {"type": "error", "error": message})
+                        kind = "openai" if path == "/v1/batches" else "anthropic"
+                        page, more = stub._listing(kind, query)
+                        if kind == "openai":
+                            data = [stub._openai_view(b) for b in page]
+                            ends = {"first_id": page[0].id, "last_id": page[-1].id} if page else {}
+                            return self._send(200, {"object": "list", "data": data, "has_more": more, **ends})
+                        views = [stub._anthropic_view(b, self._base()) for b in page]
+                        first, last = (page[0].id, page[-1].id) if page else (None, None)
+                        ends = {"first_id": first, "last_id": last}
+                        return self._send(200, {"data": views, "has_more": more, **ends})
                     if path == "/stats":  # for a benchmark running the stub in another process
                         total = sum(stub.lines.values())
                         return self._send(
@@ -370,10 +414,12 @@ class BatchStub:
                     lines = [
                         json.loads(x) for x in stub.files[body["input_file_id"]].splitlines() if x.strip()
                     ]
-                    b = stub._create("openai", lines, body["input_file_id"])
+                    b = stub._create("openai", lines, body["input_file_id"], body.get("metadata"))
+                    stub._stall()
                     return self._send(200, stub._openai_view(b))
                 if path == "/v1/messages/batches":
                     b = stub._create("anthropic", body["requests"])
+                    stub._stall()
                     return self._send(200, stub._anthropic_view(b, self._base()))
                 if path.endswith("/cancel"):
                     with stub._lock:
@@ -404,7 +450,13 @@ class BatchStub:
         ).start()
         return self
 
+    def _stall(self) -> None:
+        """The batch is accepted and recorded; the client hears of it only after ``stall_accept_s``."""
+        if self.stall_accept_s > 0:
+            self._stopping.wait(self.stall_accept_s)
+
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -44,6 +44,19 @@ class BatchError(RuntimeError):
     """A provider refused or failed a whole batch; the message is the provider's reason."""
 
 
+class BatchLookupError(RuntimeError):
+    """The provider could not say whether it holds a batch (its listing failed or ran past the bound): the
+    caller keeps the intent and asks again later rather than sending its requests a second time."""
+
+
+#: metadata key of the token that ties an OpenAI batch to its ledger intent
+TOKEN_KEY = "distalign_token"
+#: how far a provider's clock may trail ours when matching a batch to the time of its intent
+CLOCK_SKEW_S = 300.0
+#: pages of 100 batches a lookup reads at most, newest first, before giving up undecided
+MAX_LIST_PAGES = 20
+
+
 @dataclass(frozen=True)
 class BatchState:
     """``status``: ``in_progress`` (validating, running, finalizing, cancelling), ``ended`` (completed,
@@ -64,7 +77,15 @@ class BatchClient(Protocol):
 
     def line(self, key: str, request: Request) -> bytes: ...
 
-    def submit(self, lines: Sequence[bytes]) -> str: ...
+    def submit(self, lines: Sequence[bytes], token: str) -> str:
+        """The id of the new batch; ``token`` goes into its metadata where the provider keeps metadata."""
+        ...
+
+    def find(self, token: str, since: float, lines: int, known: set[str]) -> str | None:
+        """The id of the batch an intent (``token``, written at ``since``, of ``lines`` lines) became, or
+        None when the provider holds none; BatchLookupError when it cannot tell. ``known``: ids already in
+        the ledger (never the answer)."""
+        ...
 
     def state(self, batch_id: str) -> BatchState: ...
 

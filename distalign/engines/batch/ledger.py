@@ -1,10 +1,14 @@
 """The sweep folder's record of provider batches: ``batches.json``.
 
-Written (atomically: a temporary file renamed over the old one) the moment a provider accepts a batch and
-at every change of its state, so a driver killed at any point finds, on the next run of the same command,
-every batch it had submitted: it polls and collects them instead of sending their requests again. Each
-entry holds the batch id, the model, the provider, the request keys (the lines' ``custom_id``s), its state
-and the attempts each key has had; never a key or a prompt.
+Written (atomically: a temporary file renamed over the old one) before a batch is sent, again the moment
+the provider accepts it and at every change of its state, so a driver killed at any point finds, on the
+next run of the same command, every batch it had submitted: it polls and collects them instead of sending
+their requests again. A batch is first written as an intent (state ``submitting``: its keys, where it goes,
+the time and a random token, no batch id yet); a driver killed between the provider accepting the batch
+and hearing its id leaves that intent, and the next run asks the provider whether the batch exists
+(``engines.batch.adopt``) before sending its keys again. Each entry holds the batch id, the model, the
+provider, the request keys (the lines' ``custom_id``s), its state and the attempts each key has had; never
+a key or a prompt.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 LEDGER = "batches.json"
-#: states of a ledger entry: submitted (at the provider, not collected yet) | collected | failed | cancelled
+#: states of a ledger entry: submitting (written before the provider heard of it; no batch id yet) |
+#: submitted (at the provider, not collected yet) | collected | failed | cancelled | never_accepted (an
+#: intent the provider turned out not to hold: its keys were submitted again)
 OPEN_STATES = ("submitted",)
+INTENT = "submitting"
 
 
 @dataclass
@@ -40,6 +47,9 @@ class BatchEntry:
     engine: str = "litellm"
     api_base: str | None = None
     api_key_env: str | None = None
+    #: random, written with the intent and sent as the batch's metadata where the provider keeps metadata
+    #: (OpenAI), so a rerun finds the batch of an intent; empty in ledgers written before intents existed
+    token: str = ""
 
 
 @dataclass
@@ -84,6 +94,13 @@ class Ledger:
 
     def pending(self, model: str | None = None) -> list[BatchEntry]:
         return [b for b in self.batches if b.state in OPEN_STATES and (model is None or b.model == model)]
+
+    def intents(self, model: str | None = None) -> list[BatchEntry]:
+        """Batches written before submission whose acceptance by the provider was never recorded."""
+        return [b for b in self.batches if b.state == INTENT and (model is None or b.model == model)]
+
+    def batch_ids(self) -> set[str]:
+        return {b.batch_id for b in self.batches if b.batch_id}
 
     def add(self, entry: BatchEntry) -> None:
         self.batches.append(entry)

@@ -10,7 +10,11 @@ from typing import Any
 
 from distalign.engines.batch.base import (
     BATCH_PROVIDERS,
+    CLOCK_SKEW_S,
+    MAX_LIST_PAGES,
+    TOKEN_KEY,
     BatchError,
+    BatchLookupError,
     BatchState,
     Request,
     Result,
@@ -50,17 +54,47 @@ class OpenAIBatches:
     def line(self, key: str, request: Request) -> bytes:
         return self.codec.openai_line(key, request)
 
-    def submit(self, lines: Sequence[bytes]) -> str:
+    def submit(self, lines: Sequence[bytes], token: str) -> str:
         import litellm
 
         try:
             f = litellm.create_file(file=("batch.jsonl", b"".join(lines)), purpose="batch", **self._kwargs())
             batch = litellm.create_batch(
-                completion_window="24h", endpoint="/v1/chat/completions", input_file_id=f.id, **self._kwargs()
+                completion_window="24h",
+                endpoint="/v1/chat/completions",
+                input_file_id=f.id,
+                metadata={TOKEN_KEY: token},
+                **self._kwargs(),
             )
         except Exception as exc:  # noqa: BLE001 - the provider's reason, in one line
             raise BatchError(f"OpenAI refused the batch: {reason_of(exc, self.model)}") from None
         return str(batch.id)
+
+    def find(self, token: str, since: float, lines: int, known: set[str]) -> str | None:
+        """The batch whose metadata carries ``token``, reading the listing (newest first) back to ``since``
+        (less the clock skew), at most ``MAX_LIST_PAGES`` pages."""
+        import litellm
+
+        after: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page_kw = {"after": after} if after else {}
+            try:
+                page = litellm.list_batches(limit=100, **page_kw, **self._kwargs())
+            except Exception as exc:  # noqa: BLE001 - the provider's reason, in one line
+                raise BatchLookupError(
+                    f"OpenAI did not list its batches: {reason_of(exc, self.model)}"
+                ) from None
+            data = [as_dict(b) for b in getattr(page, "data", None) or []]
+            for b in data:
+                if (b.get("metadata") or {}).get(TOKEN_KEY) == token and str(b.get("id")) not in known:
+                    return str(b["id"])
+            oldest = min((int(b.get("created_at") or 0) for b in data), default=0)
+            if not data or not getattr(page, "has_more", False) or oldest < since - CLOCK_SKEW_S:
+                return None
+            after = str(data[-1]["id"])
+        raise BatchLookupError(
+            f"OpenAI listed {MAX_LIST_PAGES * 100} batches newer than the submission without reaching it"
+        )
 
     def state(self, batch_id: str) -> BatchState:
         import litellm
