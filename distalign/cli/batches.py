@@ -3,6 +3,10 @@
 ``status`` reads the sweep folder's ledger (``--poll`` also asks each provider); ``cancel`` asks the
 providers to cancel every batch not collected yet. A cancelled batch stays in the ledger: the next run of
 the sweep collects the lines that finished before the cancellation and re-submits the rest.
+
+A batch a driver was submitting when it stopped (state ``submitting``: the provider may have accepted it,
+the ledger has no id) shows without an id; ``status --poll`` asks the provider whether it holds it, and
+``cancel`` looks it up, records it and cancels it (or closes the intent when the provider never got it).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from distalign.cli.helptext import add_command
+from distalign.engines.batch.adopt import adopt
+from distalign.engines.batch.base import BatchLookupError
 from distalign.engines.batch.ledger import LEDGER, BatchEntry, Ledger
 from distalign.errors import InputError
 
@@ -54,14 +60,23 @@ def _client(entry: BatchEntry) -> Any:
 def _status(args: argparse.Namespace) -> int:
     ledger = _ledger(args.folder)
     rows = []
+    known = ledger.batch_ids()
     for b in ledger.batches:
-        provider_status, counts = b.provider_status, {}
+        provider_status, counts, batch_id = b.provider_status, {}, b.batch_id or "-"
         if args.poll and b.state == "submitted":
             state = _client(b).state(b.batch_id)
             provider_status, counts = state.provider_status, state.counts
+        elif args.poll and b.state == "submitting":  # looked up, not recorded: the sweep's rerun adopts it
+            try:
+                found = _client(b).find(b.token, b.submitted_at, len(b.keys), known)
+            except BatchLookupError as exc:
+                provider_status = f"unknown: {exc}"
+            else:
+                provider_status = "not at provider" if found is None else "at provider"
+                batch_id = found or batch_id
         rows.append(
             {
-                "batch_id": b.batch_id,
+                "batch_id": batch_id,
                 "model": b.model,
                 "provider": b.provider,
                 "requests": len(b.keys),
@@ -87,11 +102,25 @@ def _status(args: argparse.Namespace) -> int:
         )
     pending = sum(b.state == "submitted" for b in ledger.batches)
     print(f"{len(rows)} batches, {pending} pending; {len(ledger.gave_up)} requests failed for good")
+    if intents := ledger.intents():
+        print(
+            f"{len(intents)} batches were being submitted when a driver stopped (no id recorded): the next "
+            "run of the sweep asks the provider for them before sending their requests again"
+            + ("" if args.poll else " (--poll asks now)")
+        )
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
     ledger = _ledger(args.folder)
+    for b in ledger.intents():  # the provider may hold the batch: find it first, then cancel it too
+        try:
+            found = adopt(ledger, b, _client(b))
+        except BatchLookupError as exc:
+            print(f"could not check whether {b.provider} holds a batch of {b.model} being submitted: {exc}")
+            continue
+        if found is None:
+            print(f"a batch of {b.model} ({len(b.keys)} requests) being submitted never reached {b.provider}")
     pending = ledger.pending()
     for b in pending:
         _client(b).cancel(b.batch_id)

@@ -477,7 +477,7 @@ def run_sweep(
         "wall_time_s": time.perf_counter() - t0,
     }
     engine_stats = dict(t.engine_stats)
-    if batches.batch_ids:
+    if batches.batch_ids or batches.pending:
         totals.update(
             batches_pending=float(batches.pending),
             batches_submitted=float(batches.submitted),

@@ -193,3 +193,147 @@ def test_the_key_is_never_written(tmp_path: Path, batch_stub: BatchStub) -> None
     assert any(p.name == LEDGER for p in written)
     assert not [p for p in written if KEY.encode() in p.read_bytes()]
     assert all(KEY.encode() not in data for data in batch_stub.files.values())
+
+
+# --- a driver killed between the provider accepting a batch and the ledger write -------------------------
+class _Killed(BaseException):
+    """The driver dies (SIGKILL, power loss): nothing after this point runs."""
+
+
+def _die_in_submit(monkeypatch: pytest.MonkeyPatch, client: type, accepted: bool) -> None:
+    """The next submission kills the driver after (``accepted``) or before the provider got the batch."""
+    real = client.submit
+
+    def submit(self, lines, token):  # noqa: ANN001, ANN202
+        monkeypatch.setattr(client, "submit", real)
+        if accepted:
+            real(self, lines, token)  # the provider accepts and records it; the driver never hears its id
+        raise _Killed
+
+    monkeypatch.setattr(client, "submit", submit)
+
+
+def _killed_run(tmp_path: Path, stub: BatchStub, model: ModelConfig, methods: tuple[str, ...]):
+    cells = grid(methods=methods, model=model, max_items=3)
+    with pytest.raises(_Killed):
+        run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    (folder,) = {p.parent for p in tmp_path.rglob(LEDGER)}
+    return cells, folder
+
+
+def test_a_driver_killed_while_the_provider_accepted_a_batch_adopts_it_on_rerun(
+    tmp_path: Path, batch_stub: BatchStub, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from distalign.engines.batch.openai_batches import OpenAIBatches
+
+    _die_in_submit(monkeypatch, OpenAIBatches, accepted=True)
+    cells, folder = _killed_run(tmp_path, batch_stub, api_model(batch_stub), ("logprobs",))
+    (intent,) = Ledger.load(folder).batches
+    assert (intent.state, intent.batch_id) == ("submitting", "")
+    (accepted,) = batch_stub.batches.values()
+    assert accepted.metadata == {"distalign_token": intent.token}
+    assert cli(["batches", "status", str(folder)]) == 0
+    assert "submitting" in capsys.readouterr().out
+    sent = sum(batch_stub.lines.values())
+
+    outcome = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    assert outcome.totals["finished"] == outcome.totals["cells"] == 2
+    assert f"adopted batch {accepted.id} of gpt4" in capsys.readouterr().out
+    assert len(batch_stub.batches) == 1 and batch_stub.sent_twice() == 0
+    assert sum(batch_stub.lines.values()) == sent and outcome.totals["batches_submitted"] == 0
+    assert [(b.batch_id, b.state) for b in Ledger.load(folder).batches] == [(accepted.id, "collected")]
+
+
+def test_an_intent_the_provider_never_got_is_submitted_once(
+    tmp_path: Path, batch_stub: BatchStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distalign.engines.batch.openai_batches import OpenAIBatches
+
+    _die_in_submit(monkeypatch, OpenAIBatches, accepted=False)
+    cells, folder = _killed_run(tmp_path, batch_stub, api_model(batch_stub), ("logprobs",))
+    assert not batch_stub.batches and [b.state for b in Ledger.load(folder).batches] == ["submitting"]
+    outcome = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    assert outcome.totals["finished"] == outcome.totals["cells"] == 2
+    assert len(batch_stub.batches) == 1 and set(batch_stub.lines.values()) == {1}
+    intent, batch = Ledger.load(folder).batches
+    assert (intent.state, batch.state) == ("never_accepted", "collected") and intent.keys == batch.keys
+
+
+def test_a_failed_listing_keeps_the_intent_and_sends_nothing_until_the_provider_answers(
+    tmp_path: Path, batch_stub: BatchStub, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from distalign.engines.batch.openai_batches import OpenAIBatches
+
+    _die_in_submit(monkeypatch, OpenAIBatches, accepted=True)
+    cells, folder = _killed_run(tmp_path, batch_stub, api_model(batch_stub), ("logprobs",))
+    sent = sum(batch_stub.lines.values())
+    batch_stub.list_status = 403
+    stopped = run_sweep(cells, settings(tmp_path / "store", batch_wait=False), MemoryTracker())
+    assert "could not check whether openai accepted" in capsys.readouterr().out
+    assert stopped.totals["batches_pending"] == 1 and stopped.results == []
+    assert sum(batch_stub.lines.values()) == sent and len(batch_stub.batches) == 1
+    assert [b.state for b in Ledger.load(folder).batches] == ["submitting"]
+
+    batch_stub.list_status = None
+    outcome = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    assert outcome.totals["finished"] == outcome.totals["cells"] == 2
+    assert sum(batch_stub.lines.values()) == sent and batch_stub.sent_twice() == 0
+
+
+def test_cancel_finds_the_batch_a_stopped_driver_was_submitting_and_cancels_it(
+    tmp_path: Path, batch_stub: BatchStub, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from distalign.engines.batch.openai_batches import OpenAIBatches
+
+    batch_stub.hold.clear()
+    _die_in_submit(monkeypatch, OpenAIBatches, accepted=True)
+    _, folder = _killed_run(tmp_path, batch_stub, api_model(batch_stub), ("logprobs",))
+    (accepted,) = batch_stub.batches.values()
+    assert cli(["batches", "status", "--poll", str(folder)]) == 0
+    assert accepted.id in capsys.readouterr().out  # looked up, not recorded
+    assert Ledger.load(folder).batches[0].state == "submitting"
+    assert cli(["batches", "cancel", str(folder)]) == 0
+    assert f"cancelled {accepted.id}" in capsys.readouterr().out and accepted.status == "cancelled"
+    assert [(b.batch_id, b.state) for b in Ledger.load(folder).batches] == [(accepted.id, "submitted")]
+
+
+def test_anthropic_a_killed_drivers_batch_is_adopted_by_its_time_and_size(
+    tmp_path: Path, batch_stub: BatchStub, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from distalign.engines.batch.anthropic_batches import AnthropicBatches
+
+    model = api_model(batch_stub, "claude_3_opus", "anthropic/claude-3-opus-20240229")
+    _die_in_submit(monkeypatch, AnthropicBatches, accepted=True)
+    cells, folder = _killed_run(tmp_path, batch_stub, model, ("verbalize",))
+    (accepted,) = batch_stub.batches.values()
+    n = len(accepted.lines)
+    # batches that are not ours: one of another size, one of the same size created before the intent
+    decoy = [{"custom_id": f"other-{i}", "params": {"messages": []}} for i in range(2 * n - 1)]
+    batch_stub._create("anthropic", decoy[: n - 1])
+    batch_stub._create("anthropic", decoy[n - 1 :]).created_at -= 3600
+    outcome = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    assert outcome.totals["finished"] == outcome.totals["cells"] == 2
+    assert f"adopted batch {accepted.id} of claude_3_opus" in capsys.readouterr().out
+    assert len(batch_stub.batches) == 3 and batch_stub.sent_twice() == 0
+    assert [(b.batch_id, b.state) for b in Ledger.load(folder).batches] == [(accepted.id, "collected")]
+
+
+def test_anthropic_an_intent_the_provider_never_got_is_submitted_once(
+    tmp_path: Path, batch_stub: BatchStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distalign.engines.batch.anthropic_batches import AnthropicBatches
+
+    model = api_model(batch_stub, "claude_3_opus", "anthropic/claude-3-opus-20240229")
+    _die_in_submit(monkeypatch, AnthropicBatches, accepted=False)
+    cells, folder = _killed_run(tmp_path, batch_stub, model, ("verbalize",))
+    outcome = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    assert outcome.totals["finished"] == outcome.totals["cells"] == 2
+    assert len(batch_stub.batches) == 1 and set(batch_stub.lines.values()) == {1}
+    assert [b.state for b in Ledger.load(folder).batches] == ["never_accepted", "collected"]
+
+
+def test_a_ledger_written_before_intents_existed_still_loads(tmp_path: Path) -> None:
+    old = {"batch_id": "batch_7", "model": "gpt4", "provider": "openai", "keys": ["k"], "round": 0}
+    (tmp_path / LEDGER).write_text(json.dumps({"batches": [old], "attempts": {}, "gave_up": {}}))
+    ledger = Ledger.load(tmp_path)
+    assert [b.batch_id for b in ledger.pending()] == ["batch_7"] and ledger.intents() == []
