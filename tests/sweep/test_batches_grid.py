@@ -1,10 +1,12 @@
 """The benchmark's grid for GPT-4 and Claude 3 Opus in batch mode against a loopback batch server: every
 cell finishes, a second run sends nothing, the numbers equal the synchronous path's, and a driver killed
-(SIGKILL) after submitting collects its batches on the next run without sending a line twice."""
+(SIGKILL) after submitting, or while the provider was accepting its batch, collects its batches on the next
+run without sending a line twice."""
 
 from __future__ import annotations
 
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -137,3 +139,62 @@ def test_batch_wait_false_exits_with_one_line_and_zero(tmp_path: Path) -> None:
         assert stub.sent_twice() == 0
     finally:
         stub.stop()
+
+
+#: a driver of one small OpenAI batch-mode grid (``tests.sweep.conftest``'s cells) against the stub at argv[1]
+_DRIVER = """
+import sys
+from distalign.records.config import ModelConfig, serving
+from distalign.sweep.runner import run_sweep
+from distalign.sweep.trackers import MemoryTracker
+from tests.sweep.conftest import grid, settings
+
+def cells(base):
+    s = serving("litellm", api_base=base, api_key_env="DISTALIGN_BATCH_KEY", mode="batch", batch_poll_s=0.02)
+    model = ModelConfig(name="gpt4", weights="openai/gpt-4-0613", serving=s)
+    return grid(methods=("logprobs",), model=model, max_items=3)
+
+if __name__ == "__main__":
+    run_sweep(cells(sys.argv[1]), settings(sys.argv[2]), MemoryTracker())
+"""
+
+
+def test_a_driver_killed_while_the_provider_accepts_its_batch_sends_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL after the provider accepted and recorded a batch but before the driver heard its id: the
+    ledger holds only the intent, and the rerun adopts the batch instead of sending its lines again."""
+    from distalign.engines.batch.ledger import Ledger
+    from distalign.sweep.runner import run_sweep
+    from distalign.sweep.trackers import MemoryTracker
+    from tests.sweep.conftest import settings
+
+    monkeypatch.setenv("DISTALIGN_BATCH_KEY", KEYS["OPENAI_API_KEY"])
+    (tmp_path / "driver.py").write_text(_DRIVER)
+    stub = BatchStub(stall_accept_s=120).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "RAY_ADDRESS"}}
+        env["PYTHONPATH"] = str(REPO)
+        args = [sys.executable, str(tmp_path / "driver.py"), stub.base_url, str(tmp_path / "store")]
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not stub.batches and time.monotonic() < deadline:  # accepted: the response is stalled
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        ((folder, ledger),) = [(p.parent, Ledger.load(p.parent)) for p in tmp_path.rglob(LEDGER)]
+        assert [(b.state, b.batch_id) for b in ledger.batches] == [("submitting", "")]
+        (accepted,) = stub.batches.values()
+        sent = sum(stub.lines.values())
+        assert sent > 0
+
+        stub.stall_accept_s = 0
+        cells = runpy.run_path(str(tmp_path / "driver.py"))["cells"](stub.base_url)  # the same grid
+        rerun = run_sweep(cells, settings(tmp_path / "store"), MemoryTracker())
+    finally:
+        stub.stop()
+    assert rerun.totals["finished"] == rerun.totals["cells"] == 2
+    assert f"adopted batch {accepted.id}" in capsys.readouterr().out
+    assert len(stub.batches) == 1 and sum(stub.lines.values()) == sent and stub.sent_twice() == 0
+    assert [(b.batch_id, b.state) for b in Ledger.load(folder).batches] == [(accepted.id, "collected")]
