@@ -481,6 +481,7 @@ def run_sweep(
         totals.update(
             batches_pending=float(batches.pending),
             batches_submitted=float(batches.submitted),
+            batches_adopted=float(batches.adopted),
             batch_lines_sent=float(batches.lines_sent),
             batch_results_collected=float(batches.collected),
             batch_lines_failed=float(len(batches.gave_up)),

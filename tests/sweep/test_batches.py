@@ -241,6 +241,7 @@ def test_a_driver_killed_while_the_provider_accepted_a_batch_adopts_it_on_rerun(
     assert f"adopted batch {accepted.id} of gpt4" in capsys.readouterr().out
     assert len(batch_stub.batches) == 1 and batch_stub.sent_twice() == 0
     assert sum(batch_stub.lines.values()) == sent and outcome.totals["batches_submitted"] == 0
+    assert outcome.totals["batches_adopted"] == 1
     assert [(b.batch_id, b.state) for b in Ledger.load(folder).batches] == [(accepted.id, "collected")]
 
 

@@ -37,7 +37,7 @@ class BatchEntry:
     state: str = "submitted"
     provider_status: str = ""
     reason: str | None = None
-    submitted_at: float = 0.0
+    submitted_at: float = 0.0  # when the intent was written, just before the provider got the batch
     collected: int = 0  # lines answered into the store
     failed: int = 0  # lines that failed (re-submitted or, once retries are spent, error rows)
     cost_usd: float = 0.0
