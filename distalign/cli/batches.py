@@ -60,7 +60,7 @@ def _client(entry: BatchEntry) -> Any:
 def _status(args: argparse.Namespace) -> int:
     ledger = _ledger(args.folder)
     rows = []
-    known = ledger.batch_ids()
+    known, unknown = ledger.batch_ids(), []
     for b in ledger.batches:
         provider_status, counts, batch_id = b.provider_status, {}, b.batch_id or "-"
         if args.poll and b.state == "submitted":
@@ -70,7 +70,8 @@ def _status(args: argparse.Namespace) -> int:
             try:
                 found = _client(b).find(b.token, b.submitted_at, len(b.keys), known)
             except BatchLookupError as exc:
-                provider_status = f"unknown: {exc}"
+                provider_status = "unknown"
+                unknown.append(f"{b.model}: {exc}")
             else:
                 provider_status = "not at provider" if found is None else "at provider"
                 batch_id = found or batch_id
@@ -108,6 +109,8 @@ def _status(args: argparse.Namespace) -> int:
             "run of the sweep asks the provider for them before sending their requests again"
             + ("" if args.poll else " (--poll asks now)")
         )
+    for reason in unknown:
+        print(f"could not ask the provider ({reason})")
     return 0
 
 
