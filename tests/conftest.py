@@ -48,3 +48,12 @@ def release_dir() -> Path:
             f"`distalign data download meister2024`, or set ${ENV_VAR} to a copy of the release folder"
         )
     return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with slow tests run first (each module kept whole, so its fixtures are set up once): on
+    several workers (``-n 2``) the long tests then run side by side instead of one worker finishing them
+    alone while the other idles."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (item.path not in slow_modules, order[id(item)]))
