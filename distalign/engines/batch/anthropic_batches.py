@@ -91,7 +91,10 @@ class AnthropicBatches:
     def results(
         self, batch_id: str, requests: dict[str, Request]
     ) -> Iterator[tuple[str, Result | None, str]]:
-        for entry in self._client().messages.batches.results(batch_id):
+        # keep the SDK client referenced while its stream is read: a client is freed by the cycle collector,
+        # whose finaliser closes its HTTP connections, possibly mid-stream
+        client = self._client()
+        for entry in client.messages.batches.results(batch_id):
             e = as_dict(entry)
             key = str(e.get("custom_id"))
             request = requests.get(key)
