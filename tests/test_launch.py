@@ -41,6 +41,12 @@ CELL_METRICS = {
 ITEM_COLUMNS = {"prompt_hash", "responses", "pred_probs", "human_probs", "tv", "item_id", "group"}
 
 
+#: supervision-grid launches calibrate with the linear families and 2 curve draws: the random forest grid per
+#: cell and draw is the report's main cost, and every table keeps its shape (these overrides also once made
+#: Hydra's job folder names, named after the overrides, too long for the file system)
+QUICK_CALIBRATION = ("+calibration.params.candidates=[linear,ridge]", "+calibration.params.curve_repeats=2")
+
+
 def launch(
     cwd: Path,
     *overrides: str,
@@ -151,8 +157,7 @@ def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figur
         "method=logprobs",
         "steering=kambhatla_base,kambhatla_sd",
         "dataset.data_dir=fixture",
-        "+calibration.params.candidates=[linear,ridge]",  # the random forest grid is the report's main cost
-        "+calibration.params.curve_repeats=2",
+        *QUICK_CALIBRATION,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client, parents, children = runs(tmp_path, "kambhatla2025")
@@ -533,11 +538,7 @@ def test_kambhatla2025_on_the_instant_engine_gives_every_table_and_figure_of_the
         "steering=kambhatla_base,kambhatla_base_cot,kambhatla_sd,kambhatla_sd_cot",
         "dataset.data_dir=fixture",
         "dataset.max_items=12",
-        # the report's cost is its calibrators (a random forest grid per cell and curve draw); the linear
-        # families give every table its shape in a seventh of the time (these overrides also make Hydra's
-        # job folder names too long if they are named after the overrides)
-        "+calibration.params.candidates=[linear,ridge]",
-        "+calibration.params.curve_repeats=2",
+        *QUICK_CALIBRATION,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client, parents, children = runs(tmp_path, "kambhatla2025")
@@ -571,8 +572,7 @@ def test_kambhatla2025_few_shot_triples_on_released_items(tmp_path: Path, releas
         "dataset.max_items=30",
         "method=verbalize",
         "steering=kambhatla_sd,kambhatla_sd_few_shot",
-        "+calibration.params.candidates=[linear,ridge]",
-        "+calibration.params.curve_repeats=2",
+        *QUICK_CALIBRATION,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client, parents, children = runs(tmp_path, "kambhatla2025")
