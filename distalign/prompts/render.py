@@ -65,7 +65,7 @@ def group_context(templates: Templates, attribute: str, group: str) -> dict[str,
 
 
 def _letters(templates: Templates, n: int, where: str) -> tuple[str, ...]:
-    letters = tuple(str(x) for x in templates.value("letters"))
+    letters = templates.letters
     if n > len(letters):
         raise InputError(
             f"{n} options but only {len(letters)} letters are defined", file=templates.source, where=where
@@ -103,8 +103,19 @@ def _example_answer(
     return " ".join(letters[i] for i in rng.choice(len(p), size=k, p=p / p.sum()))
 
 
+#: what a demonstration's context takes from the target's: everything but the target's own text
+_TARGET_ONLY = frozenset({"item_id", "question", "meta"})
+#: rendered demonstration parts shared by every prompt that shows the same example to the same group
+Memo = dict[tuple[Any, ...], dict[str, str]]
+
+
 def _examples_text(
-    templates: Templates, spec: PromptSpec, item: Item, examples: Sequence[Example], base: Mapping[str, Any]
+    templates: Templates,
+    spec: PromptSpec,
+    item: Item,
+    examples: Sequence[Example],
+    base: Mapping[str, Any],
+    memo: Memo | None,
 ) -> tuple[str, int]:
     chosen = [e for e in examples if e.id != item.id][: spec.n_examples]
     if not chosen:
@@ -112,23 +123,35 @@ def _examples_text(
             f"few-shot prompt needs examples but none are available for group {base['group'] or '(none)'!r}",
             where=f"item {item.id!r}",
         )
-    blocks = [_example_block(templates, spec, item, ex, i, base) for i, ex in enumerate(chosen, start=1)]
+    # a block sees the target's context only through these values, so equal values render equal text
+    shared = (templates.digest, templates.kind, item.dataset) + tuple(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in base.items() if k not in _TARGET_ONLY
+    )
+    memo = {} if memo is None else memo
+    blocks = []
+    for i, ex in enumerate(chosen, start=1):
+        letters = _letters(templates, len(ex.options), f"example {ex.id!r}")
+        ctx = {**base, "question": ex.question, "item_id": ex.id, "meta": {}}
+        ctx["options"] = _options(letters, ex.options, ex.probs)
+        parts = memo.get((shared, ex))
+        if parts is None:
+            parts = memo[(shared, ex)] = _example_parts(templates, item.dataset, ctx)
+        ctx.update(parts)
+        if spec.protocol == "benchmark":
+            key = (shared, ex, spec.fmt, spec.seq_len)
+            if key not in memo:
+                memo[key] = {"answer": _example_answer(templates, spec.fmt, ex, letters, ctx, spec.seq_len)}
+            ctx.update(memo[key])
+        ctx["index"] = i
+        blocks.append(templates.render(f"{spec.protocol}.example", **ctx))
     return "\n\n".join(blocks), len(chosen)
 
 
-def _example_block(
-    templates: Templates, spec: PromptSpec, item: Item, ex: Example, index: int, base: Mapping[str, Any]
-) -> str:
-    letters = _letters(templates, len(ex.options), f"example {ex.id!r}")
-    ctx = {**base, "question": ex.question, "item_id": ex.id, "meta": {}}
-    ctx["options"] = _options(letters, ex.options, ex.probs)
-    ctx["item_text"] = _item_text(templates, item.dataset, ctx)
-    ctx["distribution_text"] = templates.render("blocks.distribution", **ctx)
-    ctx["index"] = index
-    if spec.protocol == "benchmark":
-        ctx["answer"] = _example_answer(templates, spec.fmt, ex, letters, ctx, spec.seq_len)
-        return templates.render("benchmark.example", **ctx)
-    return templates.render("supervision.example", **ctx)
+def _example_parts(templates: Templates, dataset: str, ctx: dict[str, Any]) -> dict[str, str]:
+    """The parts of a demonstration that depend neither on its position nor on the answer format."""
+    parts = {"item_text": _item_text(templates, dataset, ctx)}
+    parts["distribution_text"] = templates.render("blocks.distribution", **ctx, **parts)
+    return parts
 
 
 def render_prompt(
@@ -140,6 +163,7 @@ def render_prompt(
     templates: Templates | None = None,
     *,
     group_probs: Sequence[float] | None = None,
+    memo: Memo | None = None,
 ) -> RenderedPrompt:
     """Build the chat prompt. ``examples`` are the demonstrations already chosen for this (item, group)
     (see :func:`distalign.prompts.fewshot.select_examples`); the first ``spec.n_examples`` are shown.
@@ -147,7 +171,9 @@ def render_prompt(
     ``templates`` may be a paper's own prompts (``presets.load_templates("meister2024")`` or
     ``"kambhatla2025"``), which have their own renderer. ``group_probs``, the group's true distribution, is
     read by the ``meister2024`` prompts only: like the release, they do not list options nobody in the group
-    chose; the other prompts ignore it."""
+    chose; the other prompts ignore it. ``memo`` keeps the demonstrations' rendered parts for the next prompt
+    that shows the same example to the same group (a planner passes one per sweep): the same text, rendered
+    once."""
     t = templates or packaged_templates()
     if t.kind == meister.KIND:
         return meister.render_meister(item, group, examples, spec, t, group_probs)
@@ -170,7 +196,7 @@ def render_prompt(
     if spec.uses_examples:
         # supervision base prompts show the group's data without naming the group
         ex_ctx = base if named else {**base, **group_context(t, "", "")}
-        examples_text, base["n_examples"] = _examples_text(t, spec, item, examples, ex_ctx)
+        examples_text, base["n_examples"] = _examples_text(t, spec, item, examples, ex_ctx, memo)
     else:
         examples_text = ""
     ctx = {**base, "options": _options(letters, item.options), "examples_text": examples_text}

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,11 @@ class Templates:
             node = node[int(part)] if isinstance(node, list) else node[part]
         return node
 
+    @cached_property
+    def letters(self) -> tuple[str, ...]:
+        """The option letters, in order (read for every option of every prompt)."""
+        return tuple(str(x) for x in self.value("letters"))
+
     def count(self, key: str) -> int:
         """Length of a list entry (e.g. how many paraphrases a framing has)."""
         node = self.value(key)
@@ -126,9 +131,13 @@ def _compile(
             _compile(v, f"{path}.{i}", source, out, env)
     else:
         try:
-            out[path] = env.from_string(str(node))
+            template = env.from_string(str(node))
         except jinja2.TemplateSyntaxError as exc:
             raise InputError(f"template {path!r}: {exc.message} (line {exc.lineno})", file=source) from None
+        # Jinja keeps a template's globals as a ChainMap over the environment's and copies it on every
+        # render; a sweep renders ~10 templates per prompt, and a plain dict halves Jinja's share of planning
+        template.globals = dict(template.globals)
+        out[path] = template
 
 
 def read_yaml(path: Path | str, text: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from distalign.engines.registry import engine_capabilities, model_identity
 from distalign.engines.registry import prices as engine_prices
 from distalign.engines.store import request_key
 from distalign.prompts.fewshot import examples_for
-from distalign.prompts.render import PromptSpec, RenderedPrompt, render_prompt
+from distalign.prompts.render import Memo, PromptSpec, RenderedPrompt, render_prompt
 from distalign.records.config import ModelConfig
 from distalign.records.engine import GenerateRequest, OptionLogprobRequest
 from distalign.survey.model import Example, Item, Survey
@@ -61,9 +61,11 @@ class CellPlan:
 @dataclass
 class Examples:
     """Demonstrations chosen per (survey, item, group, k): every format of a few-shot steering shows the
-    same ones, so they are chosen once per sweep."""
+    same ones, so they are chosen once per sweep, and an example shown to one group in many prompts is
+    rendered once (``rendered``)."""
 
     chosen: dict[tuple[str, str, str, int], tuple[Example, ...]] = field(default_factory=dict)
+    rendered: Memo = field(default_factory=dict)
 
     def get(self, survey: Survey, item: Item, group: str | None, spec: PromptSpec) -> tuple[Example, ...]:
         if group is None or not spec.uses_examples:
@@ -135,7 +137,9 @@ def iter_units(cell: Cell, examples: Examples | None = None) -> Iterator[Unit]:
         for example_set, shown in variants:
             # the release's prompts leave out options nobody in the group chose: the preset needs the data
             spec, templates = cell.spec, cell.templates
-            prompt = render_prompt(item, attribute, group, shown, spec, templates, group_probs=probs)
+            prompt = render_prompt(
+                item, attribute, group, shown, spec, templates, group_probs=probs, memo=examples.rendered
+            )
             reqs = tuple(cell.method.requests(prompt, capabilities=caps))
             keys = tuple(request_key(identity, r) for r in reqs)
             yield Unit(item.id, attribute, group, prompt, reqs, keys, example_set)

@@ -151,3 +151,36 @@ def test_supervision_few_shot_shows_the_calibrations_example_sets_on_test_questi
         shown = sets[unit.example_set]
         text = unit.prompt.messages[-1].content
         assert all(survey.items[d.item_id].question in text for d in shown)
+
+
+def test_demonstrations_rendered_once_per_sweep_read_as_if_rendered_afresh() -> None:
+    """A sweep renders a demonstration shown to one group once and reuses the text in every prompt that
+    shows it; every few-shot prompt of every format, in both protocols, must still read exactly as a prompt
+    rendered on its own."""
+    from distalign.prompts.render import render_prompt
+    from distalign.sweep.plan import Examples, calibration_example_sets
+
+    cells = [make_cell(m, "few_shot") for m in ("logprobs", "seq", "verbalize")]
+    cells.append(
+        replace(
+            make_cell("verbalize"),
+            steering=SteeringConfig(name="sup_few", protocol="supervision", steering="sd", few_shot=True),
+        )
+    )
+    shared = Examples()
+    blocks = 0
+    for cell in map(resolve, cells):
+        survey = cell.survey
+        for unit in plan_cell(cell, shared).units:
+            item = survey.items[unit.item_id]
+            if unit.example_set is None:
+                shown = shared.get(survey, item, unit.group, cell.spec)
+            else:
+                shown = calibration_example_sets(cell)[unit.example_set]
+            probs = next(d.probs for d in survey.for_item(item.id) if d.group == unit.group)
+            alone = render_prompt(
+                item, unit.attribute, unit.group, shown, cell.spec, cell.templates, group_probs=probs
+            )
+            assert unit.prompt == alone, (cell.spec, unit.item_id, unit.group)
+            blocks += len(shown)
+    assert shared.rendered and blocks > len(shared.rendered)
