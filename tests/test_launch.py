@@ -89,7 +89,7 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
         "method=seq,verbalize,logprobs",
         "steering=none,persona",
         "dataset.data_dir=fixture",
-        "dataset.max_items=2",
+        "dataset.max_items=1",  # the tiny model's generation is what costs; one item shows every path
         executor="ray",  # the main job's path
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -120,8 +120,8 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
         local = client.download_artifacts(child.info.run_id, "items.parquet", str(tmp_path))
         items = pd.read_parquet(local)
         assert ITEM_COLUMNS <= set(items.columns)
-        # 2 items; "none" answers once per item and is scored against each of its groups
-        assert items["item_id"].nunique() == 2 and items["group"].nunique() >= 2
+        # "none" answers once per item and is scored against each of its groups
+        assert items["item_id"].nunique() == 1 and items["group"].nunique() >= 2
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"leaderboard.json", "report"} <= parent_artifacts
     report = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
@@ -146,22 +146,23 @@ def test_six_cells_of_the_default_model_become_six_finished_child_runs(tmp_path:
 
 @pytest.mark.slow
 def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figures(tmp_path: Path) -> None:
-    """The supervision grid (reduced to log-probs on two datasets to keep CI short; the full grid is the
-    same code with more cells) on SmolLM2: one raw-vs-calibrated table over every dataset x method x
-    prompt type with significance marks, learning curves and per-group figures, in the parent run."""
+    """The supervision grid (reduced to log-probs with the base prompt on two datasets to keep CI short:
+    the instant-engine test below runs every prompt type, the same code with more cells) on SmolLM2: one
+    raw-vs-calibrated table over every dataset x method x prompt type with significance marks, learning
+    curves and per-group figures, in the parent run."""
     proc = launch(
         tmp_path,
         "experiment=kambhatla2025",
         "model=smollm2_135m",
         "dataset=opinionqa,nyt_books",
         "method=logprobs",
-        "steering=kambhatla_base,kambhatla_sd",
+        "steering=kambhatla_base",  # one prompt per question: the group's prompt asks one per group
         "dataset.data_dir=fixture",
         *QUICK_CALIBRATION,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client, parents, children = runs(tmp_path, "kambhatla2025")
-    assert len(parents) == 1 and len(children) == 4
+    assert len(parents) == 1 and len(children) == 2
     assert all(c.info.status == "FINISHED" for c in children), [c.data.tags for c in children]
     calibrated = {"calibrated_tv_mean", "calibrated_alignment_mean", "raw_tv_test_mean", "tv_mean"}
     assert all(calibrated <= set(c.data.metrics) for c in children)
@@ -169,8 +170,7 @@ def test_kambhatla2025_on_the_default_model_logs_the_calibration_table_and_figur
     local = client.download_artifacts(parent, "report/tables/calibration_table.csv", str(tmp_path))
     table = pd.read_csv(local, keep_default_na=False)
     cells = {(r.dataset, r.method, r.steering) for r in table.itertuples()}
-    steerings = ("kambhatla_base", "kambhatla_sd")
-    assert cells == {(d, "logprobs", s) for d in ("opinionqa", "nyt_books") for s in steerings}
+    assert cells == {(d, "logprobs", "kambhatla_base") for d in ("opinionqa", "nyt_books")}
     for metric in ("alignment", "tv"):
         raw, cal = table[f"{metric}_raw"], table[f"{metric}_calibrated"]
         assert raw.between(0, 1).all() and cal.between(0, 1).all()
