@@ -7,7 +7,7 @@ from pathlib import Path
 
 from distalign.cli.helptext import add_command
 from distalign.cli.outputs import check_output
-from distalign.engines.registry import builtin_engines, make_engine
+from distalign.engines.registry import DEFAULT_ENGINE, builtin_engines, make_engine
 from distalign.errors import InputError
 from distalign.methods.toy import calibration_table, coin_problems, run_toy, toy_methods, write_toy_outputs
 from distalign.prompts.presets import load_templates
@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--engine",
-        default="hf",
-        help=f"engine backend: {' | '.join(builtin_engines())} or a module's dotted path (default: hf)",
+        default=DEFAULT_ENGINE,
+        help=f"engine backend: {' | '.join(builtin_engines())} or a module's dotted path "
+        f"(default: {DEFAULT_ENGINE})",
     )
     p.add_argument("--weights", default="default", help="model weights (default: the packaged SmolLM2-135M)")
     p.add_argument("--model-name", default=None, help="model name for the record (default: from --weights)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from distalign.engines.base import Engine, EngineSpec
@@ -64,8 +64,17 @@ def _spec_of(name: str) -> EngineSpec | None:
     return None
 
 
+#: the engine that serves the packaged default model (weights ``default``) where no engine is named
+DEFAULT_ENGINE = "hf"
+
+
 def engine_spec(model: ModelConfig) -> EngineSpec:
     """The declaration of the model's engine; an unknown engine is an InputError listing the known ones."""
+    if model.serving.engine in ("", MISSING):
+        raise InputError(
+            f"no engine set; choose one of {', '.join(builtin_engines())} (or a module's dotted path)",
+            where=f"model {model.name!r}: serving.engine",
+        )
     spec = _spec_of(model.serving.engine)
     if spec is None:
         raise InputError(

@@ -26,7 +26,8 @@ class ServingConfig:
     ``rpm``, ...) as a dataclass next to its code; in a config they sit beside these keys, and here they are
     kept, as given, in ``settings`` until the engine registry types and checks them."""
 
-    engine: str = "hf"  # the name of an engine module (distalign/engines/) or a dotted module path
+    #: the name of an engine module (distalign/engines/) or a dotted module path; every model config names one
+    engine: str = MISSING
     #: requests per batch the sweep sends to one of this model's actors (hf: also its forward-pass batch)
     batch_size: int = 16
     #: actors in this model's pool (local engines; an API account has one)

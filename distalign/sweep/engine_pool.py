@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from distalign.engines.registry import pool_traits
+from distalign.records.config import ModelConfig
+
 
 @dataclass(frozen=True)
 class Answered:
@@ -37,6 +40,20 @@ class Lost:
 
 
 Outcome = Answered | Lost
+
+
+def api_concurrency(models: Sequence[ModelConfig]) -> int:
+    """Calls in flight on one API account: the sum over the models that share it."""
+    return max(1, sum(pool_traits(m).concurrency for m in models))
+
+
+def batches_in_flight(models: Sequence[ModelConfig], local: int) -> int:
+    """How many batches a pool of these models keeps in flight, whichever hosts it: an API account as many
+    as its calls allow (at least 2, so the next batch is ready when one returns); local engines ``local``
+    (what their host can hold without a batch waiting long in a queue)."""
+    if pool_traits(models[0]).api:
+        return max(2, api_concurrency(models))
+    return local
 
 
 class EnginePool(Protocol):

@@ -16,7 +16,7 @@ from typing import Any
 
 from distalign.engines.registry import pool_traits
 from distalign.records.config import ModelConfig
-from distalign.sweep.engine_pool import Answered, Outcome
+from distalign.sweep.engine_pool import Answered, Outcome, batches_in_flight
 from distalign.sweep.hosts import AsyncEngineHost, EngineHost
 
 #: batches a local model may have waiting: enough that the driver plans ahead while one is answered
@@ -44,15 +44,9 @@ class InlinePool:
             self.hosts[key] = host
         return host
 
-    def _capacity(self, key: str) -> int:
-        traits = pool_traits(self.groups[key][0])
-        if traits.api:
-            return max(2, sum(pool_traits(m).concurrency for m in self.groups[key]))
-        return LOCAL_QUEUE
-
     def has_room(self, model: str) -> bool:
         key = self.pool_of[model]
-        return len(self.queued[key]) < self._capacity(key)
+        return len(self.queued[key]) < batches_in_flight(self.groups[key], LOCAL_QUEUE)
 
     def idle(self, model: str) -> bool:
         return not self.queued[self.pool_of[model]]

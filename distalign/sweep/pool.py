@@ -23,7 +23,7 @@ import ray
 
 from distalign.engines.registry import pool_traits
 from distalign.records.config import ModelConfig
-from distalign.sweep.engine_pool import Answered, Lost, Outcome
+from distalign.sweep.engine_pool import Answered, Lost, Outcome, api_concurrency, batches_in_flight
 from distalign.sweep.hosts import AsyncEngineHost, EngineHost
 
 #: environment variables a local engine may need, passed through to its actor when the driver has them
@@ -85,32 +85,23 @@ def actor_options(models: Sequence[ModelConfig], name: str) -> dict[str, Any]:
         "runtime_env": {"env_vars": actor_env(models)},
     }
     if traits.api:
-        opts.update(num_cpus=0, max_concurrency=_concurrency(models))
+        opts.update(num_cpus=0, max_concurrency=api_concurrency(models))
     else:
         opts.update(num_cpus=traits.num_cpus, num_gpus=traits.num_gpus)
     return opts
-
-
-def _concurrency(models: Sequence[ModelConfig]) -> int:
-    """Calls in flight on an API account's actor: the sum over the models that share it."""
-    return max(1, sum(pool_traits(m).concurrency for m in models))
 
 
 @dataclass
 class Pool:
     key: str
     models: list[ModelConfig]
-    #: an API account's pool (many calls in flight on one actor) rather than local actors
-    api: bool = False
     actors: list[Any] = field(default_factory=list)
     in_flight: list[int] = field(default_factory=list)
 
     @functools.cached_property
     def capacity(self) -> int:
         """Batches in flight at once (asked per batch sent: worked out once, after the actors start)."""
-        if self.api:
-            return max(2, _concurrency(self.models))
-        return IN_FLIGHT_PER_ACTOR * len(self.actors)
+        return batches_in_flight(self.models, IN_FLIGHT_PER_ACTOR * len(self.actors))
 
 
 class RayPool:
@@ -130,7 +121,7 @@ class RayPool:
     def _start(self, key: str) -> Pool:
         ms = self.groups[key]
         traits = pool_traits(ms[0])
-        pool = Pool(key, ms, traits.api)
+        pool = Pool(key, ms)
         cls = ray.remote(AsyncEngineActor if traits.api else EngineActor)
         for i in range(traits.replicas):
             name = f"distalign-{key.replace(':', '-').replace('/', '_')}-{i}-{self.run_id}"

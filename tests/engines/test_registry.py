@@ -88,3 +88,11 @@ def test_default_weights_identity_is_machine_independent(tmp_path, monkeypatch) 
         ModelConfig(name="m", weights="default", revision="abc", serving=ServingConfig("hf"))
     )
     assert pinned.revision == "abc"
+
+
+def test_a_model_without_an_engine_is_told_to_name_one() -> None:
+    """No engine is assumed for a model whose config names none: the error says where and what to set."""
+    from distalign.engines.registry import engine_spec
+
+    with pytest.raises(InputError, match=r"model 'm': serving.engine.*no engine set; choose one of"):
+        engine_spec(ModelConfig(name="m", weights="w"))
