@@ -107,6 +107,9 @@ def _example_answer(
 _TARGET_ONLY = frozenset({"item_id", "question", "meta"})
 #: rendered demonstration parts shared by every prompt that shows the same example to the same group
 Memo = dict[tuple[Any, ...], dict[str, str]]
+#: entries a memo keeps before it starts afresh (about 60 MB; the release's grid needs 17,356): a survey
+#: 100x the release would otherwise keep every demonstration it ever rendered
+MEMO_LIMIT = 100_000
 
 
 def _examples_text(
@@ -128,6 +131,8 @@ def _examples_text(
         (k, tuple(v) if isinstance(v, list) else v) for k, v in base.items() if k not in _TARGET_ONLY
     )
     memo = {} if memo is None else memo
+    if len(memo) > MEMO_LIMIT:
+        memo.clear()
     blocks = []
     for i, ex in enumerate(chosen, start=1):
         letters = _letters(templates, len(ex.options), f"example {ex.id!r}")

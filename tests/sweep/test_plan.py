@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from distalign.records.config import CalibrationConfig, ModelConfig, SteeringConfig
 from distalign.records.config import serving as serving_config
 from distalign.survey import load_survey
@@ -184,3 +186,20 @@ def test_demonstrations_rendered_once_per_sweep_read_as_if_rendered_afresh() -> 
             assert unit.prompt == alone, (cell.spec, unit.item_id, unit.group)
             blocks += len(shown)
     assert shared.rendered and blocks > len(shared.rendered)
+
+
+def test_the_demonstrations_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A survey far larger than the release must not keep every demonstration it rendered: past its limit
+    the memo starts afresh, and the prompts read the same."""
+    import distalign.prompts.render as render
+    from distalign.sweep.plan import Examples, iter_units
+
+    cell = resolve(make_cell("seq", "few_shot"))
+    unbounded = plan_cell(cell, Examples())
+    monkeypatch.setattr(render, "MEMO_LIMIT", 7)
+    small = Examples()
+    sizes = []
+    for unit, again in zip(unbounded.units, iter_units(cell, small), strict=True):
+        assert unit.prompt == again.prompt
+        sizes.append(len(small.rendered))
+    assert max(sizes) <= 7 + 2 * cell.spec.n_examples and sizes.index(max(sizes)) < len(sizes) - 1
