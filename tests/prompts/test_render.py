@@ -121,6 +121,20 @@ def test_few_shot_never_shows_the_target_and_caps_at_n() -> None:
     assert "Example 5:" in text and "Example 6:" not in text
 
 
+def test_a_shared_memo_never_lends_one_groups_demonstrations_to_another() -> None:
+    """The same examples with the same distributions, shown to two groups: the sampled answers are seeded
+    by the group, so a memo that reused the first group's text would show the second group wrong answers;
+    and a target with fewer options (other letters) reads as if rendered alone too."""
+    memo: dict = {}
+    item, examples = _item(), _examples()
+    spec = PromptSpec("benchmark", "few_shot", "seq")
+    two = Item("opinionqa", "Q2", "Should dogs vote?", ("Yes", "No"), (1.0, 2.0))
+    for target, attribute, group in [(item, "SEX", "Male"), (item, "SEX", "Female"), (two, "SEX", "Female")]:
+        shared = render_prompt(target, attribute, group, examples, spec, memo=memo)
+        assert shared == render_prompt(target, attribute, group, examples, spec), (target.id, group)
+    assert memo
+
+
 def test_few_shot_without_examples_is_an_input_error() -> None:
     with pytest.raises(InputError, match="examples"):
         render_prompt(_item(), "SEX", "Male", (), PromptSpec("benchmark", "few_shot", "logprobs"))
