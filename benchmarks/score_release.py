@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from distalign.cli.score import write_rows
+from distalign.cli.score import write_rows, write_scores
 from distalign.report.meister2024.predictions_file import write_predictions
 from distalign.report.meister2024.release import import_release
 from distalign.scoring.predictions import datasets_in, read_predictions, resolve_predictions
@@ -72,10 +71,7 @@ def main() -> None:
         write_rows([*rows, *base], out / "leaderboard.json", out / "leaderboard.csv")
         write_rows(kss, out / "kss.json", out / "kss.csv")
         write_rows(base, out / "baselines.json", out / "baselines.csv")
-        scored.assign(  # as ``distalign score --out`` writes it
-            pred=[None if p is None else json.dumps([round(float(x), 6) for x in p]) for p in scored["pred"]],
-            human=[json.dumps([round(float(x), 6) for x in h]) for h in scored["human"]],
-        ).to_csv(out / "scores.csv", index=False)
+        write_scores(scored, out / "scores.csv")
         clock.append(time.perf_counter())
         cpu = time.process_time() - cpu0
 

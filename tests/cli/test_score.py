@@ -118,7 +118,17 @@ def test_score_writes_leaderboard_kss_and_baselines(release_dir, tmp_path, capsy
     # seq parsed 30 of 40 answers (< 90%): filler, so no knowledge-to-simulation gap is claimed from it
     assert json.loads((out / "kss.json").read_text()) == []
     shown = capsys.readouterr().out
-    assert (out / "scores.csv").is_file() and "TV (95% CI)" in shown and "†" in shown
+    assert "TV (95% CI)" in shown and "†" in shown
+    # scores.csv: each pair with both distributions as JSON lists, to 6 decimals
+    scored = pd.read_csv(out / "scores.csv", keep_default_na=False, na_values=[""])
+    assert len(scored) == 80
+    for d in survey.distributions[:40]:
+        pair = scored[(scored["item_id"] == d.item_id) & (scored["group"] == d.group)].set_index("method")
+        assert json.loads(pair.at["verbalize", "human"]) == pytest.approx(list(d.probs), abs=5e-7)
+        assert json.loads(pair.at["verbalize", "pred"]) == pytest.approx(
+            list(0.5 * d.probs + 0.125), abs=5e-7
+        )
+        assert json.loads(pair.at["seq", "pred"]) == [0.25] * 4  # parsed, or unparsed scored as uniform
 
 
 @pytest.mark.parametrize(

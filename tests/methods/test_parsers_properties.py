@@ -88,3 +88,39 @@ def test_non_string_input_is_unparsed() -> None:
 def test_unknown_method_is_a_configuration_error() -> None:
     with pytest.raises(InputError, match="no parser for method 'telepathy'"):
         parse_response("telepathy", "A", "AB")
+
+
+# Well-formed answers take short cuts; the same answer wrapped in prose goes through every heuristic.
+# Both must read the same distribution, whatever the quoting, keys and numbers.
+RAW_VALUES = st.sampled_from(
+    ["20", "0.25", "1e1", ".5", "5.", "'20%'", '"20%"', "null", "true", "None", "'n/a'"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(RAW_VALUES, min_size=2, max_size=5),
+    st.sampled_from(["A", "Option A", "Option A's view"]),
+    st.sampled_from(["'", '"']),
+)
+def test_a_bare_object_reads_as_the_same_object_inside_prose(values: list[str], key: str, quote: str) -> None:
+    letters = "ABCDE"[: len(values)]
+    labels = [f"Option {c}'s view" for c in letters]
+    names = [key.replace("A", c) for c in letters]
+    text = "{" + ", ".join(f"{quote}{n}{quote}: {v}" for n, v in zip(names, values, strict=True)) + "}"
+    bare = parse_verbalized(text, letters, labels)
+    wrapped = parse_verbalized(f"My estimate: {text} for this group.", letters, labels)
+    assert (bare.status, bare.detail) == (wrapped.status, wrapped.detail)
+    if bare.probs is not None:
+        assert np.array_equal(bare.probs, wrapped.probs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("ABCDEab"), min_size=1, max_size=40), st.sampled_from(["", " ", ", "]))
+def test_a_bare_sequence_reads_as_the_same_sequence_inside_prose(letters: list[str], sep: str) -> None:
+    text = sep.join(letters)
+    bare = parse_sequence(text, "ABCD", expected_len=30)
+    wrapped = parse_sequence(f"here is my sequence:\n{text}\nthanks", "ABCD", expected_len=30)
+    assert (bare.status, bare.detail) == (wrapped.status, wrapped.detail)
+    if bare.probs is not None:
+        assert np.array_equal(bare.probs, wrapped.probs)

@@ -64,8 +64,14 @@ def parse_sequence(text: str, letters: Sequence[str], expected_len: int = 30) ->
     valid = frozenset(upper)
     text = bounded(text)
     tokens = text.split()
-    # the well-formed answer ("B A C ..."): every token one option letter, so the longest run is all of it
-    run = tokens if tokens and valid.issuperset(tokens) else _longest_run(text, valid)
+    # the well-formed answers ("B A C ...", "BAC..."): every token made of option letters, so the longest
+    # run is all of them
+    if tokens and valid.issuperset(tokens):
+        run = tokens
+    elif tokens and all(t.isascii() and t.isalpha() and valid.issuperset(t) for t in tokens):
+        run = list("".join(tokens))
+    else:
+        run = _longest_run(text, valid)
     counts = Counter(run)
     n_valid = sum(counts[c] for c in valid)
     if n_valid == 0:

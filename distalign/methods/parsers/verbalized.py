@@ -34,7 +34,8 @@ def _spans(text: str, open_: str, close: str) -> list[str]:
     """Top-level balanced ``open_ ... close`` spans, in order (linear scan, no regex backtracking)."""
     out: list[str] = []
     depth, start = 0, -1
-    for i, ch in enumerate(text):
+    for m in re.finditer(f"[{re.escape(open_)}{re.escape(close)}]", text):
+        i, ch = m.start(), m.group()
         if ch == open_:
             if depth == 0:
                 start = i
@@ -95,6 +96,26 @@ def _single_object(text: str) -> str | None:
     return None if "{" in inner or "}" in inner or "`" in body else body
 
 
+def _flat_object(body: str) -> object:
+    """One flat object read as JSON, or as a single-quoted Python dict of strings and numbers (what
+    several models write): without double quotes and backslashes, swapping the quotes is exact, and
+    far cheaper than ``ast.literal_eval``. ``None`` when neither reads."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        pass
+    if '"' in body or "\\" in body:
+        return None
+    try:
+        obj = json.loads(body.replace("'", '"'))
+    except (ValueError, RecursionError):
+        return None
+    plain = isinstance(obj, dict) and all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in obj.values()
+    )
+    return obj if plain else None  # null, true, false: not Python; the full heuristics decide
+
+
 def _candidates(
     text: str, letters: Sequence[str], labels: Sequence[str] | None
 ) -> list[tuple[Values, list[str]]]:
@@ -133,10 +154,7 @@ def _found(text: str, letters: Sequence[str], labels: Sequence[str] | None) -> l
     s = bounded(text)
     single = _single_object(s)
     if single is not None:
-        try:
-            obj = json.loads(single)
-        except (ValueError, RecursionError):
-            obj = None
+        obj = _flat_object(single)
         if isinstance(obj, Mapping):
             values, notes = _from_pairs(list(obj.items()), letters, labels)
             if values is not None:
