@@ -141,8 +141,8 @@ class HFEngine:
             except Exception as exc:  # errors are data: one bad request never sinks the batch
                 results[i] = OptionLogprobResult(error=_describe(exc))
         ready.sort(key=lambda item: len(item[1]))
-        for start in range(0, len(ready), self.batch_size):
-            chunk = ready[start : start + self.batch_size]
+        for span in _batches([len(ids) for _, ids, _ in ready], self.batch_size):
+            chunk = ready[span]
             try:
                 logprobs, _ = self._forward([ids for _, ids, _ in chunk])
             except Exception as exc:
@@ -175,8 +175,8 @@ class HFEngine:
             rows.extend(new_rows)
             prompt_tokens[i] = len(new_rows[0].ids)
         rows.sort(key=lambda r: len(r.ids))
-        for start in range(0, len(rows), self.batch_size):
-            chunk = [r for r in rows[start : start + self.batch_size] if r.request not in errors]
+        for span in _batches([len(r.ids) for r in rows], self.batch_size):
+            chunk = [r for r in rows[span] if r.request not in errors]
             try:
                 if chunk:
                     self._decode(chunk)
@@ -372,6 +372,21 @@ class _Sampler:
             drawn = torch.where(probs.gather(1, drawn[:, None]).squeeze(1) > 0, drawn, picks)
             picks = torch.where(self.greedy, picks, drawn)
         return [int(t) for t in picks.tolist()]
+
+
+def _batches(lengths: Sequence[int], size: int) -> list[slice]:
+    """Consecutive runs of the ascending prompt ``lengths``, at most ``size`` long, whose longest prompt is
+    at most twice the shortest: left padding then at most doubles a row's work, where one long prompt
+    among short ones would pad every row to its length."""
+    out: list[slice] = []
+    start = 0
+    for i, n in enumerate(lengths):
+        if i > start and (i - start == size or n > 2 * lengths[start]):
+            out.append(slice(start, i))
+            start = i
+    if lengths:
+        out.append(slice(start, len(lengths)))
+    return out
 
 
 def _logsumexp(values: list[float]) -> float:

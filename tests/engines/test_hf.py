@@ -125,6 +125,37 @@ def test_batched_logprobs_equal_one_at_a_time(engine: HFEngine) -> None:
         assert together.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
 
 
+def test_a_long_prompt_never_pads_short_ones_to_its_length(engine: HFEngine, monkeypatch) -> None:
+    """Prompts are batched by length, so that padding at most doubles a row's work (one long prompt would
+    otherwise pad every short one to its length); the answers stay those of each prompt alone."""
+    padded: list[int] = []  # rows x width of each prompt's forward pass (decoding steps not counted)
+    forward = engine.model.forward
+
+    def recording(*args, **kwargs):
+        if kwargs.get("past_key_values") is None:
+            padded.append(kwargs["input_ids"].numel())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(engine.model, "forward", recording)
+    texts = [PROMPTS[0], " ".join(PROMPTS * 12), PROMPTS[1], PROMPTS[2]]
+
+    def lengths(prefix: str) -> list[int]:
+        return [len(encode(engine.tokenizer, render_chat(engine.tokenizer, _user(t), prefix))) for t in texts]
+
+    assert max(lengths("Answer:")) > 4 * min(lengths("Answer:"))
+    requests = [OptionLogprobRequest(_user(t), LETTERS, "Answer:") for t in texts]
+    batched = engine.option_logprobs(requests)
+    assert 1 < len(padded) < len(texts) and sum(padded) <= 2 * sum(lengths("Answer:"))
+    for request, together in zip(requests, batched, strict=True):
+        (alone,) = engine.option_logprobs([request])
+        assert together.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+    padded.clear()
+    greedy = [GenerateRequest(_user(t), SamplingParams(temperature=0.0, max_tokens=3)) for t in texts]
+    together_texts = [r.texts for r in engine.generate(greedy)]
+    assert 1 < len(padded) < len(texts) and sum(padded) <= 2 * sum(lengths(""))
+    assert together_texts == [engine.generate([r])[0].texts for r in greedy]
+
+
 def test_greedy_is_deterministic_and_matches_transformers_generate(engine: HFEngine) -> None:
     params = SamplingParams(temperature=0.0, max_tokens=6)
     requests = [GenerateRequest(_user(p), params) for p in PROMPTS[:2]]
