@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from distalign.errors import InputError
 from distalign.methods.registry import get_method
 from distalign.prompts.presets import load_templates
 from distalign.prompts.render import PromptSpec, group_context, render_prompt, render_toy
+from distalign.prompts.templates import compile_templates, packaged_templates
 from distalign.records.config import SteeringConfig
 from distalign.survey.model import Example, Item
 
@@ -133,6 +136,22 @@ def test_a_shared_memo_never_lends_one_groups_demonstrations_to_another() -> Non
         shared = render_prompt(target, attribute, group, examples, spec, memo=memo)
         assert shared == render_prompt(target, attribute, group, examples, spec), (target.id, group)
     assert memo
+
+
+def test_a_shared_memo_keeps_demonstrations_apart_when_they_show_the_targets_letters() -> None:
+    """A user's templates may show the target's option letters inside each demonstration: targets with
+    other letters then get other demonstrations, as if each prompt was rendered alone."""
+    raw = copy.deepcopy(dict(packaged_templates().raw))
+    raw["blocks"]["distribution"] = "(answer with {{ letters|join('/') }}) " + raw["blocks"]["distribution"]
+    templates = compile_templates(raw, "letters-in-demonstrations.yaml")
+    memo: dict = {}
+    item, examples = _item(), _examples()
+    two = Item("opinionqa", "Q2", "Should dogs vote?", ("Yes", "No"), (1.0, 2.0))
+    spec = PromptSpec("benchmark", "few_shot", "seq")
+    for target in (item, two):
+        shared = render_prompt(target, "SEX", "Male", examples, spec, templates, memo=memo)
+        assert shared == render_prompt(target, "SEX", "Male", examples, spec, templates), target.id
+    assert "(answer with A/B)" in _user(shared)
 
 
 def test_few_shot_without_examples_is_an_input_error() -> None:
