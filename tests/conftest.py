@@ -20,6 +20,15 @@ SHARED_DATA = Path(os.environ.get("DISTALIGN_SHARED_DATA", REPO.parent / "shared
 # test engines (``serving.engine: tests.engines.probe_engine``) load in subprocesses and Ray workers too
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
+# Workers of ``pytest -n N`` share the machine's cores. torch (and OpenMP in BLAS) would start one thread per
+# core in every worker, and OpenMP threads that outnumber the cores spin while they wait for each other: two
+# workers running the default model side by side each took 104 s of CPU for what one thread each does in 74 s.
+# Subprocesses and Ray workers inherit the setting; a sweep's own engine actors already use the cores they
+# reserve.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 
 def release_candidates() -> list[Path]:
     """Where the release is looked for, in order."""
