@@ -64,9 +64,9 @@ def figure3_frame(root: Path, k: int = 4, n_resamples: int = 1000, seed: int = 0
 
 
 def _shown(title: str) -> str:
-    """A book title as the paper prints it: the release's titles were title-cased letter by letter after
-    each apostrophe ("Washington'S Crossing")."""
-    return re.sub(r"(?<=[a-z])'S\b", "'s", title)
+    """A book title as the paper prints it: the release's titles capitalise the letter after an apostrophe
+    ("Washington'S Crossing", "Don'T"); a name such as "O'Farrell" is left as it is."""
+    return re.sub(r"(?<=[a-z])'([A-Z])\b", lambda m: "'" + m.group(1).lower(), title)
 
 
 def figure3(frame: pd.DataFrame, palette: object = None) -> Figure:

@@ -15,3 +15,6 @@ def test_the_figure_spells_the_books_as_the_paper_does(release_dir: Path) -> Non
     labels = [t.get_text().replace("\n", " ") for t in figure3(frame).axes[0].get_xticklabels()]
     assert any(label.startswith("Washington's Crossing") for label in labels), labels
     assert not any("'S" in label for label in labels), labels
+    others = frame.replace({"book": {frame["book"].iloc[0]: "Why Don'T We By Maggie O'Farrell"}})
+    labels = [t.get_text().replace("\n", " ") for t in figure3(others).axes[0].get_xticklabels()]
+    assert "Why Don't We By Maggie O'Farrell" in labels, labels
