@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -23,7 +23,6 @@ from distalign.engines.batch.base import BatchError
 from distalign.engines.store import ResponseStore, StoreError
 from distalign.errors import InputError
 from distalign.records.config import CellConfig, SweepSettings, to_cell
-from distalign.report.document import ReportFiles, write_report
 from distalign.report.leaderboard import aggregate_name, headline_steering, kss_table
 from distalign.report.render import print_leaderboard
 from distalign.report.tables import leaderboard_markdown
@@ -41,8 +40,11 @@ from distalign.sweep.plan import summarize
 from distalign.sweep.record import sweep_metrics
 from distalign.sweep.runner import run_sweep, store_root, sweep_folder, sweep_id
 from distalign.sweep.validate import Validated, check_serving, check_settings, validate_cells
-from distalign.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
 from distalign.tracking.store_check import check_tracking_uri
+
+if TYPE_CHECKING:
+    from distalign.report.document import ReportFiles
+    from distalign.tracking.mlflow_tracker import MLflowTracker
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +207,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _run(validated: Validated, settings: SweepSettings) -> Outcome:
+    # imported here, not at the top: MLflow and the report's libraries (calibration, scikit-learn,
+    # matplotlib) take about 3 of the 6.5 s a dry run or a configuration error used to cost before its answer
+    from distalign.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
+
     cells = validated.cells
     hashes = [c.spec_hash for c in cells]
     folder = sweep_folder(settings, hashes)
@@ -378,6 +384,8 @@ def _unsupported_rows(validated: Validated, datasets: Sequence[str]) -> list[dic
 def _report(folder: Path, validated: Validated, settings: SweepSettings) -> ReportFiles:
     """The sweep's report (leaderboard, figures, calibration analyses) from every finished cell of the
     sweep folder, including cells finished before a resume."""
+    from distalign.report.document import write_report  # see _run: not needed by dry runs
+
     items = read_items(folder, exclude=SKIPPED_COLUMNS)
     surveys: dict[str, Survey] = {}
     for c in validated.cells:
