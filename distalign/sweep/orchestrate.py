@@ -207,8 +207,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _run(validated: Validated, settings: SweepSettings) -> Outcome:
-    # imported here, not at the top: MLflow and the report's libraries (calibration, scikit-learn,
-    # matplotlib) take about 3 of the 6.5 s a dry run or a configuration error used to cost before its answer
+    # imported here, not at the top: loading MLflow and the report's libraries (calibration, scikit-learn,
+    # matplotlib) made a dry run or a configuration error answer in 6.5 s instead of 4.9 s
     from distalign.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
 
     cells = validated.cells
