@@ -22,14 +22,15 @@ import numpy as np
 import pandas as pd
 
 from distalign.calibration.frame import padded, question_keys, scores, split_label
-from distalign.calibration.regression import (
-    CANDIDATES,
+from distalign.calibration.regression import CANDIDATES, DistributionRegressor, option_mse
+from distalign.calibration.sampling import (
+    REPEATS,
     SPLIT,
-    DistributionRegressor,
-    option_mse,
+    item_keys,
     split_questions,
+    training_pool,
+    training_sets,
 )
-from distalign.calibration.sampling import REPEATS, item_keys, training_pool, training_sets
 from distalign.errors import InputError
 
 SIZES: tuple[int, ...] = (1, 5, 10, 50, 100, 200, 500, 1000, 1200)

@@ -16,13 +16,8 @@ import numpy as np
 import pandas as pd
 
 from distalign.calibration.frame import Padded, cell_groups, padded, question_keys, scores, split_label
-from distalign.calibration.regression import (
-    CANDIDATES,
-    SPLIT,
-    DistributionRegressor,
-    option_mse,
-    split_questions,
-)
+from distalign.calibration.regression import CANDIDATES, DistributionRegressor, option_mse
+from distalign.calibration.sampling import SPLIT, split_questions
 from distalign.errors import InputError
 
 SETTING_KEYS: tuple[str, ...] = ("model", "method", "steering")

@@ -26,7 +26,6 @@ from distalign.errors import InputError
 
 FEATURES: tuple[str, ...] = ("plain", "position")
 CANDIDATES: tuple[str, ...] = ("linear", "lasso", "ridge", "random_forest")
-SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
 
 def candidate_grid(names: Sequence[str] = CANDIDATES, seed: int = 0) -> list[dict[str, list[Any]]]:
@@ -180,28 +179,6 @@ def _closed_form_search(
 
 def clone_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: clone(v) if isinstance(v, BaseEstimator) else v for k, v in params.items()}
-
-
-def split_questions(questions: np.ndarray, seed: int = 0, fractions: Sequence[float] = SPLIT) -> np.ndarray:
-    """``train`` / ``dev`` / ``test`` per row, by a seeded permutation of the unique questions.
-
-    Dev and test each get ``round(fraction * n)`` questions, at least one unless the fraction is 0; the
-    rest is training.
-    """
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
-        raise InputError(
-            f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}", where="split"
-        )
-    uniq = np.array(sorted({str(q) for q in questions}), dtype=object)
-    if uniq.size < 3:
-        raise InputError(
-            f"an 80/10/10 split by question needs at least 3 questions, got {uniq.size}", where="split"
-        )
-    order = np.random.default_rng(seed).permutation(uniq)
-    n_dev, n_test = (0 if f == 0 else max(1, round(f * uniq.size)) for f in fractions[1:])
-    label = {q: "test" for q in order[:n_test]}
-    label |= {q: "dev" for q in order[n_test : n_test + n_dev]}
-    return np.array([label.get(str(q), "train") for q in questions], dtype=object)
 
 
 def option_mse(pred: np.ndarray, human: np.ndarray, mask: np.ndarray) -> float:

@@ -24,8 +24,8 @@ from distalign.calibration.frame import is_evaluated
 from distalign.calibration.groups import group_effects
 from distalign.calibration.ood import ood_table
 from distalign.calibration.paper_tables import logp_table, ood_paper_table
-from distalign.calibration.regression import CANDIDATES, SPLIT
-from distalign.calibration.sampling import REPEATS
+from distalign.calibration.regression import CANDIDATES
+from distalign.calibration.sampling import REPEATS, SPLIT
 from distalign.calibration.summary import kambhatla_table, setting_spread
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig

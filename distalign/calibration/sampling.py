@@ -21,10 +21,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from distalign.calibration.regression import SPLIT, split_questions
 from distalign.errors import InputError
 from distalign.survey.model import GroupDistribution, Survey
 
+#: train / dev / test fractions, by question (the paper's 80/10/10)
+SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
 #: (dataset, item_id, attribute, group): one human distribution
 DistributionKey = tuple[str, str, str, str]
 #: random draws per training size (the paper's 10)
@@ -32,6 +33,28 @@ REPEATS = 10
 #: the few-shot prompt's examples and the number of draws it is averaged over (the paper's 5 and 3)
 FEW_SHOT_EXAMPLES = 5
 FEW_SHOT_DRAWS = 3
+
+
+def split_questions(questions: np.ndarray, seed: int = 0, fractions: Sequence[float] = SPLIT) -> np.ndarray:
+    """``train`` / ``dev`` / ``test`` per row, by a seeded permutation of the unique questions.
+
+    Dev and test each get ``round(fraction * n)`` questions, at least one unless the fraction is 0; the
+    rest is training.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
+        raise InputError(
+            f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}", where="split"
+        )
+    uniq = np.array(sorted({str(q) for q in questions}), dtype=object)
+    if uniq.size < 3:
+        raise InputError(
+            f"an 80/10/10 split by question needs at least 3 questions, got {uniq.size}", where="split"
+        )
+    order = np.random.default_rng(seed).permutation(uniq)
+    n_dev, n_test = (0 if f == 0 else max(1, round(f * uniq.size)) for f in fractions[1:])
+    label = {q: "test" for q in order[:n_test]}
+    label |= {q: "dev" for q in order[n_test : n_test + n_dev]}
+    return np.array([label.get(str(q), "train") for q in questions], dtype=object)
 
 
 def distribution_key(dataset: object, item_id: object, attribute: object, group: object) -> DistributionKey:

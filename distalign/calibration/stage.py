@@ -34,7 +34,8 @@ from distalign.calibration.frame import (
     scores,
     split_label,
 )
-from distalign.calibration.regression import CANDIDATES, SPLIT, DistributionRegressor, split_questions
+from distalign.calibration.regression import CANDIDATES, DistributionRegressor
+from distalign.calibration.sampling import SPLIT, split_questions
 from distalign.calibration.summary import kambhatla_table
 from distalign.calibration.temperature import TemperatureScaler, cross_fit
 from distalign.errors import InputError

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from distalign.calibration.regression import SPLIT, split_questions
-from distalign.calibration.sampling import few_shot_examples
+from distalign.calibration.sampling import SPLIT, few_shot_examples, split_questions
 from distalign.engines.registry import engine_capabilities, model_identity
 from distalign.engines.registry import prices as engine_prices
 from distalign.engines.store import request_key

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import calibrate_items
+from distalign.calibration.stage import calibrate_items
 from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import power, synthetic_items
 

@@ -7,17 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import (
-    SIZES,
-    calibrate_items,
-    gains_and_losses,
-    group_effects,
-    kambhatla_table,
-    learning_curve,
-    ood_table,
-)
-from distalign.calibration.curves import capped_sizes
+from distalign.calibration.curves import SIZES, capped_sizes, learning_curve
+from distalign.calibration.groups import gains_and_losses, group_effects
+from distalign.calibration.ood import ood_table
 from distalign.calibration.report import sweep_tables
+from distalign.calibration.stage import calibrate_items, kambhatla_table
 from distalign.calibration.summary import setting_spread
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig

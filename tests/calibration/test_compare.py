@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import calibrate_items, method_comparison, sweep_tables, triple_comparison
-from distalign.calibration.report import ReportOptions
+from distalign.calibration.compare import method_comparison, triple_comparison
+from distalign.calibration.report import ReportOptions, sweep_tables
+from distalign.calibration.stage import calibrate_items
 from distalign.metrics.significance import repeated_measures_anova
 from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import power, synthetic_items

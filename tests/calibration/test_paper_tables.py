@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import kambhatla_table, ood_table
+from distalign.calibration.ood import ood_table
 from distalign.calibration.paper_tables import logp_table, not_public_line, ood_paper_table, prompt_label
 from distalign.calibration.report import ReportOptions, paper_ood_tables, sweep_tables
+from distalign.calibration.stage import kambhatla_table
 from tests.calibration.conftest import synthetic_items
 
 FAST = ("linear", "ridge")

@@ -9,14 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import (
-    calibrate_items,
-    extraction_table,
-    kambhatla_table,
-    leaderboard_items,
-    sweep_tables,
-)
-from distalign.calibration.report import ReportOptions
+from distalign.calibration.extraction import extraction_table
+from distalign.calibration.report import ReportOptions, leaderboard_items, sweep_tables
+from distalign.calibration.stage import calibrate_items, kambhatla_table
 from distalign.records.config import CalibrationConfig
 from distalign.report.leaderboard import leaderboard
 from tests.calibration.conftest import power, synthetic_items

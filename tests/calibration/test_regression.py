@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distalign.calibration import DistributionRegressor, calibrate_items, split_questions
-from distalign.calibration.regression import option_features, renormalised
+from distalign.calibration.regression import DistributionRegressor, option_features, renormalised
+from distalign.calibration.sampling import split_questions
+from distalign.calibration.stage import calibrate_items
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import synthetic_items

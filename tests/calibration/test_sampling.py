@@ -7,19 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distalign.calibration import (
-    DistributionRegressor,
-    calibrate_items,
+from distalign.calibration.curves import learning_curve
+from distalign.calibration.frame import padded, question_keys
+from distalign.calibration.regression import DistributionRegressor, option_mse
+from distalign.calibration.sampling import (
     few_shot_examples,
     few_shot_sets,
     item_keys,
-    learning_curve,
     split_questions,
     training_pool,
     training_sets,
 )
-from distalign.calibration.frame import padded, question_keys
-from distalign.calibration.regression import option_mse
+from distalign.calibration.stage import calibrate_items
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from distalign.survey import load_survey

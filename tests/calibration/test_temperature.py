@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from distalign.calibration import TemperatureScaler, calibrate_items, cross_fit
 from distalign.calibration.frame import log_probs, padded, question_keys
-from distalign.calibration.temperature import scaled_softmax
+from distalign.calibration.stage import calibrate_items
+from distalign.calibration.temperature import TemperatureScaler, cross_fit, scaled_softmax
 from distalign.errors import InputError
 from distalign.records.config import CalibrationConfig
 from tests.calibration.conftest import power, synthetic_items

@@ -101,7 +101,7 @@ def test_bad_model_uri_is_an_input_error(predictions: Path, tmp_path: Path) -> N
 def test_applies_a_logged_calibrator(predictions: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from distalign.calibration import calibrate_items
+    from distalign.calibration.stage import calibrate_items
     from distalign.records.config import CalibrationConfig
     from distalign.tracking.calibrators import log_calibrators
 

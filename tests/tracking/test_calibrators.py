@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distalign.calibration import calibrate_items
+from distalign.calibration.stage import calibrate_items
 from distalign.records.config import CalibrationConfig
 from distalign.tracking.calibrators import eval_tv, load_calibrator, log_calibrators, safe_name
 from tests.calibration.conftest import synthetic_items
