@@ -36,7 +36,7 @@ from distalign.calibration.stage import apply_calibrator, calibrate_items
 from distalign.cli.outputs import check_output
 from distalign.cli.score import warnings_on_stderr
 from distalign.errors import InputError
-from distalign.records.config import CalibrationConfig
+from distalign.records.config import UNPARSED_POLICIES, CalibrationConfig
 from distalign.report.figures import (
     group_effects_figure,
     save_figure,
@@ -45,7 +45,7 @@ from distalign.report.figures import (
 from distalign.report.leaderboard import leaderboard
 from distalign.report.render import print_whole
 from distalign.scoring.predictions import datasets_in, read_predictions
-from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
+from distalign.scoring.score import score_predictions
 from distalign.survey.model import DATASETS, Survey
 from distalign.survey.registry import surveys_for
 from distalign.tracking.calibrators import load_calibrator

@@ -15,13 +15,14 @@ from distalign.cli.helptext import add_command
 from distalign.cli.outputs import check_output
 from distalign.cli.score import DATA_DIR_HELP, bootstrap_args
 from distalign.errors import InputError
+from distalign.records.config import UNPARSED_POLICIES
 from distalign.report.document import ReportFiles, write_report
 from distalign.report.items import as_items
 from distalign.report.leaderboard import MIN_PARSED
 from distalign.report.meister2024.compare import release_beside
 from distalign.scoring.predictions import datasets_in, read_predictions
 from distalign.scoring.results import CELLS, read_items
-from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
+from distalign.scoring.score import score_predictions
 from distalign.survey.registry import surveys_for
 from distalign.tracking.mlflow_tracker import resolve_tracking_uri
 from distalign.tracking.readback import download_sweep

@@ -26,9 +26,10 @@ from rich.progress import (
 )
 
 from distalign.cli.outputs import check_output
+from distalign.records.config import UNPARSED_POLICIES
 from distalign.report.render import print_leaderboard
 from distalign.scoring.predictions import PredictionsWarning, datasets_in, read_predictions
-from distalign.scoring.score import UNPARSED_POLICIES, score_predictions
+from distalign.scoring.score import score_predictions
 from distalign.scoring.scores import baseline_rows, kss_table, leaderboard
 from distalign.survey.model import DATASETS
 from distalign.survey.paths import ENV_VAR, FIXTURE_ALIAS

@@ -19,6 +19,10 @@ from omegaconf import MISSING
 
 from distalign.errors import InputError
 
+#: what an unparsed answer scores as: the uniform distribution, nothing (left out), or the worst TV
+UnparsedPolicy = typing.Literal["uniform", "exclude", "worst"]
+UNPARSED_POLICIES: tuple[str, ...] = typing.get_args(UnparsedPolicy)
+
 
 @dataclass
 class ServingConfig:
@@ -114,7 +118,7 @@ class SweepSettings:
     dry_run: bool = False
     seed: int = 0
     n_resamples: int = 1000
-    unparsed: str = "uniform"  # uniform | exclude | worst
+    unparsed: str = "uniform"  # one of UNPARSED_POLICIES
     #: a cell that parsed fewer than this share of its answers is marked as mostly filler in every table,
     #: figure and the MLflow description, and left out of the knowledge-to-simulation gap
     min_parsed: float = 0.9

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from distalign.errors import InputError
+from distalign.records.config import UNPARSED_POLICIES, UnparsedPolicy
 from distalign.scoring.predictions import Progress, resolve_predictions
-from distalign.scoring.scores import SCORED_COLUMNS, UNPARSED_POLICIES, UnparsedPolicy, score_resolved
+from distalign.scoring.scores import SCORED_COLUMNS, score_resolved
 from distalign.scoring.table import SurveyTable
 from distalign.survey.model import Survey
 
@@ -51,4 +52,4 @@ def score_predictions(
     return scored
 
 
-__all__ = ["SCORED_COLUMNS", "UNPARSED_POLICIES", "SurveyTable", "score_predictions", "score_resolved"]
+__all__ = ["SCORED_COLUMNS", "SurveyTable", "score_predictions", "score_resolved"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,12 +35,11 @@ from distalign.metrics import (
 )
 from distalign.metrics.bootstrap import pooled_bootstraps
 from distalign.metrics.extraction import EXTRACTED
+from distalign.records.config import UnparsedPolicy
 from distalign.scoring.predictions import Resolved
 from distalign.scoring.table import SurveyTable
 from distalign.survey.model import DATASETS, Survey
 
-UnparsedPolicy = Literal["uniform", "exclude", "worst"]
-UNPARSED_POLICIES: tuple[str, ...] = ("uniform", "exclude", "worst")
 SCORED_COLUMNS: tuple[str, ...] = (
     "row", "model", "method", "steering", "dataset", "item_id", "attribute", "group",
     "status", "detail", "n_total", "n_valid", "tv", "alignment", "pred", "human",
@@ -428,7 +427,6 @@ __all__ = [
     "HUMAN_MODELS",
     "ROW_KEYS",
     "SCORED_COLUMNS",
-    "UNPARSED_POLICIES",
     "aggregate_name",
     "baseline_pools",
     "baseline_rows",

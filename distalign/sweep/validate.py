@@ -17,7 +17,7 @@ from distalign.engines.weights import check_weights
 from distalign.errors import InputError
 from distalign.methods.base import Method
 from distalign.prompts.render import STEERINGS, RenderedPrompt
-from distalign.records.config import CellConfig, ModelConfig, SweepSettings
+from distalign.records.config import UNPARSED_POLICIES, CellConfig, ModelConfig, SweepSettings
 from distalign.records.engine import (
     Capabilities,
     CapabilityError,
@@ -25,7 +25,6 @@ from distalign.records.engine import (
     Message,
     OptionLogprobRequest,
 )
-from distalign.scoring.score import UNPARSED_POLICIES
 from distalign.sweep.cells import CALIBRATIONS, Cell, cell_method, resolve
 
 _PROBE_LETTERS = ("A", "B", "C")
