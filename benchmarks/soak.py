@@ -43,7 +43,7 @@ from tests.engines.openai_stub import OpenAIStub  # noqa: E402
 
 ANSWER = '{"Yes": 60, "No": 40}'
 KEY_ENV = "DISTALIGN_SOAK_KEY"
-BUSY_EXIT = 75  # distalign.sweep.orchestrate.BUSY_EXIT
+BUSY_EXIT = 75  # distalign.sweep.execute.BUSY_EXIT
 
 
 def free_port() -> int:
