@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -42,10 +41,10 @@ def test_a_second_driver_is_told_who_holds_the_folder_and_a_killed_holder_frees_
             holder.kill()
 
 
-def _create_store(uri: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def _create_store(uri: str, ready: multiprocessing.synchronize.Barrier) -> None:  # type: ignore[name-defined]
     from mlflow.tracking import MlflowClient
 
-    ready.wait(60)
+    ready.wait(120)  # every process has imported MLflow: they open the store at the same moment
     with tracking_store_lock(uri):
         MlflowClient(tracking_uri=uri).search_experiments()
 
@@ -56,12 +55,10 @@ def test_two_first_runs_create_one_mlflow_store(tmp_path: Path) -> None:
     creation alone races: "duplicate column name")."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
+    ready = ctx.Barrier(4)
     procs = [ctx.Process(target=_create_store, args=(uri, ready)) for _ in range(4)]
     for p in procs:
         p.start()
-    time.sleep(5)  # all imported and waiting
-    ready.set()
     for p in procs:
         p.join(300)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
