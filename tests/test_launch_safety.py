@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,43 +140,55 @@ def test_two_identical_sweeps_started_together_pay_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and not alone.received, again.stderr[-3000:]
 
 
-def _shard(tmp_path: Path) -> Path:
-    shards = sorted((tmp_path / "store").glob("shard-*.sqlite"), key=lambda p: p.stat().st_size)
+def _shard(root: Path) -> Path:
+    shards = sorted((root / "store").glob("shard-*.sqlite"), key=lambda p: p.stat().st_size)
     assert shards, "no shard written"
     return shards[-1]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncated", "corrupt_page", "cut_row"])
-def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(tmp_path: Path, damage: str) -> None:
-    """A shard truncated, with a page overwritten, or with one entry cut short: the rerun (another sweep
-    name, so its cells are not finished yet) says so in one warning naming the file, sends again only what
-    was lost, finishes, and ``cache stats|export|verify`` work on the store afterwards."""
+@pytest.fixture(scope="module")
+def first_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenAIStub, Path]]:
+    """One sweep against a stub that stays up: each damage test damages its own copy of the store and
+    reruns against the same server, so the rerun's requests are the first sweep's."""
+    root = tmp_path_factory.mktemp("first")
     stub = OpenAIStub(reply=_answer).start()
     try:
-        first = launch(tmp_path, *_api(stub), env=KEY_ENV, timeout=600)
+        first = launch(root, *_api(stub), env=KEY_ENV, timeout=600)
         assert first.returncode == 0, first.stderr[-3000:]
-        sent_first = len(stub.received)
-        shard = _shard(tmp_path)
-        conn = sqlite3.connect(shard)
-        total = conn.execute("SELECT count(*) FROM responses").fetchone()[0]
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        if damage == "cut_row":
-            conn.execute("UPDATE responses SET result = substr(result, 1, 25) WHERE rowid = 1")
-            conn.commit()
-        conn.close()
-        if damage == "truncated":
-            os.truncate(shard, 4096)
-        elif damage == "corrupt_page":
-            with shard.open("r+b") as f:
-                f.seek(4096 + 200)
-                f.write(b"\xff" * 1500)
-        again = launch(tmp_path, *_api(stub, "sweep.name=rerun"), env=KEY_ENV, timeout=600)
+        yield stub, root
     finally:
         stub.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "corrupt_page", "cut_row"])
+def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(
+    first_sweep: tuple[OpenAIStub, Path], tmp_path: Path, damage: str
+) -> None:
+    """A shard truncated, with a page overwritten, or with one entry cut short: the rerun (in a folder with
+    no finished cell) says so in one warning naming the file, sends again only what
+    was lost, finishes, and ``cache stats|export|verify`` work on the store afterwards."""
+    stub, first = first_sweep
+    shutil.copytree(first / "store", tmp_path / "store")
+    shard = _shard(tmp_path)
+    conn = sqlite3.connect(shard)
+    total = conn.execute("SELECT count(*) FROM responses").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if damage == "cut_row":
+        conn.execute("UPDATE responses SET result = substr(result, 1, 25) WHERE rowid = 1")
+        conn.commit()
+    conn.close()
+    if damage == "truncated":
+        os.truncate(shard, 4096)
+    elif damage == "corrupt_page":
+        with shard.open("r+b") as f:
+            f.seek(4096 + 200)
+            f.write(b"\xff" * 1500)
+    sent_before = len(stub.received)
+    again = launch(tmp_path, *_api(stub, "sweep.name=rerun"), env=KEY_ENV, timeout=600)
     out = again.stdout + again.stderr
     assert again.returncode == 0 and "Traceback" not in out, out[-4000:]
-    resent = len(stub.received) - sent_first
+    resent = len(stub.received) - sent_before
     warned = [line for line in out.splitlines() if shard.name in line]
     assert len(warned) == 1, warned
     if damage == "cut_row":
