@@ -166,8 +166,8 @@ def test_a_damaged_store_is_moved_aside_and_the_sweep_goes_on(
     first_sweep: tuple[OpenAIStub, Path], tmp_path: Path, damage: str
 ) -> None:
     """A shard truncated, with a page overwritten, or with one entry cut short: the rerun (in a folder with
-    no finished cell) says so in one warning naming the file, sends again only what
-    was lost, finishes, and ``cache stats|export|verify`` work on the store afterwards."""
+    no finished cell) says so in one warning naming the file, sends again only what was lost, finishes, and
+    ``cache stats|export|verify`` work on the store afterwards."""
     stub, first = first_sweep
     shutil.copytree(first / "store", tmp_path / "store")
     shard = _shard(tmp_path)

@@ -1,8 +1,8 @@
-"""From composed cells to a finished, tracked sweep: validate, (dry-)plan, run, then the leaderboard.
+"""From composed cells to a sweep: validate, then print the plan (a dry run) or hand the cells to
+:mod:`distalign.sweep.execute`, which runs them, tracks them and prints the leaderboard.
 
 Shared by the Hydra launcher (a whole grid) and a plain ``python launch.py`` (one cell), so both paths
-behave identically. The leaderboard is computed from the sweep folder (the cells' Parquet files, finished
-now or before a resume); MLflow only receives it.
+behave identically.
 """
 
 from __future__ import annotations
