@@ -61,7 +61,7 @@ def release_dir() -> Path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Modules with slow tests run first (each module kept whole, so its fixtures are set up once): on
-    several workers (``-n 2``) the long tests then run side by side instead of one worker finishing them
+    several workers (``-n 3``) the long tests then run side by side instead of one worker finishing them
     alone while the other idles."""
     slow_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
     order = {id(item): i for i, item in enumerate(items)}
