@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(func=_verify)
 
 
-def _open_store(folder: Path | None) -> Any:
+def _open_store(folder: Path | None) -> ResponseStore:
     root = folder if folder is not None else default_store_root()
     if not root.is_dir():
         raise InputError("no response store here (set --store or DISTALIGN_STORE)", file=root)
@@ -87,16 +87,17 @@ def stats_text(stats: dict[str, Any]) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    stats = _open_store(args.store).stats()
+    with _open_store(args.store) as store:
+        stats = store.stats()
     print(json.dumps(stats, indent=2) if args.json else stats_text(stats))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
     if not args.file.parent.is_dir():
         raise InputError("the output folder does not exist", file=args.file)
-    count = store.export(args.file)
+    with _open_store(args.store) as store:
+        count = store.export(args.file)
     print(f"exported {count} entries to {args.file}")
     return 0
 
@@ -109,7 +110,11 @@ def _confirm(what: str) -> bool:
 
 
 def _clear(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
+    with _open_store(args.store) as store:
+        return _clear_from(store, args)
+
+
+def _clear_from(store: ResponseStore, args: argparse.Namespace) -> int:
     models: dict[str, int] = store.stats()["models"]
     if args.model is not None and args.model not in models:
         known = ", ".join(models) if models else "none, the store is empty"
@@ -127,8 +132,8 @@ def _clear(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
-    report = store.verify()
+    with _open_store(args.store) as store:
+        report = store.verify()
     for entry in report:
         name = Path(entry["shard"]).name
         if entry["status"] == "ok":

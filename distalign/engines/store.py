@@ -188,6 +188,19 @@ class ResponseStore:
         self._writer: sqlite3.Connection | None = None
         self._checked: set[Path] = set()
 
+    def close(self) -> None:
+        """Close this process's shard: its WAL is checkpointed into the shard and its -wal/-shm files go."""
+        with self._lock:
+            if self._writer is not None and self._pid == os.getpid():
+                self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> ResponseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------------------------ reading
     def shards(self) -> list[Path]:
         return sorted(self.root.glob("shard-*.sqlite")) if self.root.is_dir() else []

@@ -74,7 +74,8 @@ def run_validated(validated: Validated, settings: SweepSettings) -> Outcome:
         check_ray_address(settings)
         check_tracking_uri(resolve_tracking_uri(settings.tracking_uri))
         lock.acquire()  # one driver per sweep folder; the kernel releases it if this process dies
-        ResponseStore(store_root(settings)).check_writable()  # before any request is paid for
+        with ResponseStore(store_root(settings)) as store:
+            store.check_writable()  # before any request is paid for
         with tracking_store_lock(resolve_tracking_uri(settings.tracking_uri)):
             tracker = MLflowTracker(
                 settings.tracking_uri,

@@ -452,6 +452,7 @@ def run_sweep(
                 driver.run([c for c in todo if c.config.model.name not in batches.pending_models])
         finally:
             engines.shutdown()
+            store.close()
     except BaseException:
         _flush_quietly(tracker)  # the cells finished before the error or Ctrl-C are still recorded
         raise

@@ -120,6 +120,20 @@ def test_roundtrip_keeps_type_and_values_and_skips_errors(tmp_path: Path) -> Non
     assert type(got["k1"]) is OptionLogprobResult and type(got["k2"]) is GenerateResult
 
 
+def test_a_closed_store_leaves_only_its_shard_and_keeps_every_answer(tmp_path: Path) -> None:
+    """Closing checkpoints the write-ahead log into the shard: no -wal/-shm file is left for the next
+    process to recover, and a store used again after closing reopens its shard."""
+    answer = GenerateResult(texts=("A",))
+    with ResponseStore(tmp_path) as store:
+        store.put_many([("k1", answer)], model="m")
+        assert any(p.name.endswith("-wal") for p in tmp_path.iterdir())  # open: WAL mode
+    assert [p.name for p in tmp_path.iterdir()] == [f"shard-{socket.gethostname()}-{os.getpid()}.sqlite"]
+    store.put_many([("k2", answer)], model="m")
+    store.close()
+    assert ResponseStore(tmp_path).get_many(["k1", "k2"]) == {"k1": answer, "k2": answer}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm"))]
+
+
 def test_stats_export_and_clear_by_model(tmp_path: Path) -> None:
     store = ResponseStore(tmp_path)
     store.put_many([("a1", GenerateResult(texts=("x",))), ("a2", GenerateResult(texts=("y",)))], model="a")

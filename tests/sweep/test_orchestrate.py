@@ -36,6 +36,8 @@ def test_reruns_never_lower_the_record_and_damaged_cells_are_run_again(tmp_path:
     assert before.data.metrics["requests"] > 0
     for child in children:  # a cell's own time, not the time since the sweep started
         assert 0 < child.data.metrics["wall_time_s"] <= before.data.metrics["wall_time_s"]
+    store = sorted(p.name for p in (tmp_path / "store").iterdir())  # the driver closed its response store
+    assert len(store) == 1 and store[0].endswith(".sqlite"), store
 
     again = launch(tmp_path, *grid, timeout=600)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
