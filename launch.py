@@ -27,6 +27,9 @@ def _stopped() -> NoReturn:
 # SIGTERM (a scheduler, `kill`) stops a launch the way Ctrl-C does, from its first line on
 signal.signal(signal.SIGTERM, _interrupt)
 try:
+    from distalign.cli.collector import tune_for_a_command
+
+    tune_for_a_command()  # before the thousands of imports it is for
     import hydra
     from omegaconf import DictConfig
 

@@ -119,6 +119,17 @@ def test_score_throughput_runs_on_the_fixture(tmp_path: Path) -> None:
     assert "3,000 predictions" in out.stdout and re.search(r"overall \d+x", out.stdout), out.stdout
 
 
+@pytest.mark.slow
+def test_command_latency_times_both_collector_settings_of_each_command(tmp_path: Path) -> None:
+    stdout = _bench(tmp_path, "command_latency.py", "--repeat", "1", timeout=600)
+    lines = [x for x in stdout.splitlines() if re.search(r": default [\d.]+ s .*tuned [\d.]+ s .*ratio", x)]
+    assert [x.split(":")[0] for x in lines] == [
+        "sweep (launch.py -m experiment=smoke, inline)",
+        "distalign baselines --data-dir fixture",
+    ], stdout
+    assert re.search(r"sweep tuned/default: [\d.]+; (meets|misses) the target 0.80", stdout)
+
+
 def _efficiency(engine: str, tmp_path: Path) -> str:
     out = subprocess.run(
         [

@@ -78,6 +78,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the console command, not a call from Python: see ``collector``
+        from distalign.cli.collector import tune_for_a_command
+
+        tune_for_a_command()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
