@@ -451,8 +451,10 @@ def run_sweep(
                 driver.batch_sent = batches.batch_of
                 driver.run([c for c in todo if c.config.model.name not in batches.pending_models])
         finally:
-            engines.shutdown()
-            store.close()
+            try:
+                engines.shutdown()
+            finally:
+                store.close()
     except BaseException:
         _flush_quietly(tracker)  # the cells finished before the error or Ctrl-C are still recorded
         raise
